@@ -1,0 +1,69 @@
+# Everything a developer or CI needs, from a fresh clone: `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+# checkov pins many libraries of its own: it gets a virtual environment of its own.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-stamp
+NODE_STAMP := node_modules/.installed-stamp
+FILE ?= local_stack/samples/one-request.json
+
+.PHONY: help setup lint typecheck test unit run serve post watch bench clean
+
+help:
+	@echo "make run    - start Azurite, the Graph emulator and the development host, run the sample batch, print outcomes"
+	@echo "make test   - lint, type-check and run every test (starts and stops its own local stack)"
+	@echo "make serve  - keep the local stack running until Ctrl-C"
+	@echo "make post FILE=msg.json - post a message file to user-onboard on the running stack"
+	@echo "make watch  - print events from user-onboard-events as they arrive"
+	@echo "make bench  - run the benchmarks (figures go in docs/benchmarks.md)"
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+$(CHECKOV_STAMP): requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+setup: $(STAMP) $(CHECKOV_STAMP) $(NODE_STAMP)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+test: setup lint typecheck
+	CHECKOV=$(CURDIR)/$(CHECKOV_VENV)/bin/checkov $(VENV)/bin/pytest
+
+unit: $(STAMP)
+	$(VENV)/bin/pytest tests/unit
+
+run: $(STAMP) $(NODE_STAMP)
+	$(PY) -m local_stack.run
+
+serve: $(STAMP) $(NODE_STAMP)
+	$(PY) -m local_stack.serve
+
+post: $(STAMP)
+	$(PY) -m local_stack.post $(FILE)
+
+watch: $(STAMP)
+	$(PY) -m local_stack.watch
+
+bench: $(STAMP) $(NODE_STAMP)
+	$(PY) -m local_stack.bench
+
+clean:
+	rm -rf .state .mypy_cache .ruff_cache .pytest_cache

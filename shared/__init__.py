@@ -1,0 +1,1 @@
+"""user-onboarding: the function app's package (contract, workflow, ports, service, adapters)."""

@@ -1,0 +1,534 @@
+"""The `Directory` port on Microsoft Graph, through msgraph-sdk.
+
+Request URLs come from msgraph-sdk's request builders (which percent-encode path
+segments and query values); answers are read as raw JSON through the SDK's request
+adapter (auth, middleware), which avoids loading ~1,200 typed model modules on a cold
+start. `$batch` bodies are built here (msgraph-core's helpers send `depends_on`).
+
+Every msgraph-sdk `APIError`/`ODataError` and httpx error is translated into
+`shared.errors` in `_translate`, and nowhere else.
+
+OData string literals escape `'` as `''` (`odata_literal`); that is the only way a
+value from a message reaches a `$filter`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import quote, urlsplit
+
+import httpx
+from kiota_abstractions.api_error import APIError
+from kiota_abstractions.authentication import (
+    AccessTokenProvider,
+    AllowedHostsValidator,
+    AuthenticationProvider,
+    BaseBearerTokenAuthenticationProvider,
+)
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.headers_collection import HeadersCollection
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
+from kiota_http.middleware.options import RetryHandlerOption
+from msgraph import GraphServiceClient
+from msgraph.generated.models.assigned_license import AssignedLicense
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.generated.models.user import User
+from msgraph.generated.users.item.assign_license.assign_license_post_request_body import (
+    AssignLicensePostRequestBody,
+)
+from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
+from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph_core import GraphClientFactory
+
+from shared.contract import FailureCode, UserIdentifiers
+from shared.errors import GraphError, GraphRefused, GraphUnavailable
+from shared.ports import (
+    Ambiguous,
+    DirectoryUser,
+    Found,
+    LicenseAssignment,
+    Lookup,
+    LookupFailed,
+    NotFound,
+    ServicePlan,
+    Sku,
+    SkuCatalog,
+)
+from shared.settings import LOCAL_GRAPH_TOKEN
+
+log = logging.getLogger("user_onboarding.graph")
+
+USER_FIELDS: Final = (
+    "id",
+    "userPrincipalName",
+    "employeeId",
+    "accountEnabled",
+    "usageLocation",
+    "assignedLicenses",
+    "onPremisesSyncEnabled",
+    "onPremisesLastSyncDateTime",
+    "onPremisesImmutableId",
+)
+SKU_FIELDS: Final = (
+    "skuId",
+    "skuPartNumber",
+    "appliesTo",
+    "capabilityStatus",
+    "consumedUnits",
+    "prepaidUnits",
+    "servicePlans",
+)
+BATCH_LIMIT: Final = 20
+GRAPH_SCOPE: Final = "https://graph.microsoft.com/.default"
+_ERRORS: Final = {"XXX": ODataError.create_from_discriminator_value}
+
+# assignLicense answers every refusal with 400 Request_BadRequest: the message is the
+# only thing that tells them apart (graph-facts.md).
+_ASSIGN_REFUSALS: Final = (
+    ("invalid usage location", FailureCode.USAGE_LOCATION_MISSING),
+    ("does not have any available licenses", FailureCode.NO_SEATS),
+    ("are mutually exclusive", FailureCode.MUTUALLY_EXCLUSIVE_PLANS),
+    ("depends on the service plan(s)", FailureCode.MISSING_PREREQUISITE),
+    ("does not correspond to a valid company license", FailureCode.UNKNOWN_SKU),
+)
+
+
+def odata_literal(value: str) -> str:
+    """An OData string literal: quoted, with `'` doubled."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _key_path(upn: str) -> str:
+    """`/users('...')`: how Graph wants a UPN that starts with `$`."""
+    return "/users(" + quote(odata_literal(upn), safe="'") + ")"
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """One lookup of one identifier: a key GET (`/users/{upn}`) or a `$filter` query."""
+
+    field: str
+    value: str
+
+    @property
+    def is_key(self) -> bool:
+        return self.field == "userPrincipalName"
+
+    def relative_url(self) -> str:
+        select = "$select=" + ",".join(USER_FIELDS)
+        if self.is_key:
+            path = (
+                _key_path(self.value)
+                if self.value.startswith("$")
+                else ("/users/" + quote(self.value, safe=""))
+            )
+            return f"{path}?{select}"
+        expression = f"{self.field} eq {odata_literal(self.value)}"
+        return f"/users?$filter={quote(expression, safe='')}&{select}"
+
+
+def _probes(ids: UserIdentifiers) -> list[_Probe]:
+    ordered = (
+        ("userPrincipalName", ids.user_principal_name),
+        ("employeeId", ids.employee_id),
+        ("onPremisesImmutableId", ids.immutable_id),
+    )
+    return [_Probe(name, value) for name, value in ordered if value is not None]
+
+
+class _FixedToken(AccessTokenProvider):  # type: ignore[misc]  # kiota is untyped here
+    """The local emulator's development token, only ever sent to loopback hosts."""
+
+    def __init__(self, host: str) -> None:
+        self._hosts = AllowedHostsValidator([host])
+
+    async def get_authorization_token(
+        self, uri: str, additional_authentication_context: dict[str, Any] | None = None
+    ) -> str:
+        return LOCAL_GRAPH_TOKEN
+
+    def get_allowed_hosts_validator(self) -> AllowedHostsValidator:
+        return self._hosts
+
+
+def build_adapter(
+    base_url: str,
+    *,
+    local: bool,
+    client_id: str | None = None,
+    timeout: httpx.Timeout | None = None,
+) -> GraphRequestAdapter:
+    """A request adapter for `base_url`: managed identity (azure-identity) in Azure, the
+    fixed development token for a loopback emulator."""
+    parts = urlsplit(base_url)
+    assert parts.hostname is not None
+    auth: AuthenticationProvider
+    if local:
+        auth = BaseBearerTokenAuthenticationProvider(_FixedToken(parts.hostname))
+    else:
+        from azure.identity import DefaultAzureCredential
+
+        # The sync credential: azure-identity's async one would need aiohttp. Tokens are
+        # cached by the credential, so the blocking call is rare.
+        credential = DefaultAzureCredential(managed_identity_client_id=client_id)
+        auth = AzureIdentityAuthenticationProvider(
+            credential, scopes=[GRAPH_SCOPE], allowed_hosts=[parts.hostname]
+        )
+    http = httpx.AsyncClient(timeout=timeout or httpx.Timeout(15.0, connect=5.0))
+    # The SDK's own retries sleep as long as Retry-After says (up to 3 minutes): turned
+    # off here; GraphDirectory retries briefly itself and leaves long waits to the queue.
+    client = GraphClientFactory.create_with_default_middleware(
+        client=http,
+        options={RetryHandlerOption.get_key(): RetryHandlerOption(should_retry=False)},
+    )
+    adapter = GraphRequestAdapter(auth, client=client)
+    adapter.base_url = base_url
+    return adapter
+
+
+class GraphDirectory:
+    """`shared.ports.Directory` on Microsoft Graph v1.0."""
+
+    def __init__(
+        self,
+        adapter: GraphRequestAdapter,
+        *,
+        retries: int = 2,
+        max_inline_wait: float = 5.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._adapter = adapter
+        self._client = GraphServiceClient(request_adapter=adapter)
+        self._retries = retries
+        self._max_inline_wait = max_inline_wait
+        self._sleep = sleep
+
+    # --- lookups -------------------------------------------------------------------------
+
+    async def find_user(self, ids: UserIdentifiers) -> Lookup:
+        for probe in _probes(ids):
+            try:
+                body = await self._send(functools.partial(self._probe_request, probe))
+            except GraphError as exc:
+                if exc.status == 404 and probe.is_key:
+                    continue
+                return LookupFailed(_as_lookup_error(exc))
+            result = _lookup_result(probe, body)
+            if not isinstance(result, NotFound):
+                return result
+        return NotFound()
+
+    async def find_users(self, many: Sequence[UserIdentifiers]) -> list[Lookup]:
+        """Look up through `$batch`, 20 per request; fall back to the next identifier only
+        for the users the previous one did not find."""
+        plans = [_probes(ids) for ids in many]
+        results: list[Lookup] = [NotFound() for _ in many]
+        stage = [0] * len(many)
+        todo = [i for i, plan in enumerate(plans) if plan]
+        while todo:
+            answers = await self._batch_lookup([plans[i][stage[i]] for i in todo])
+            next_round = []
+            for i, answer in zip(todo, answers, strict=True):
+                results[i] = answer
+                if isinstance(answer, NotFound) and stage[i] + 1 < len(plans[i]):
+                    stage[i] += 1
+                    next_round.append(i)
+            todo = next_round
+        return results
+
+    async def _batch_lookup(self, probes: Sequence[_Probe]) -> list[Lookup]:
+        out: list[Lookup] = []
+        for start in range(0, len(probes), BATCH_LIMIT):
+            chunk = probes[start : start + BATCH_LIMIT]
+            body = {
+                "requests": [
+                    {"id": str(n), "method": "GET", "url": probe.relative_url()}
+                    for n, probe in enumerate(chunk)
+                ]
+            }
+            try:
+                answer = await self._send(functools.partial(self._batch_request, body))
+                items = _batch_items(answer, len(chunk))
+            except GraphError as exc:
+                out.extend(LookupFailed(_as_lookup_error(exc)) for _ in chunk)
+                continue
+            for n, probe in enumerate(chunk):
+                status, headers, item_body = items[str(n)]
+                out.append(_batch_item_result(probe, status, headers, item_body))
+        return out
+
+    # --- SKUs and writes -----------------------------------------------------------------
+
+    async def subscribed_skus(self) -> SkuCatalog:
+        def request() -> RequestInformation:
+            params = self._client.subscribed_skus.SubscribedSkusRequestBuilderGetQueryParameters(
+                select=list(SKU_FIELDS)
+            )
+            return self._client.subscribed_skus.to_get_request_information(
+                RequestConfiguration(query_parameters=params)
+            )
+
+        return _catalog(await self._send(request))
+
+    async def set_usage_location(self, user_id: str, usage_location: str) -> None:
+        def request() -> RequestInformation:
+            return self._client.users.by_user_id(user_id).to_patch_request_information(
+                User(usage_location=usage_location)
+            )
+
+        await self._send(request, expect_body=False)
+
+    async def assign_licenses(self, user_id: str, add: Sequence[LicenseAssignment]) -> None:
+        def request() -> RequestInformation:
+            body = AssignLicensePostRequestBody(
+                add_licenses=[
+                    AssignedLicense(
+                        sku_id=uuid.UUID(item.sku_id),
+                        disabled_plans=[uuid.UUID(p) for p in item.disabled_plan_ids],
+                    )
+                    for item in add
+                ],
+                # Graph requires both arrays; the SDK omits an unset one.
+                remove_licenses=[],
+            )
+            builder = self._client.users.by_user_id(user_id).assign_license
+            return builder.to_post_request_information(body)
+
+        try:
+            await self._send(request, expect_body=False)
+        except GraphRefused as exc:
+            raise _assign_refusal(exc) from exc
+
+    # --- plumbing ------------------------------------------------------------------------
+
+    def _probe_request(self, probe: _Probe) -> RequestInformation:
+        if probe.is_key and probe.value.startswith("$"):
+            info = RequestInformation(Method.GET)
+            info.url = self._adapter.base_url + probe.relative_url()
+            return info
+        if probe.is_key:
+            params = UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(
+                select=list(USER_FIELDS)
+            )
+            return self._client.users.by_user_id(probe.value).to_get_request_information(
+                RequestConfiguration(query_parameters=params)
+            )
+        query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+            filter=f"{probe.field} eq {odata_literal(probe.value)}", select=list(USER_FIELDS)
+        )
+        return self._client.users.to_get_request_information(
+            RequestConfiguration(query_parameters=query)
+        )
+
+    def _batch_request(self, body: dict[str, Any]) -> RequestInformation:
+        info = RequestInformation(Method.POST)
+        info.url = self._adapter.base_url + "/$batch"
+        info.headers = HeadersCollection()
+        info.set_stream_content(json.dumps(body).encode(), "application/json")
+        return info
+
+    async def _send(
+        self, build: Callable[[], RequestInformation], *, expect_body: bool = True
+    ) -> Any:
+        """Send with a few short retries; GraphUnavailable when Graph asks to wait longer."""
+        attempt = 0
+        while True:
+            info = build()
+            info.headers.try_add("Accept", "application/json")
+            try:
+                if not expect_body:
+                    await self._adapter.send_no_response_content_async(info, _ERRORS)
+                    return None
+                raw = await self._adapter.send_primitive_async(info, "bytes", _ERRORS)
+                return _json(raw)
+            except (APIError, httpx.HTTPError) as exc:
+                error = _translate(exc)
+            if not isinstance(error, GraphUnavailable) or attempt >= self._retries:
+                raise error
+            wait = error.retry_after if error.retry_after is not None else 0.5 * 2**attempt
+            if wait > self._max_inline_wait:
+                raise error
+            attempt += 1
+            log.info("Graph %s; retrying in %.1fs (attempt %d)", error, wait, attempt)
+            await self._sleep(wait)
+
+
+# --- translation: the one place Graph's and httpx's errors become ours ---------------------
+
+
+def _translate(exc: APIError | httpx.HTTPError) -> GraphError:
+    if isinstance(exc, httpx.HTTPError):
+        return GraphUnavailable(f"{type(exc).__name__}: {exc}", code="NetworkError")
+    status = exc.response_status_code or 0
+    headers = {k.lower(): v for k, v in (exc.response_headers or {}).items()}
+    code, message, request_id = "", str(exc), headers.get("request-id")
+    if isinstance(exc, ODataError) and exc.error is not None:
+        code = exc.error.code or ""
+        message = exc.error.message or message
+        inner = exc.error.inner_error
+        request_id = (inner.request_id if inner is not None else None) or request_id
+    return _classify(status, code, message, request_id, headers.get("retry-after"))
+
+
+def _classify(
+    status: int, code: str, message: str, request_id: str | None, retry_after: str | None
+) -> GraphError:
+    # 401/403 count as transient: a missing grant is fixed by an admin, and requests
+    # should then go through rather than all fail at once.
+    if status == 429 or status >= 500 or status in (401, 403, 408):
+        return GraphUnavailable(
+            message,
+            status=status,
+            code=code,
+            retry_after=_seconds(retry_after),
+            request_id=request_id,
+        )
+    return GraphRefused(
+        message, reason=FailureCode.GRAPH_REJECTED, status=status, code=code, request_id=request_id
+    )
+
+
+def _assign_refusal(exc: GraphRefused) -> GraphRefused:
+    lowered = exc.graph_message.lower()
+    for fragment, reason in _ASSIGN_REFUSALS:
+        if exc.status == 400 and fragment in lowered:
+            return GraphRefused(
+                exc.graph_message,
+                reason=reason,
+                status=exc.status,
+                code=exc.code,
+                request_id=exc.request_id,
+            )
+    return exc
+
+
+def _as_lookup_error(exc: GraphError) -> GraphUnavailable | GraphRefused:
+    if isinstance(exc, GraphUnavailable | GraphRefused):
+        return exc
+    return GraphUnavailable(exc.graph_message, status=exc.status, code=exc.code)
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _json(raw: bytes | None) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except (ValueError, UnicodeDecodeError):
+        raise GraphUnavailable(
+            "Graph answered with a body that is not JSON", code="MalformedResponse"
+        ) from None
+
+
+def _malformed(what: str) -> GraphUnavailable:
+    return GraphUnavailable(f"Graph answered with a malformed {what}", code="MalformedResponse")
+
+
+def _user(body: Any) -> DirectoryUser:
+    if not isinstance(body, dict) or not isinstance(body.get("id"), str):
+        raise _malformed("user")
+    licenses = body.get("assignedLicenses") or []
+    sync = body.get("onPremisesSyncEnabled")
+    if not isinstance(licenses, list) or sync not in (True, False, None):
+        raise _malformed("user")
+    return DirectoryUser(
+        id=body["id"],
+        user_principal_name=str(body.get("userPrincipalName") or ""),
+        sync_enabled=sync,
+        usage_location=body.get("usageLocation") or None,
+        assigned_sku_ids=frozenset(
+            str(item.get("skuId", "")).lower() for item in licenses if isinstance(item, dict)
+        ),
+    )
+
+
+def _lookup_result(probe: _Probe, body: Any) -> Lookup:
+    try:
+        if probe.is_key:
+            return Found(_user(body))
+        values = body.get("value") if isinstance(body, dict) else None
+        if not isinstance(values, list):
+            raise _malformed("user list")
+        if not values:
+            return NotFound()
+        if len(values) > 1:
+            return Ambiguous(probe.field, len(values))
+        return Found(_user(values[0]))
+    except GraphUnavailable as exc:
+        return LookupFailed(exc)
+
+
+def _batch_items(answer: Any, expected: int) -> dict[str, tuple[int, dict[str, str], Any]]:
+    responses = answer.get("responses") if isinstance(answer, dict) else None
+    if not isinstance(responses, list):
+        raise _malformed("$batch response")
+    items: dict[str, tuple[int, dict[str, str], Any]] = {}
+    for item in responses:
+        if isinstance(item, dict) and isinstance(item.get("status"), int):
+            headers = {str(k).lower(): str(v) for k, v in (item.get("headers") or {}).items()}
+            items[str(item.get("id"))] = (item["status"], headers, item.get("body"))
+    if len(items) != expected or any(str(n) not in items for n in range(expected)):
+        raise _malformed("$batch response")
+    return items
+
+
+def _batch_item_result(probe: _Probe, status: int, headers: dict[str, str], body: Any) -> Lookup:
+    if 200 <= status < 300:
+        return _lookup_result(probe, body)
+    if status == 404 and probe.is_key:
+        return NotFound()
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    inner = error.get("innerError")
+    inner = inner if isinstance(inner, dict) else {}
+    classified = _classify(
+        status,
+        str(error.get("code", "")),
+        str(error.get("message", f"batch item answered {status}")),
+        inner.get("request-id") or headers.get("request-id"),
+        headers.get("retry-after"),
+    )
+    return LookupFailed(_as_lookup_error(classified))
+
+
+def _catalog(body: Any) -> SkuCatalog:
+    values = body.get("value") if isinstance(body, dict) else None
+    if not isinstance(values, list):
+        raise _malformed("subscribedSkus list")
+    skus = []
+    for item in values:
+        try:
+            prepaid = item.get("prepaidUnits") or {}
+            skus.append(
+                Sku(
+                    id=str(item["skuId"]).lower(),
+                    part_number=str(item["skuPartNumber"]),
+                    applies_to=str(item.get("appliesTo") or ""),
+                    capability_status=str(item.get("capabilityStatus") or ""),
+                    enabled_units=int(prepaid.get("enabled") or 0),
+                    consumed_units=int(item.get("consumedUnits") or 0),
+                    service_plans=tuple(
+                        ServicePlan(str(p["servicePlanId"]).lower(), str(p["servicePlanName"]))
+                        for p in item.get("servicePlans") or []
+                    ),
+                )
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise _malformed("subscribedSkus entry") from None
+    return SkuCatalog(tuple(skus))

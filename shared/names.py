@@ -1,0 +1,24 @@
+"""Names the outside world depends on: queue names and app-setting names (contract v1)."""
+
+from typing import Final
+
+QUEUE_REQUESTS: Final = "user-onboard"
+QUEUE_POISON: Final = "user-onboard-poison"
+QUEUE_PENDING: Final = "user-onboard-pending"
+QUEUE_EVENTS: Final = "user-onboard-events"
+ALL_QUEUES: Final = (QUEUE_REQUESTS, QUEUE_POISON, QUEUE_PENDING, QUEUE_EVENTS)
+
+STORAGE_CONNECTION: Final = "AzureWebJobsStorage"
+
+# Every app setting the app reads (besides the AzureWebJobsStorage connection).
+APP_SETTINGS: Final = (
+    "GRAPH_BASE_URL",
+    "AZURE_CLIENT_ID",
+    "SWEEP_SCHEDULE",
+    "SYNC_TIMEOUT",
+    "RECHECK_INITIAL_DELAY",
+    "RECHECK_MAX_DELAY",
+    "DEFAULT_USAGE_LOCATION",
+    "SET_USAGE_LOCATION",
+    "DEFAULT_LICENSES",
+)

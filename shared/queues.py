@@ -1,0 +1,135 @@
+"""The queue ports on Azure Storage queues (azure-storage-queue).
+
+Messages are plain UTF-8 text (host.json sets `messageEncoding: none`, and the SDK sends
+text as is by default). The SDK is synchronous; its calls run in a worker thread so the
+event loop keeps serving Graph calls. Storage errors are deliberately not caught: they
+belong to the Functions host's retry and poison handling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+from typing import Final
+
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
+
+from shared.contract import Event
+from shared.names import QUEUE_EVENTS, QUEUE_PENDING, QUEUE_POISON
+from shared.ports import QueuedMessage
+from shared.settings import StorageConnection
+
+NEVER_EXPIRES: Final = -1
+
+
+def service_client(connection: StorageConnection) -> QueueServiceClient:
+    """A client for the same storage the Functions host uses (AzureWebJobsStorage)."""
+    if connection.connection_string is not None:
+        return QueueServiceClient.from_connection_string(connection.connection_string)
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    assert connection.queue_service_uri is not None
+    credential = (
+        ManagedIdentityCredential(client_id=connection.client_id)
+        if connection.credential == "managedidentity"
+        else DefaultAzureCredential()
+    )
+    return QueueServiceClient(account_url=connection.queue_service_uri, credential=credential)
+
+
+def ensure_queues(service: QueueServiceClient, names: tuple[str, ...]) -> None:
+    """Create the queues if missing (locally; Bicep creates them in Azure)."""
+    for name in names:
+        with contextlib.suppress(ResourceExistsError):
+            service.create_queue(name)
+
+
+def _seconds(delay: timedelta) -> int:
+    return max(0, int(delay.total_seconds()))
+
+
+def _received(message: QueueMessage) -> QueuedMessage:
+    return QueuedMessage(
+        id=message.id,
+        pop_receipt=message.pop_receipt or "",
+        content=str(message.content),
+        dequeue_count=message.dequeue_count or 1,
+    )
+
+
+class StorageEventSink:
+    """`user-onboard-events`; events never expire, so a slow consumer loses nothing."""
+
+    def __init__(self, queue: QueueClient) -> None:
+        self._queue = queue
+
+    async def publish(self, event: Event) -> None:
+        await asyncio.to_thread(
+            self._queue.send_message, event.serialize(), time_to_live=NEVER_EXPIRES
+        )
+
+
+class StoragePendingQueue:
+    """`user-onboard-pending`: a message's visibility is its next check time."""
+
+    def __init__(self, queue: QueueClient) -> None:
+        self._queue = queue
+
+    async def park(self, content: str, visible_in: timedelta) -> None:
+        await asyncio.to_thread(
+            self._queue.send_message,
+            content,
+            visibility_timeout=_seconds(visible_in),
+            time_to_live=NEVER_EXPIRES,
+        )
+
+    async def receive_due(self, max_messages: int, lease: timedelta) -> list[QueuedMessage]:
+        return await asyncio.to_thread(self._receive, max_messages, lease)
+
+    def _receive(self, max_messages: int, lease: timedelta) -> list[QueuedMessage]:
+        pages = self._queue.receive_messages(
+            messages_per_page=min(32, max_messages),
+            max_messages=max_messages,
+            visibility_timeout=_seconds(lease),
+        )
+        return [_received(m) for m in pages]
+
+    async def reschedule(self, message: QueuedMessage, content: str, visible_in: timedelta) -> None:
+        # One call replaces the content and hides the message: the new state is durable
+        # at the moment the old one stops being the current one.
+        await asyncio.to_thread(
+            self._queue.update_message,
+            message.id,
+            message.pop_receipt,
+            content=content,
+            visibility_timeout=_seconds(visible_in),
+        )
+
+    async def complete(self, message: QueuedMessage) -> None:
+        await asyncio.to_thread(self._queue.delete_message, message.id, message.pop_receipt)
+
+
+class StoragePoisonQueue:
+    """`user-onboard-poison`, as the sweep reads it."""
+
+    def __init__(self, queue: QueueClient) -> None:
+        self._queue = queue
+        self._reader = StoragePendingQueue(queue)
+
+    async def receive(self, max_messages: int, lease: timedelta) -> list[QueuedMessage]:
+        return await self._reader.receive_due(max_messages, lease)
+
+    async def remove(self, message: QueuedMessage) -> None:
+        await self._reader.complete(message)
+
+
+def storage_ports(
+    service: QueueServiceClient,
+) -> tuple[StoragePendingQueue, StoragePoisonQueue, StorageEventSink]:
+    return (
+        StoragePendingQueue(service.get_queue_client(QUEUE_PENDING)),
+        StoragePoisonQueue(service.get_queue_client(QUEUE_POISON)),
+        StorageEventSink(service.get_queue_client(QUEUE_EVENTS)),
+    )

@@ -1,0 +1,421 @@
+"""The two use cases: `handle_request` (queue trigger) and `sweep` (timer trigger).
+
+They carry out `shared.workflow`'s decisions through the ports, in an order that makes a
+crash at any line safe: a message is acknowledged (deleted, or rescheduled with its new
+state) only after its outcome is durable (event published or next state written). A
+replay after a crash repeats events with the same deterministic ids, which consumers
+deduplicate on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from collections import Counter
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Final, TypeVar
+
+from shared.contract import (
+    FailureCode,
+    LicenseRequest,
+    Reason,
+    RejectionCode,
+    Subject,
+    awaiting_sync_event,
+    blocked_event,
+    decode_body,
+    failed_event,
+    licensed_event,
+    parse_request,
+    rejected_event,
+    request_id_of,
+)
+from shared.errors import GraphRefused, GraphUnavailable, InvalidRequest
+from shared.ports import (
+    Clock,
+    Directory,
+    DirectoryUser,
+    EventSink,
+    PendingQueue,
+    PoisonQueue,
+    QueuedMessage,
+    SkuCatalog,
+)
+from shared.workflow import (
+    Backoff,
+    Decision,
+    Fail,
+    LastSeen,
+    License,
+    LicensePlan,
+    PendingState,
+    Wait,
+    admit,
+    after_lookup,
+    after_no_seats,
+    after_unavailable,
+    plan_licenses,
+    refused_by_graph,
+)
+
+log = logging.getLogger("user_onboarding")
+
+LOOKUP_CHUNK: Final = 100  # pending messages looked up together: five full $batch requests
+RECEIVE_MAX: Final = 32  # Azure Storage returns at most 32 messages per receive
+MAX_ORIGINAL_CHARS: Final = 16_384
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the settings decide, plus operational bounds."""
+
+    backoff: Backoff
+    sync_timeout: timedelta
+    default_licenses: tuple[LicenseRequest, ...] | None = None
+    default_usage_location: str | None = None
+    set_usage_location: bool = True
+    sku_cache_ttl: timedelta = timedelta(minutes=5)
+    # A sweep stops taking new messages after this long (well inside functionTimeout).
+    sweep_budget_seconds: float = 240.0
+    # How long a received pending message stays hidden while the sweep works on it.
+    pending_lease: timedelta = timedelta(minutes=5)
+    concurrency: int = 8
+
+
+class SkuCache:
+    """`subscribedSkus`, kept per process for `ttl` and refreshed on demand when stale."""
+
+    def __init__(self, directory: Directory, clock: Clock, ttl: timedelta) -> None:
+        self._directory = directory
+        self._clock = clock
+        self._ttl = ttl.total_seconds()
+        self._catalog: SkuCatalog | None = None
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def get(self, *, refresh: bool = False) -> SkuCatalog:
+        async with self._lock:
+            age = self._clock.monotonic() - self._fetched_at
+            if refresh or self._catalog is None or age >= self._ttl:
+                self._catalog = await self._directory.subscribed_skus()
+                self._fetched_at = self._clock.monotonic()
+            return self._catalog
+
+    def invalidate(self) -> None:
+        self._catalog = None
+
+
+@dataclass(frozen=True)
+class Licensed:
+    user: DirectoryUser
+    plan: LicensePlan
+
+
+Outcome = Decision | Licensed
+
+
+@dataclass
+class SweepReport:
+    outcomes: Counter[str] = field(default_factory=Counter)
+    errors: list[BaseException] = field(default_factory=list)
+    stopped_by_budget: bool = False
+
+    def summary(self) -> str:
+        parts = [f"{name}={count}" for name, count in sorted(self.outcomes.items())]
+        if self.stopped_by_budget:
+            parts.append("stopped_by_budget")
+        return " ".join(parts) or "nothing due"
+
+
+class OnboardingService:
+    def __init__(
+        self,
+        *,
+        directory: Directory,
+        pending: PendingQueue,
+        poison: PoisonQueue,
+        events: EventSink,
+        clock: Clock,
+        policy: Policy,
+        skus: SkuCache | None = None,
+    ) -> None:
+        self._directory = directory
+        self._pending = pending
+        self._poison = poison
+        self._events = events
+        self._clock = clock
+        self._policy = policy
+        self._skus = skus or SkuCache(directory, clock, policy.sku_cache_ttl)
+
+    # --- queue trigger ---------------------------------------------------------------
+
+    async def handle_request(self, body: bytes | str, message_id: str) -> str:
+        """Handle one `user-onboard` message; returns the outcome's name for the log."""
+        now = self._clock.now()
+        try:
+            state = admit(
+                parse_request(body),
+                now,
+                default_licenses=self._policy.default_licenses,
+                sync_timeout=self._policy.sync_timeout,
+            )
+        except InvalidRequest as exc:
+            await self._events.publish(
+                rejected_event(
+                    now,
+                    reason=Reason(RejectionCode.INVALID_MESSAGE, str(exc)),
+                    request_id=exc.request_id,
+                    message_id=message_id,
+                    errors=exc.errors,
+                )
+            )
+            return "rejected"
+        lookup = await self._directory.find_user(state.request.identifiers)
+        return await self._advance(state, after_lookup(state, lookup, now, self._policy.backoff))
+
+    # --- timer trigger ---------------------------------------------------------------
+
+    async def sweep(self) -> SweepReport:
+        """Report poisoned messages, then recheck every due pending request, within budget."""
+        report = SweepReport()
+        started = self._clock.monotonic()
+
+        def out_of_time() -> bool:
+            report.stopped_by_budget = (
+                self._clock.monotonic() - started >= self._policy.sweep_budget_seconds
+            )
+            return report.stopped_by_budget
+
+        while not out_of_time():
+            poisoned = await self._poison.receive(RECEIVE_MAX, self._policy.pending_lease)
+            if not poisoned:
+                break
+            for message in poisoned:
+                await self._report_poison(message)
+                report.outcomes["poison_reported"] += 1
+
+        while not out_of_time():
+            chunk = await self._receive_chunk()
+            if not chunk:
+                break
+            await self._recheck(chunk, report)
+        return report
+
+    async def _receive_chunk(self) -> list[QueuedMessage]:
+        chunk: list[QueuedMessage] = []
+        while len(chunk) < LOOKUP_CHUNK:
+            wanted = min(RECEIVE_MAX, LOOKUP_CHUNK - len(chunk))
+            got = await self._pending.receive_due(wanted, self._policy.pending_lease)
+            chunk.extend(got)
+            if len(got) < wanted:
+                break
+        return chunk
+
+    async def _recheck(self, chunk: Sequence[QueuedMessage], report: SweepReport) -> None:
+        parked: list[tuple[QueuedMessage, PendingState]] = []
+        for message in chunk:
+            try:
+                parked.append((message, PendingState.deserialize(message.content)))
+            except ValueError as exc:
+                await self._reject_unreadable_pending(message, str(exc))
+                report.outcomes["rejected"] += 1
+        lookups = await self._directory.find_users([s.request.identifiers for _, s in parked])
+        now = self._clock.now()
+        jobs = [
+            self._advance(state, after_lookup(state, lookup, now, self._policy.backoff), message)
+            for (message, state), lookup in zip(parked, lookups, strict=True)
+        ]
+        for result in await self._bounded(jobs):
+            if isinstance(result, BaseException):
+                log.error("sweep item failed", exc_info=result)
+                report.errors.append(result)
+                report.outcomes["error"] += 1
+            else:
+                report.outcomes[result] += 1
+
+    async def _bounded(self, jobs: Sequence[Awaitable[T]]) -> list[T | BaseException]:
+        gate = asyncio.Semaphore(self._policy.concurrency)
+
+        async def run(job: Awaitable[T]) -> T:
+            async with gate:
+                return await job
+
+        return await asyncio.gather(*(run(job) for job in jobs), return_exceptions=True)
+
+    # --- carrying decisions out ------------------------------------------------------
+
+    async def _advance(
+        self, state: PendingState, decision: Decision, message: QueuedMessage | None = None
+    ) -> str:
+        outcome: Outcome = decision
+        if isinstance(decision, License):
+            outcome = await self._license(state, decision.user)
+        return await self._settle(state, outcome, message)
+
+    async def _license(self, state: PendingState, user: DirectoryUser) -> Outcome:
+        """Plan against the SKU catalog (refreshed once if it looks stale) and write."""
+        state = replace(state, last_seen=LastSeen.SYNCED)
+        refreshed = False
+        for _ in range(2):
+            now = self._clock.now()
+            try:
+                catalog = await self._skus.get(refresh=refreshed)
+            except GraphUnavailable as exc:
+                return after_unavailable(state, exc, now, self._policy.backoff)
+            except GraphRefused as exc:
+                return refused_by_graph(exc)
+            plan = plan_licenses(
+                state.licenses,
+                catalog,
+                user,
+                requested_location=state.request.usage_location,
+                default_location=self._policy.default_usage_location,
+                may_write_location=self._policy.set_usage_location,
+            )
+            stale = (isinstance(plan, Fail) and plan.reason.code == FailureCode.UNKNOWN_SKU) or (
+                isinstance(plan, LicensePlan) and bool(plan.short_of_seats)
+            )
+            if stale and not refreshed:
+                refreshed = True
+                continue
+            if isinstance(plan, Fail):
+                return plan
+            if plan.short_of_seats:
+                return after_no_seats(
+                    state,
+                    f"no free seat for {', '.join(plan.short_of_seats)}",
+                    now,
+                    self._policy.backoff,
+                )
+            try:
+                await self._write(user, plan)
+            except GraphUnavailable as exc:
+                return after_unavailable(state, exc, self._clock.now(), self._policy.backoff)
+            except GraphRefused as exc:
+                if exc.reason == FailureCode.NO_SEATS:
+                    self._skus.invalidate()
+                    return after_no_seats(
+                        state, exc.graph_message, self._clock.now(), self._policy.backoff
+                    )
+                if exc.reason == FailureCode.UNKNOWN_SKU and not refreshed:
+                    refreshed = True
+                    continue
+                return refused_by_graph(exc)
+            return Licensed(user, plan)
+        raise AssertionError("unreachable: the second pass always returns")  # pragma: no cover
+
+    async def _write(self, user: DirectoryUser, plan: LicensePlan) -> None:
+        if plan.write_usage_location:
+            assert plan.usage_location is not None
+            await self._directory.set_usage_location(user.id, plan.usage_location)
+        if plan.to_assign:
+            await self._directory.assign_licenses(user.id, plan.to_assign)
+
+    async def _settle(
+        self, state: PendingState, outcome: Outcome, message: QueuedMessage | None
+    ) -> str:
+        """Publish what has to be published, then acknowledge: never the other way round."""
+        now = self._clock.now()
+        request = state.request
+        user = outcome.user if isinstance(outcome, Licensed) else None
+        who = Subject(
+            request.request_id,
+            user.user_principal_name if user else request.identifiers.user_principal_name,
+            user.id if user else None,
+        )
+        match outcome:
+            case Licensed(plan=plan):
+                await self._events.publish(
+                    licensed_event(
+                        who,
+                        now,
+                        licenses=plan.outcomes,
+                        usage_location=plan.usage_location or "",
+                    )
+                )
+                name = "licensed"
+            case Fail(reason=reason, details=details):
+                await self._events.publish(failed_event(who, now, reason=reason, details=details))
+                name = f"failed:{reason.code}"
+            case Wait(state=next_state, next_check=next_check, announce=announce, reason=reason):
+                if announce == "awaiting_sync":
+                    await self._events.publish(
+                        awaiting_sync_event(
+                            who,
+                            now,
+                            last_seen=next_state.last_seen or LastSeen.NOT_FOUND,
+                            next_check=next_check,
+                            deadline=next_state.deadline,
+                        )
+                    )
+                elif announce == "blocked":
+                    assert reason is not None
+                    await self._events.publish(
+                        blocked_event(
+                            who,
+                            now,
+                            reason=reason,
+                            next_check=next_check,
+                            deadline=next_state.deadline,
+                        )
+                    )
+                delay = _visibility_delay(next_check, now)
+                if message is None:
+                    await self._pending.park(next_state.serialize(), delay)
+                else:
+                    await self._pending.reschedule(message, next_state.serialize(), delay)
+                return "blocked" if next_state.blocked_sent else "waiting"
+            case _:  # pragma: no cover
+                raise AssertionError(f"unexpected outcome {outcome!r}")
+        if message is not None:
+            await self._pending.complete(message)
+        return name
+
+    async def _report_poison(self, message: QueuedMessage) -> None:
+        event = rejected_event(
+            self._clock.now(),
+            reason=Reason(
+                RejectionCode.POISON,
+                "the Functions host gave up on this message after repeated failures",
+            ),
+            request_id=_request_id_in(message.content),
+            message_id=message.id,
+            details={"originalMessage": message.content[:MAX_ORIGINAL_CHARS]},
+        )
+        await self._events.publish(event)
+        await self._poison.remove(message)
+
+    async def _reject_unreadable_pending(self, message: QueuedMessage, problem: str) -> None:
+        await self._events.publish(
+            rejected_event(
+                self._clock.now(),
+                reason=Reason(
+                    RejectionCode.INVALID_MESSAGE, f"unreadable pending state: {problem}"
+                ),
+                request_id=_request_id_in(message.content),
+                message_id=message.id,
+                details={"originalMessage": message.content[:MAX_ORIGINAL_CHARS]},
+            )
+        )
+        await self._pending.complete(message)
+
+
+def _visibility_delay(next_check: datetime, now: datetime) -> timedelta:
+    """Whole seconds (what the queue takes), at least one."""
+    seconds = max(1, math.ceil((next_check - now).total_seconds()))
+    return timedelta(seconds=seconds)
+
+
+def _request_id_in(content: str) -> str | None:
+    """The requestId of a request message, or of the request inside a pending state."""
+    try:
+        document = decode_body(content)
+    except InvalidRequest:
+        return None
+    inner = document.get("request") if isinstance(document, dict) else None
+    return request_id_of(document) or request_id_of(inner)

@@ -1,0 +1,204 @@
+"""App settings: read once from the environment into a frozen dataclass.
+
+Every missing or malformed setting raises `SettingsError` naming it, so a bad
+deployment fails at start-up (function indexing) instead of on the first message.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Final
+from urllib.parse import urlsplit
+
+from shared.contract import LicenseRequest, parse_license_list
+from shared.countries import ISO_3166_ALPHA2
+from shared.errors import SettingsError
+from shared.names import STORAGE_CONNECTION
+
+DEFAULT_GRAPH_BASE_URL: Final = "https://graph.microsoft.com/v1.0"
+# The fixed token the app sends to a loopback Graph emulator instead of a real credential.
+LOCAL_GRAPH_TOKEN: Final = "local-graph-emulator-token"  # noqa: S105 - not a secret
+# Azure Storage hides a message for at most seven days.
+MAX_QUEUE_DELAY: Final = timedelta(days=7)
+
+_DURATION = re.compile(
+    r"P(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?"
+    r"(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?"
+)
+_CRON_FIELD = re.compile(r"[0-9A-Za-z*/,\-]+")
+_TIMESPAN = re.compile(r"(\d+\.)?\d{1,2}:\d{2}:\d{2}")
+
+
+def parse_duration(text: str) -> timedelta:
+    """ISO 8601 duration with days, hours, minutes, seconds (`PT24H`, `P1DT30M`, `PT2.5S`)."""
+    match = _DURATION.fullmatch(text.strip())
+    if not match or text.strip() in ("P", "PT") or text.strip().endswith("T"):
+        raise ValueError(f"{text!r} is not an ISO 8601 duration such as PT24H or PT30M")
+    parts = {k: float(v) for k, v in match.groupdict().items() if v is not None}
+    return timedelta(**parts)
+
+
+@dataclass(frozen=True)
+class StorageConnection:
+    """The `AzureWebJobsStorage` connection: a connection string, or identity-based."""
+
+    connection_string: str | None = None
+    queue_service_uri: str | None = None
+    credential: str | None = None
+    client_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    storage: StorageConnection
+    graph_base_url: str
+    graph_is_local: bool
+    azure_client_id: str | None
+    sweep_schedule: str
+    sync_timeout: timedelta
+    recheck_initial_delay: timedelta
+    recheck_max_delay: timedelta
+    default_usage_location: str | None
+    set_usage_location: bool
+    default_licenses: tuple[LicenseRequest, ...] | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """Build the settings from an environment mapping (`os.environ` in production)."""
+        graph_base_url, graph_is_local = _graph_base_url(env)
+        initial = _duration(env, "RECHECK_INITIAL_DELAY", "PT5M")
+        maximum = _duration(env, "RECHECK_MAX_DELAY", "PT30M")
+        if maximum < initial:
+            raise SettingsError(
+                "RECHECK_MAX_DELAY", "must not be shorter than RECHECK_INITIAL_DELAY"
+            )
+        if maximum > MAX_QUEUE_DELAY:
+            raise SettingsError("RECHECK_MAX_DELAY", "must be at most P7D (queue limit)")
+        return cls(
+            storage=_storage(env),
+            graph_base_url=graph_base_url,
+            graph_is_local=graph_is_local,
+            azure_client_id=_optional(env, "AZURE_CLIENT_ID"),
+            sweep_schedule=_schedule(env),
+            sync_timeout=_duration(env, "SYNC_TIMEOUT", "PT24H"),
+            recheck_initial_delay=initial,
+            recheck_max_delay=maximum,
+            default_usage_location=_usage_location(env),
+            set_usage_location=_boolean(env, "SET_USAGE_LOCATION", default=True),
+            default_licenses=_default_licenses(env),
+        )
+
+
+def _optional(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _storage(env: Mapping[str, str]) -> StorageConnection:
+    name = STORAGE_CONNECTION
+    direct = _optional(env, name)
+    if direct is not None:
+        if direct != "UseDevelopmentStorage=true" and "=" not in direct:
+            raise SettingsError(name, "is not a storage connection string")
+        return StorageConnection(connection_string=direct)
+    uri = _optional(env, f"{name}__queueServiceUri")
+    account = _optional(env, f"{name}__accountName")
+    if uri is None and account is not None:
+        uri = f"https://{account}.queue.core.windows.net"
+    if uri is None:
+        raise SettingsError(
+            name,
+            "is required: a connection string, UseDevelopmentStorage=true, or "
+            f"{name}__queueServiceUri (identity-based)",
+        )
+    if urlsplit(uri).scheme != "https":
+        raise SettingsError(f"{name}__queueServiceUri", "must be an https:// URL")
+    credential = _optional(env, f"{name}__credential")
+    if credential is not None and credential != "managedidentity":
+        raise SettingsError(f"{name}__credential", "must be 'managedidentity' when set")
+    return StorageConnection(
+        queue_service_uri=uri.rstrip("/"),
+        credential=credential,
+        client_id=_optional(env, f"{name}__clientId"),
+    )
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _graph_base_url(env: Mapping[str, str]) -> tuple[str, bool]:
+    name = "GRAPH_BASE_URL"
+    url = (_optional(env, name) or DEFAULT_GRAPH_BASE_URL).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise SettingsError(name, f"{url!r} is not an http(s) URL")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise SettingsError(name, "must not carry a query, fragment or credentials")
+    local = parts.scheme == "http"
+    if local and not is_loopback(parts.hostname):
+        raise SettingsError(name, "http:// is allowed only for loopback addresses")
+    return url, local
+
+
+def _duration(env: Mapping[str, str], name: str, default: str) -> timedelta:
+    text = _optional(env, name) or default
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise SettingsError(name, str(exc)) from None
+    if value <= timedelta(0):
+        raise SettingsError(name, "must be longer than zero")
+    return value
+
+
+def _schedule(env: Mapping[str, str]) -> str:
+    text = _optional(env, "SWEEP_SCHEDULE") or "0 */5 * * * *"
+    fields = text.split()
+    if _TIMESPAN.fullmatch(text):
+        return text
+    if len(fields) != 6 or not all(_CRON_FIELD.fullmatch(f) for f in fields):
+        raise SettingsError(
+            "SWEEP_SCHEDULE",
+            f"{text!r} is not a six-field NCRONTAB expression (seconds first, e.g. 0 */5 * * * *)",
+        )
+    return text
+
+
+def _usage_location(env: Mapping[str, str]) -> str | None:
+    value = _optional(env, "DEFAULT_USAGE_LOCATION")
+    if value is not None and value not in ISO_3166_ALPHA2:
+        raise SettingsError(
+            "DEFAULT_USAGE_LOCATION", "must be an upper-case ISO 3166-1 alpha-2 country code"
+        )
+    return value
+
+
+def _boolean(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    value = _optional(env, name)
+    if value is None:
+        return default
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise SettingsError(name, f"{value!r} is not true or false")
+
+
+def _default_licenses(env: Mapping[str, str]) -> tuple[LicenseRequest, ...] | None:
+    value = _optional(env, "DEFAULT_LICENSES")
+    if value is None:
+        return None
+    try:
+        return parse_license_list(value)
+    except ValueError as exc:
+        raise SettingsError("DEFAULT_LICENSES", str(exc)) from None

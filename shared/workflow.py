@@ -1,0 +1,348 @@
+"""Pure decisions: given a request's state, what Graph said and the time, what happens
+next. No I/O here; `shared.service` carries the decisions out.
+
+A request's life: admitted (`admit`) → looked up (`after_lookup`): wait, fail or license →
+licensing planned against the SKU catalog (`plan_licenses`) → licensed, failed, or blocked
+for lack of seats (`after_no_seats`), which waits like a sync does, until the deadline.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from shared.contract import (
+    FailureCode,
+    LicenseOutcome,
+    LicenseRequest,
+    LicenseStatus,
+    OnboardingRequest,
+    Reason,
+    format_time,
+    parse_time,
+    validate_request,
+)
+from shared.errors import FieldError, GraphError, GraphRefused, InvalidRequest
+from shared.ports import (
+    Ambiguous,
+    DirectoryUser,
+    Found,
+    LicenseAssignment,
+    Lookup,
+    LookupFailed,
+    NotFound,
+    SkuCatalog,
+)
+
+STATE_VERSION: Final = 1
+
+
+class LastSeen:
+    """What the last check observed, for `awaiting_sync` and `sync_timeout` events."""
+
+    NOT_FOUND: Final = "not_found"
+    NOT_SYNCED: Final = "not_synced"
+    SYNCED: Final = "synced"
+    UNREACHABLE: Final = "unreachable"  # Graph never answered a check of this request
+
+
+@dataclass(frozen=True)
+class Backoff:
+    initial: timedelta
+    maximum: timedelta
+
+    def delay(self, checks: int) -> timedelta:
+        """Delay after the `checks`-th check: initial, doubling, capped at maximum."""
+        factor = 1 << max(0, min(checks - 1, 30))
+        return min(self.initial * factor, self.maximum)
+
+
+@dataclass(frozen=True)
+class PendingState:
+    """A parked request: what the pending queue message holds (an internal format)."""
+
+    request: OnboardingRequest  # licenses and sync_deadline resolved at admission
+    received_at: datetime
+    checks: int = 0
+    last_seen: str | None = None
+    awaiting_sync_sent: bool = False
+    blocked_sent: bool = False
+    last_error: Mapping[str, Any] | None = None
+
+    @property
+    def deadline(self) -> datetime:
+        assert self.request.sync_deadline is not None
+        return self.request.sync_deadline
+
+    @property
+    def licenses(self) -> tuple[LicenseRequest, ...]:
+        assert self.request.licenses is not None
+        return self.request.licenses
+
+    def serialize(self) -> str:
+        document: dict[str, Any] = {
+            "v": STATE_VERSION,
+            "request": self.request.to_json(),
+            "receivedAt": format_time(self.received_at),
+            "checks": self.checks,
+            "lastSeen": self.last_seen,
+            "awaitingSyncSent": self.awaiting_sync_sent,
+            "blockedSent": self.blocked_sent,
+            "lastError": dict(self.last_error) if self.last_error else None,
+        }
+        return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def deserialize(cls, text: str) -> PendingState:
+        """Read a pending message back; ValueError when it is not one of ours."""
+        try:
+            document = json.loads(text)
+            if document.get("v") != STATE_VERSION:
+                raise ValueError(f"unknown pending state version {document.get('v')!r}")
+            request = validate_request(document["request"])
+            if request.licenses is None or request.sync_deadline is None:
+                raise ValueError("pending state without resolved licenses or deadline")
+            return cls(
+                request=request,
+                received_at=parse_time(document["receivedAt"]),
+                checks=int(document["checks"]),
+                last_seen=document.get("lastSeen"),
+                awaiting_sync_sent=bool(document.get("awaitingSyncSent")),
+                blocked_sent=bool(document.get("blockedSent")),
+                last_error=document.get("lastError"),
+            )
+        except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"not a pending state: {exc}") from None
+        except InvalidRequest as exc:
+            raise ValueError(f"pending state holds an invalid request: {exc}") from None
+
+
+def admit(
+    request: OnboardingRequest,
+    now: datetime,
+    *,
+    default_licenses: tuple[LicenseRequest, ...] | None,
+    sync_timeout: timedelta,
+) -> PendingState:
+    """Resolve what the message left to settings; InvalidRequest when nothing says which
+    licenses to assign."""
+    licenses = request.licenses or default_licenses
+    if not licenses:
+        raise InvalidRequest(
+            [
+                FieldError(
+                    "licenses", "is required: the message has none and DEFAULT_LICENSES is not set"
+                )
+            ],
+            request_id=request.request_id,
+        )
+    deadline = request.sync_deadline or now + sync_timeout
+    return PendingState(
+        request=replace(request, licenses=licenses, sync_deadline=deadline), received_at=now
+    )
+
+
+# --- decisions -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Park the request until `next_check`; publish `awaiting_sync`/`blocked` if set."""
+
+    state: PendingState
+    next_check: datetime
+    announce: str | None = None  # "awaiting_sync" | "blocked" | None
+    reason: Reason | None = None
+
+
+@dataclass(frozen=True)
+class Fail:
+    reason: Reason
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class License:
+    """The user is synced: go on to license assignment."""
+
+    user: DirectoryUser
+
+
+Decision = Wait | Fail | License
+
+
+def after_lookup(state: PendingState, lookup: Lookup, now: datetime, backoff: Backoff) -> Decision:
+    """What to do once Graph answered (or failed to answer) a lookup of the request's user."""
+    checked = replace(state, checks=state.checks + 1)
+    match lookup:
+        case Found(user=user) if user.synced:
+            return License(user)
+        case Found():
+            return _not_yet(
+                replace(checked, last_seen=LastSeen.NOT_SYNCED, last_error=None), now, backoff
+            )
+        case NotFound():
+            return _not_yet(
+                replace(checked, last_seen=LastSeen.NOT_FOUND, last_error=None), now, backoff
+            )
+        case Ambiguous(field=name, count=count):
+            return Fail(
+                Reason(
+                    FailureCode.USER_AMBIGUOUS,
+                    f"{name} matches {count} users; the request must name exactly one",
+                )
+            )
+        case LookupFailed(error=GraphRefused() as refused):
+            return refused_by_graph(refused)
+        case LookupFailed(error=error):
+            return after_unavailable(checked, error, now, backoff)
+    raise AssertionError(f"unexpected lookup {lookup!r}")  # pragma: no cover
+
+
+def _not_yet(state: PendingState, now: datetime, backoff: Backoff) -> Decision:
+    if now >= state.deadline:
+        return _sync_timeout(state)
+    announce = None if state.awaiting_sync_sent else "awaiting_sync"
+    return Wait(
+        replace(state, awaiting_sync_sent=True),
+        _next_check(state, now, backoff),
+        announce=announce,
+    )
+
+
+def after_unavailable(
+    state: PendingState, error: GraphError, now: datetime, backoff: Backoff
+) -> Decision:
+    """Graph trouble (429, 5xx, network): try again later, until the deadline."""
+    state = replace(state, last_error=error.details())
+    if now >= state.deadline:
+        return _sync_timeout(state)
+    retry_after = getattr(error, "retry_after", None)
+    next_check = _next_check(state, now, backoff)
+    if retry_after:
+        next_check = min(max(next_check, now + timedelta(seconds=retry_after)), state.deadline)
+    return Wait(state, next_check)
+
+
+def after_no_seats(state: PendingState, message: str, now: datetime, backoff: Backoff) -> Decision:
+    """No free seat for a SKU: `blocked` once, retried until the deadline, then `no_seats`."""
+    reason = Reason(FailureCode.NO_SEATS, message)
+    if now >= state.deadline:
+        return Fail(reason)
+    announce = None if state.blocked_sent else "blocked"
+    blocked = replace(state, last_seen=LastSeen.SYNCED, blocked_sent=True, last_error=None)
+    return Wait(blocked, _next_check(state, now, backoff), announce=announce, reason=reason)
+
+
+def refused_by_graph(error: GraphRefused) -> Fail:
+    return Fail(Reason(error.reason, error.graph_message), {"graphError": error.details()})
+
+
+def _next_check(state: PendingState, now: datetime, backoff: Backoff) -> datetime:
+    return min(now + backoff.delay(max(state.checks, 1)), state.deadline)
+
+
+def _sync_timeout(state: PendingState) -> Fail:
+    last_seen = state.last_seen or LastSeen.UNREACHABLE
+    if state.last_error:
+        message = (
+            f"the deadline {format_time(state.deadline)} passed; Graph could not be reached "
+            f"at the last check (last seen: {last_seen})"
+        )
+    else:
+        message = f"the user was not synced from Active Directory by {format_time(state.deadline)}"
+    details: dict[str, Any] = {"lastSeen": last_seen}
+    if state.last_error:
+        details["lastError"] = dict(state.last_error)
+    return Fail(Reason(FailureCode.SYNC_TIMEOUT, message), details)
+
+
+# --- license planning ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LicensePlan:
+    """What to write for a synced user: maybe a usageLocation, then the missing SKUs."""
+
+    usage_location: str | None  # what the user will have; None when nothing is assigned
+    write_usage_location: bool
+    to_assign: tuple[LicenseAssignment, ...]
+    outcomes: tuple[LicenseOutcome, ...]
+    short_of_seats: tuple[str, ...]  # skuPartNumbers with no free seat in the catalog
+
+
+def plan_licenses(
+    licenses: Sequence[LicenseRequest],
+    catalog: SkuCatalog,
+    user: DirectoryUser,
+    *,
+    requested_location: str | None,
+    default_location: str | None,
+    may_write_location: bool,
+) -> LicensePlan | Fail:
+    """Resolve SKUs and plans by name, skip what the user has, choose the usage location.
+
+    Every reason to fail that needs no write is found here, before anything is written.
+    """
+    to_assign: list[LicenseAssignment] = []
+    outcomes: list[LicenseOutcome] = []
+    short: list[str] = []
+    for wanted in licenses:
+        sku = catalog.find(wanted.sku_part_number)
+        if sku is None:
+            return Fail(
+                Reason(
+                    FailureCode.UNKNOWN_SKU,
+                    f"the tenant has no subscription with skuPartNumber {wanted.sku_part_number}",
+                )
+            )
+        if sku.applies_to.lower() != "user" or sku.capability_status != "Enabled":
+            return Fail(
+                Reason(
+                    FailureCode.UNKNOWN_SKU,
+                    f"{sku.part_number} cannot be assigned to users "
+                    f"(appliesTo {sku.applies_to}, capabilityStatus {sku.capability_status})",
+                )
+            )
+        plans = {plan.name.upper(): plan.id for plan in sku.service_plans}
+        unknown = [name for name in wanted.disabled_plans if name.upper() not in plans]
+        if unknown:
+            return Fail(
+                Reason(
+                    FailureCode.UNKNOWN_SERVICE_PLAN,
+                    f"{sku.part_number} has no service plan named {', '.join(unknown)}",
+                )
+            )
+        if sku.id.lower() in user.assigned_sku_ids:
+            outcomes.append(LicenseOutcome(sku.part_number, sku.id, LicenseStatus.ALREADY_ASSIGNED))
+            continue
+        outcomes.append(LicenseOutcome(sku.part_number, sku.id, LicenseStatus.ASSIGNED))
+        disabled = tuple(plans[name.upper()] for name in wanted.disabled_plans)
+        to_assign.append(LicenseAssignment(sku.id, disabled))
+        if sku.free_units <= 0:
+            short.append(sku.part_number)
+
+    location = user.usage_location
+    write = False
+    if to_assign and not location:
+        location = requested_location or default_location
+        if location is None:
+            return Fail(
+                Reason(
+                    FailureCode.USAGE_LOCATION_MISSING,
+                    "the user has no usageLocation, the request gives none and "
+                    "DEFAULT_USAGE_LOCATION is not set",
+                )
+            )
+        if not may_write_location:
+            return Fail(
+                Reason(
+                    FailureCode.USAGE_LOCATION_MISSING,
+                    "the user has no usageLocation and SET_USAGE_LOCATION is false",
+                )
+            )
+        write = True
+    return LicensePlan(location, write, tuple(to_assign), tuple(outcomes), tuple(short))

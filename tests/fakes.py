@@ -1,0 +1,281 @@
+"""In-memory fakes of the ports, for unit tests of the workflow and the service."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.contract import Event, FailureCode, UserIdentifiers
+from shared.errors import GraphRefused, GraphUnavailable
+from shared.ports import (
+    Ambiguous,
+    DirectoryUser,
+    Found,
+    LicenseAssignment,
+    Lookup,
+    LookupFailed,
+    NotFound,
+    QueuedMessage,
+    ServicePlan,
+    Sku,
+    SkuCatalog,
+)
+
+MCOEV = "e43b5b99-8dfb-405f-9987-dc307f34bcbd"
+E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
+YAMMER = "7547a3fe-08ee-4ccb-b430-5077c5041653"
+EXCHANGE = "efb87545-963c-4e0d-99df-69c6916d9eb0"
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    def __init__(self, start: datetime = T0) -> None:
+        self.current = start
+        self.mono = 0.0
+
+    def now(self) -> datetime:
+        return self.current
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def advance(self, delta: timedelta) -> None:
+        self.current += delta
+        self.mono += delta.total_seconds()
+
+
+@dataclass
+class FakeUser:
+    id: str
+    upn: str
+    employee_id: str | None = None
+    immutable_id: str | None = None
+    sync_enabled: bool | None = True
+    usage_location: str | None = "FR"
+    licenses: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def view(self) -> DirectoryUser:
+        return DirectoryUser(
+            self.id, self.upn, self.sync_enabled, self.usage_location, frozenset(self.licenses)
+        )
+
+
+@dataclass
+class FakeSku:
+    id: str
+    part_number: str
+    enabled: int
+    consumed: int = 0
+    plans: tuple[tuple[str, str], ...] = ()
+
+    def view(self) -> Sku:
+        return Sku(
+            self.id,
+            self.part_number,
+            "User",
+            "Enabled",
+            self.enabled,
+            self.consumed,
+            tuple(ServicePlan(pid, name) for pid, name in self.plans),
+        )
+
+
+def standard_skus() -> list[FakeSku]:
+    return [
+        FakeSku(
+            MCOEV, "MCOEV", enabled=10, plans=(("4828c8ec-dc2e-4779-b502-87ac9ce28ab7", "MCOEV"),)
+        ),
+        FakeSku(
+            E3,
+            "ENTERPRISEPACK",
+            enabled=10,
+            plans=((YAMMER, "YAMMER_ENTERPRISE"), (EXCHANGE, "EXCHANGE_S_ENTERPRISE")),
+        ),
+    ]
+
+
+class FakeDirectory:
+    """A tiny Entra ID: users, SKUs with seats, and switches for Graph trouble."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, FakeUser] = {}
+        self.skus: list[FakeSku] = standard_skus()
+        self.unavailable = False  # every call: GraphUnavailable (503)
+        self.retry_after: float | None = None
+        self.assign_refusal: GraphRefused | None = None
+        self.writes: list[tuple[str, str, Any]] = []
+        self.lookup_calls: list[int] = []  # size of each lookup call
+        self.sku_reads = 0
+
+    def add(self, user: FakeUser) -> FakeUser:
+        self.users[user.id] = user
+        return user
+
+    def _trouble(self) -> None:
+        if self.unavailable:
+            raise GraphUnavailable(
+                "Service unavailable",
+                status=503,
+                code="serviceNotAvailable",
+                retry_after=self.retry_after,
+            )
+
+    def _lookup(self, ids: UserIdentifiers) -> Lookup:
+        try:
+            self._trouble()
+        except GraphUnavailable as exc:
+            return LookupFailed(exc)
+        for attr, value in (
+            ("upn", ids.user_principal_name),
+            ("employee_id", ids.employee_id),
+            ("immutable_id", ids.immutable_id),
+        ):
+            if value is None:
+                continue
+            matches = [
+                u for u in self.users.values() if (getattr(u, attr) or "").lower() == value.lower()
+            ]
+            if len(matches) > 1:
+                return Ambiguous(attr, len(matches))
+            if matches:
+                return Found(matches[0].view())
+        return NotFound()
+
+    async def find_user(self, ids: UserIdentifiers) -> Lookup:
+        self.lookup_calls.append(1)
+        return self._lookup(ids)
+
+    async def find_users(self, many: Sequence[UserIdentifiers]) -> list[Lookup]:
+        self.lookup_calls.append(len(many))
+        return [self._lookup(ids) for ids in many]
+
+    async def subscribed_skus(self) -> SkuCatalog:
+        self._trouble()
+        self.sku_reads += 1
+        return SkuCatalog(tuple(s.view() for s in self.skus))
+
+    async def set_usage_location(self, user_id: str, usage_location: str) -> None:
+        self._trouble()
+        self.writes.append(("usageLocation", user_id, usage_location))
+        self.users[user_id].usage_location = usage_location
+
+    async def assign_licenses(self, user_id: str, add: Sequence[LicenseAssignment]) -> None:
+        self._trouble()
+        if self.assign_refusal is not None:
+            raise self.assign_refusal
+        user = self.users[user_id]
+        if not user.usage_location:
+            raise refusal(
+                "License assignment cannot be done for user with invalid usage location.",
+                FailureCode.USAGE_LOCATION_MISSING,
+            )
+        by_id = {s.id: s for s in self.skus}
+        for item in add:
+            sku = by_id.get(item.sku_id)
+            if sku is None:
+                raise refusal(
+                    f"License {item.sku_id} does not correspond to a valid company License.",
+                    FailureCode.UNKNOWN_SKU,
+                )
+            if item.sku_id not in user.licenses and sku.consumed >= sku.enabled:
+                raise refusal(
+                    f"Subscription {item.sku_id} does not have any available licenses.",
+                    FailureCode.NO_SEATS,
+                )
+        for item in add:
+            if item.sku_id not in user.licenses:
+                by_id[item.sku_id].consumed += 1
+            user.licenses[item.sku_id] = item.disabled_plan_ids
+        self.writes.append(
+            ("assignLicense", user_id, [(a.sku_id, a.disabled_plan_ids) for a in add])
+        )
+
+    def seats_used(self, sku_id: str) -> int:
+        return next(s.consumed for s in self.skus if s.id == sku_id)
+
+
+def refusal(message: str, reason: str) -> GraphRefused:
+    return GraphRefused(message, reason=reason, status=400, code="Request_BadRequest")
+
+
+@dataclass
+class _Stored:
+    id: str
+    content: str
+    visible_at: datetime
+    pop_receipt: str
+    dequeue_count: int = 0
+
+
+class FakeQueue:
+    """A storage queue with visibility timeouts driven by a FakeClock."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.stored: list[_Stored] = []
+        self._ids = itertools.count(1)
+
+    def put(self, content: str, visible_in: timedelta = timedelta(0)) -> str:
+        message_id = f"m{next(self._ids)}"
+        self.stored.append(_Stored(message_id, content, self.clock.now() + visible_in, "r0"))
+        return message_id
+
+    async def park(self, content: str, visible_in: timedelta) -> None:
+        self.put(content, visible_in)
+
+    async def receive_due(self, max_messages: int, lease: timedelta) -> list[QueuedMessage]:
+        due = [m for m in self.stored if m.visible_at <= self.clock.now()][:max_messages]
+        out = []
+        for m in due:
+            m.visible_at = self.clock.now() + lease
+            m.dequeue_count += 1
+            m.pop_receipt = f"r{next(self._ids)}"
+            out.append(QueuedMessage(m.id, m.pop_receipt, m.content, m.dequeue_count))
+        return out
+
+    receive = receive_due
+
+    def _find(self, message: QueuedMessage) -> _Stored:
+        for m in self.stored:
+            if m.id == message.id and m.pop_receipt == message.pop_receipt:
+                return m
+        raise LookupError(f"message {message.id} gone or pop receipt stale")
+
+    async def reschedule(self, message: QueuedMessage, content: str, visible_in: timedelta) -> None:
+        stored = self._find(message)
+        stored.content = content
+        stored.visible_at = self.clock.now() + visible_in
+
+    async def complete(self, message: QueuedMessage) -> None:
+        self.stored.remove(self._find(message))
+
+    remove = complete
+
+    def contents(self) -> list[dict[str, Any]]:
+        return [json.loads(m.content) for m in self.stored]
+
+
+class FakeEventSink:
+    def __init__(self) -> None:
+        self.events: list[Event] = []
+        self.fail_next = 0
+
+    async def publish(self, event: Event) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise ConnectionError("storage is down")
+        self.events.append(event)
+
+    def of_type(self, suffix: str) -> list[Event]:
+        return [e for e in self.events if e.type.endswith(suffix)]
+
+    def terminal_ids(self) -> set[str]:
+        return {
+            e.id
+            for e in self.events
+            if e.type.rsplit(".", 1)[-1] in ("licensed", "failed", "rejected")
+        }
