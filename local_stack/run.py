@@ -1,0 +1,103 @@
+"""`make run`: the sample batch through the whole local stack, with an outcome table.
+
+Starts Azurite, the Graph emulator (loaded with `samples/directory.json`) and the
+development host running `function_app.py`; posts every message of `samples/batch.json`
+to `user-onboard`; prints each event as it arrives; then a table of each request's
+outcome against the expected one. Stops everything it started and exits 0 only if every
+sample reached its expected outcome.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from local_stack.stack import REPO, LocalStack
+
+SAMPLES = Path(__file__).resolve().parent / "samples"
+TIMEOUT_SECONDS = 60.0
+
+
+def encode(case: dict[str, Any]) -> str:
+    text = json.dumps(case["message"])
+    if case.get("encoding") == "base64":
+        text = base64.b64encode(text.encode()).decode()
+    return text
+
+
+def verdict(case: dict[str, Any], event: dict[str, Any] | None, seen: list[str]) -> tuple[str, bool]:
+    """What happened, in a few words, and whether it is what the case expects."""
+    expect = case["expect"]
+    if event is None:
+        return "no terminal event", False
+    outcome = event["type"].rsplit(".", 1)[-1]
+    data = event["data"]
+    got = outcome
+    ok = outcome == expect["outcome"]
+    if "reason" in data:
+        got += f" ({data['reason']['code']})"
+        ok = ok and data["reason"]["code"] == expect.get("reason")
+    if "licenses" in data:
+        statuses = {lic["skuPartNumber"]: lic["status"] for lic in data["licenses"]}
+        got += " " + ", ".join(f"{k}={v}" for k, v in statuses.items())
+        ok = ok and statuses == expect.get("licenses")
+    if expect.get("after"):
+        ok = ok and expect["after"] in seen
+        got = f"{expect['after']} → {got}" if expect["after"] in seen else got
+    return got, ok
+
+
+def main() -> int:
+    cases: list[dict[str, Any]] = json.loads((SAMPLES / "batch.json").read_text())
+    state = REPO / ".state" / "run"
+    shutil.rmtree(state, ignore_errors=True)
+    started = time.monotonic()
+    print("Starting Azurite, the Graph emulator and the development host...", flush=True)
+    with LocalStack(state, SAMPLES / "directory.json") as stack:
+        stack.start_host()
+        ids = []
+        for case in cases:
+            stack.post(encode(case))
+            ids.append(case["message"]["requestId"])
+        print(f"Posted {len(cases)} requests to user-onboard; events as they arrive:", flush=True)
+
+        def show(event: dict[str, Any]) -> None:
+            elapsed = time.monotonic() - started
+            reason = event["data"].get("reason", {}).get("code", "")
+            print(f"  {elapsed:5.1f}s  {event.get('subject', event['id']):<12} {event['type']} {reason}",
+                  flush=True)
+
+        terminal = stack.wait_for_terminal(ids, TIMEOUT_SECONDS, on_event=show)
+        by_request: dict[str, list[str]] = {}
+        for event in stack.events_seen:
+            by_request.setdefault(event.get("subject", ""), []).append(event["type"].rsplit(".", 1)[-1])
+        poisoned = stack.count("user-onboard-poison")
+        rows = []
+        for case, request_id in zip(cases, ids, strict=True):
+            got, ok = verdict(case, terminal.get(request_id), by_request.get(request_id, []))
+            rows.append((request_id, case["case"], got, ok))
+        log_tail = stack.host_log()[-2000:]
+
+    elapsed = time.monotonic() - started
+    width = max(len(r[1]) for r in rows)
+    print()
+    print(f"{'request':<12}  {'case':<{width}}  {'ok':<4}  outcome")
+    print(f"{'-' * 12}  {'-' * width}  ----  {'-' * 40}")
+    for request_id, case_name, got, ok in rows:
+        print(f"{request_id:<12}  {case_name:<{width}}  {'yes' if ok else 'NO':<4}  {got}")
+    passed = sum(1 for r in rows if r[3])
+    print(f"\n{passed}/{len(rows)} samples reached their expected outcome in {elapsed:.1f}s; "
+          f"poison queue: {poisoned} message(s)")
+    if passed != len(rows) or poisoned:
+        print("\nLast lines of the development host's log:\n" + log_tail, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

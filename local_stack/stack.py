@@ -1,0 +1,197 @@
+"""The whole local stack in one object: Azurite, the Graph emulator and the development
+host running `function_app.py`, plus helpers to post requests and collect events.
+
+`make run`, `make serve`, the end-to-end tests and the benchmarks all use this, so they
+exercise the same wiring.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError
+from azure.storage.queue import QueueServiceClient
+
+from local_stack.azurite import Azurite, start_azurite
+from local_stack.graph_emulator import Emulator, start_emulator
+
+REPO = Path(__file__).resolve().parents[1]
+QUEUES = ("user-onboard", "user-onboard-poison", "user-onboard-pending", "user-onboard-events")
+TERMINAL = ("licensed", "failed", "rejected")
+
+
+def sample_settings() -> dict[str, str]:
+    """The `Values` of local.settings.json if present, else of the committed sample."""
+    for name in ("local.settings.json", "local.settings.sample.json"):
+        path = REPO / name
+        if path.exists():
+            values = json.loads(path.read_text())["Values"]
+            return {str(k): str(v) for k, v in values.items()}
+    return {}
+
+
+class LocalStack:
+    """Start with `start()`, then `start_host()`; `stop()` stops everything it started."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        directory: Mapping[str, Any] | Path,
+        *,
+        settings: Mapping[str, str] | None = None,
+        azurite_port: int = 0,
+        graph_port: int = 0,
+        emulator_options: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.state_dir = state_dir
+        self.directory = directory
+        self.overrides = dict(settings or {})
+        self.azurite_port = azurite_port
+        self.graph_port = graph_port
+        self.emulator_options = dict(emulator_options or {})
+        self.azurite: Azurite | None = None
+        self.graph: Emulator | None = None
+        self.host: subprocess.Popen[bytes] | None = None
+        self.events_seen: list[dict[str, Any]] = []
+        self._queues: QueueServiceClient | None = None
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> LocalStack:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.azurite = start_azurite(self.state_dir / "azurite", port=self.azurite_port)
+            self.graph = start_emulator(
+                self.directory, port=self.graph_port, **self.emulator_options
+            )
+            self._queues = QueueServiceClient.from_connection_string(
+                self.azurite.connection_string
+            )
+            for name in QUEUES:
+                try:
+                    self._queues.create_queue(name)
+                except ResourceExistsError:
+                    pass
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def app_environment(self) -> dict[str, str]:
+        """What the app sees: the sample settings, the overrides, and this stack's ports."""
+        assert self.azurite is not None and self.graph is not None
+        env = dict(os.environ)
+        env.update(sample_settings())
+        env.update(self.overrides)
+        env["AzureWebJobsStorage"] = self.azurite.connection_string
+        env["GRAPH_BASE_URL"] = self.graph.base_url
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def start_host(self) -> None:
+        """The development host, as a child process (so it can be killed mid-batch)."""
+        log = (self.state_dir / "devhost.log").open("ab")
+        self.host = subprocess.Popen(
+            [sys.executable, "-m", "local_stack.devhost", "--app-dir", str(REPO)],
+            cwd=REPO,
+            env=self.app_environment(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    def stop_host(self, *, kill: bool = False) -> None:
+        if self.host is None:
+            return
+        if self.host.poll() is None:
+            self.host.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.host.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.host.kill()
+                self.host.wait()
+        self.host = None
+
+    def stop(self) -> None:
+        self.stop_host()
+        if self._queues is not None:
+            self._queues.close()
+            self._queues = None
+        if self.graph is not None:
+            self.graph.stop()
+            self.graph = None
+        if self.azurite is not None:
+            self.azurite.stop()
+            self.azurite = None
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def host_log(self) -> str:
+        path = self.state_dir / "devhost.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    # --- queues ----------------------------------------------------------------------
+
+    def queue(self, name: str) -> Any:
+        assert self._queues is not None
+        return self._queues.get_queue_client(name)
+
+    def post(self, body: str | Mapping[str, Any]) -> str:
+        """Put a message on `user-onboard` as an HR system would (plain text)."""
+        text = body if isinstance(body, str) else json.dumps(body)
+        return str(self.queue("user-onboard").send_message(text).id)
+
+    def drain_events(self) -> list[dict[str, Any]]:
+        """Take every event currently on `user-onboard-events`; remembered in events_seen."""
+        queue = self.queue("user-onboard-events")
+        new = []
+        for message in queue.receive_messages(messages_per_page=32, visibility_timeout=30):
+            new.append(json.loads(message.content))
+            queue.delete_message(message)
+        self.events_seen.extend(new)
+        return new
+
+    def count(self, name: str) -> int:
+        return int(self.queue(name).get_queue_properties().approximate_message_count)
+
+    def wait_for_terminal(
+        self,
+        request_ids: Iterable[str],
+        timeout: float,
+        *,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> dict[str, dict[str, Any]]:
+        """Collect events until every request has a terminal one or `timeout` passes."""
+        wanted = set(request_ids)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for event in self.drain_events():
+                if on_event:
+                    on_event(event)
+            if wanted <= set(self.terminal_events()):
+                break
+            if self.host is not None and self.host.poll() is not None:
+                raise RuntimeError(f"the development host exited:\n{self.host_log()[-3000:]}")
+            time.sleep(0.2)
+        return self.terminal_events()
+
+    def terminal_events(self) -> dict[str, dict[str, Any]]:
+        """requestId (or message id) → its terminal event, from everything seen so far."""
+        out: dict[str, dict[str, Any]] = {}
+        for event in self.events_seen:
+            if event["type"].rsplit(".", 1)[-1] in TERMINAL:
+                key = event.get("subject") or event["id"]
+                out[key] = event
+        return out
