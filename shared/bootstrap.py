@@ -8,7 +8,7 @@ import os
 import time
 from datetime import UTC, datetime
 
-from shared.graph import GraphDirectory, build_adapter
+from shared.graph import connect
 from shared.names import ALL_QUEUES
 from shared.queues import ensure_queues, service_client, storage_ports
 from shared.service import OnboardingService, Policy
@@ -56,12 +56,8 @@ def service() -> OnboardingService:
             # Local and key-based storage: create what Bicep creates in Azure.
             ensure_queues(queues, ALL_QUEUES)
         pending, poison, events = storage_ports(queues)
-        directory = GraphDirectory(
-            build_adapter(
-                config.graph_base_url,
-                local=config.graph_is_local,
-                client_id=config.azure_client_id,
-            )
+        directory = connect(
+            config.graph_base_url, local=config.graph_is_local, client_id=config.azure_client_id
         )
         _service = OnboardingService(
             directory=directory,

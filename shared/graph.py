@@ -92,7 +92,7 @@ SKU_FIELDS: Final = (
 )
 BATCH_LIMIT: Final = 20
 GRAPH_SCOPE: Final = "https://graph.microsoft.com/.default"
-_ERRORS: Final = {"XXX": ODataError.create_from_discriminator_value}
+_ERRORS: Final = {"XXX": ODataError}
 
 # assignLicense answers every refusal with 400 Request_BadRequest: the message is the
 # only thing that tells them apart (graph-facts.md).
@@ -168,7 +168,7 @@ def build_adapter(
     *,
     local: bool,
     client_id: str | None = None,
-    timeout: httpx.Timeout | None = None,
+    http: httpx.AsyncClient,
 ) -> GraphRequestAdapter:
     """A request adapter for `base_url`: managed identity (azure-identity) in Azure, the
     fixed development token for a loopback emulator."""
@@ -186,7 +186,6 @@ def build_adapter(
         auth = AzureIdentityAuthenticationProvider(
             credential, scopes=[GRAPH_SCOPE], allowed_hosts=[parts.hostname]
         )
-    http = httpx.AsyncClient(timeout=timeout or httpx.Timeout(15.0, connect=5.0))
     # The SDK's own retries sleep as long as Retry-After says (up to 3 minutes): turned
     # off here; GraphDirectory retries briefly itself and leaves long waits to the queue.
     client = GraphClientFactory.create_with_default_middleware(
@@ -198,6 +197,25 @@ def build_adapter(
     return adapter
 
 
+def connect(
+    base_url: str,
+    *,
+    local: bool,
+    client_id: str | None = None,
+    timeout: httpx.Timeout | None = None,
+    **options: Any,
+) -> GraphDirectory:
+    """A GraphDirectory that owns its HTTP client (close it with `aclose`)."""
+    # msgraph-core wraps the client's transport in one without `aclose` (1.5.2), so
+    # closing the client would leak its connections: keep the real transport to close.
+    transport = httpx.AsyncHTTPTransport()
+    http = httpx.AsyncClient(
+        transport=transport, timeout=timeout or httpx.Timeout(15.0, connect=5.0)
+    )
+    adapter = build_adapter(base_url, local=local, client_id=client_id, http=http)
+    return GraphDirectory(adapter, closers=(http.aclose, transport.aclose), **options)
+
+
 class GraphDirectory:
     """`shared.ports.Directory` on Microsoft Graph v1.0."""
 
@@ -205,15 +223,21 @@ class GraphDirectory:
         self,
         adapter: GraphRequestAdapter,
         *,
+        closers: Sequence[Callable[[], Awaitable[None]]] = (),
         retries: int = 2,
         max_inline_wait: float = 5.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._adapter = adapter
+        self._closers = closers
         self._client = GraphServiceClient(request_adapter=adapter)
         self._retries = retries
         self._max_inline_wait = max_inline_wait
         self._sleep = sleep
+
+    async def aclose(self) -> None:
+        for close in self._closers:
+            await close()
 
     # --- lookups -------------------------------------------------------------------------
 

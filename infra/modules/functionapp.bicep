@@ -1,0 +1,166 @@
+// The Flex Consumption plan and the Linux Python 3.11 function app. The app runs
+// as the user-assigned identity for everything: host storage (AzureWebJobsStorage__*),
+// the deployment package, Application Insights and Microsoft Graph (AZURE_CLIENT_ID).
+
+param planName string
+param functionAppName string
+param location string
+param tags object
+
+@description('Value of the azd-service-name tag: the service name in azure.yaml.')
+param serviceName string
+
+param identityId string
+param identityClientId string
+
+param storageBlobEndpoint string
+param storageQueueEndpoint string
+param storageTableEndpoint string
+param deploymentContainerUrl string
+param appInsightsConnectionString string
+
+param maximumInstanceCount int
+param instanceMemoryMB int
+
+// The app's settings (contract "Settings"; shared/names.py APP_SETTINGS).
+param graphBaseUrl string
+param sweepSchedule string
+param syncTimeout string
+param recheckInitialDelay string
+param recheckMaxDelay string
+param defaultUsageLocation string
+param setUsageLocation bool
+param defaultLicenses string
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  name: planName
+  location: location
+  tags: tags
+  kind: 'functionapp'
+  sku: {
+    name: 'FC1'
+    tier: 'FlexConsumption'
+  }
+  properties: {
+    reserved: true
+  }
+}
+
+resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  name: functionAppName
+  location: location
+  tags: union(tags, { 'azd-service-name': serviceName })
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    httpsOnly: true
+    clientCertEnabled: false
+    siteConfig: {
+      minTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      remoteDebuggingEnabled: false
+      appSettings: [
+        // Host storage, identity-based: no connection string, no key.
+        {
+          name: 'AzureWebJobsStorage__credential'
+          value: 'managedidentity'
+        }
+        {
+          name: 'AzureWebJobsStorage__clientId'
+          value: identityClientId
+        }
+        {
+          name: 'AzureWebJobsStorage__blobServiceUri'
+          value: storageBlobEndpoint
+        }
+        {
+          name: 'AzureWebJobsStorage__queueServiceUri'
+          value: storageQueueEndpoint
+        }
+        {
+          name: 'AzureWebJobsStorage__tableServiceUri'
+          value: storageTableEndpoint
+        }
+        // Telemetry with Entra ID auth (App Insights local auth is disabled).
+        {
+          name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+          value: appInsightsConnectionString
+        }
+        {
+          name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+          value: 'ClientId=${identityClientId};Authorization=AAD'
+        }
+        // The app's own settings (contract "Settings").
+        {
+          name: 'GRAPH_BASE_URL'
+          value: graphBaseUrl
+        }
+        {
+          name: 'AZURE_CLIENT_ID'
+          value: identityClientId
+        }
+        {
+          name: 'SWEEP_SCHEDULE'
+          value: sweepSchedule
+        }
+        {
+          name: 'SYNC_TIMEOUT'
+          value: syncTimeout
+        }
+        {
+          name: 'RECHECK_INITIAL_DELAY'
+          value: recheckInitialDelay
+        }
+        {
+          name: 'RECHECK_MAX_DELAY'
+          value: recheckMaxDelay
+        }
+        {
+          // Empty means "none" (the contract default).
+          name: 'DEFAULT_USAGE_LOCATION'
+          value: defaultUsageLocation
+        }
+        {
+          // Not string(bool): ARM renders that as 'True'/'False'.
+          name: 'SET_USAGE_LOCATION'
+          value: setUsageLocation ? 'true' : 'false'
+        }
+        {
+          // Empty means "none" (the contract default).
+          name: 'DEFAULT_LICENSES'
+          value: defaultLicenses
+        }
+      ]
+    }
+    functionAppConfig: {
+      deployment: {
+        storage: {
+          type: 'blobContainer'
+          value: deploymentContainerUrl
+          authentication: {
+            type: 'UserAssignedIdentity'
+            userAssignedIdentityResourceId: identityId
+          }
+        }
+      }
+      scaleAndConcurrency: {
+        maximumInstanceCount: maximumInstanceCount
+        instanceMemoryMB: instanceMemoryMB
+      }
+      runtime: {
+        name: 'python'
+        version: '3.11'
+      }
+    }
+  }
+}
+
+output name string = functionApp.name
+output defaultHostName string = functionApp.properties.defaultHostName

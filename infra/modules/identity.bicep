@@ -1,0 +1,17 @@
+// The user-assigned managed identity the function app runs as: for host storage,
+// Application Insights, deployment packages and Microsoft Graph.
+
+param name string
+param location string
+param tags object
+
+resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' = {
+  name: name
+  location: location
+  tags: tags
+}
+
+output id string = identity.id
+output name string = identity.name
+output clientId string = identity.properties.clientId
+output principalId string = identity.properties.principalId

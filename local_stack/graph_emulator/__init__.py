@@ -1,0 +1,99 @@
+"""A local Microsoft Graph v1.0 emulator for the calls the onboarding app makes.
+
+There is no Graph (and no internet) in development or CI, so this standard
+library HTTP server answers `GET /users/{id|upn}`, `GET /users?$filter=`,
+`PATCH /users/{id}`, `POST /users/{id}/assignLicense`, `GET /subscribedSkus`
+and `POST /$batch` with Graph's wire format, status codes and error bodies,
+and its responses validate against `../shared/graph/graph-v1.0-excerpt.openapi.yaml`
+(see `openapi_check`). It binds to 127.0.0.1 only.
+
+Start it in-process::
+
+    with start_emulator(directory_dict_or_path, clock=ManualClock()) as graph:
+        graph.base_url      # http://127.0.0.1:PORT/v1.0
+        graph.control_url   # http://127.0.0.1:PORT/_emulator
+
+or as a process: `python -m local_stack.graph_emulator --directory FILE --port N
+[--host 127.0.0.1] [--token T] [--ready-file PATH] [--units-per-10s N]
+[--manual-clock]`, which prints `graph-emulator listening on <base_url>` once ready.
+
+Graph calls need `Authorization: Bearer local-graph-emulator-token` (or the
+`token` given at start).
+
+Directory file (JSON)
+---------------------
+::
+
+    {
+      "skus": [{
+        "skuId": "<guid>",            # generated when omitted
+        "skuPartNumber": "MCOEV",     # required; also the key of PUT /_emulator/skus/{part}
+        "enabled": 25,                # prepaidUnits.enabled
+        "consumedUnits": 0,           # default: number of users holding the SKU in this file
+        "suspended": 0, "warning": 0, "lockedOut": 0,
+        "appliesTo": "User", "capabilityStatus": "Enabled",   # not Enabled = no free seats
+        "servicePlans": [{"servicePlanId": "<guid>", "servicePlanName": "MCOEV",
+                          "provisioningStatus": "Success", "appliesTo": "User"}]
+      }],
+      "planRules": {                  # keyed by servicePlanName
+        "mutuallyExclusive": [["PLAN_A", "PLAN_B"]],
+        "prerequisites": {"MCOEV": ["TEAMS1", "MCOSTANDARD"]}   # needs ANY one of them
+      },
+      "users": [{
+        "id": "<guid>",               # generated when omitted
+        "userPrincipalName": "jane.doe@contoso.com",           # required
+        "displayName": "Jane Doe", "employeeId": "000123", "onPremisesImmutableId": "...",
+        "onPremisesSyncEnabled": true, "usageLocation": null, "accountEnabled": true,
+        ...any other property in directory.USER_PROPERTIES...,
+        "assignedLicenses": [{"skuId": "<guid>", "disabledPlans": []}],  # direct licenses
+        "groupLicenses": ["<skuId>"], # inherited from a group: shown in assignedLicenses,
+                                      # uses a seat, cannot be removed directly
+        "appearAfterSeconds": 3,      # 404 / absent from filters until then (Entra Connect
+                                      # creating the cloud account)
+        "syncAfterSeconds": 5         # onPremisesSyncEnabled null, then true (with
+                                      # onPremisesLastSyncDateTime) from then on
+      }]
+    }
+
+Delays count from the start, the last reset, or the moment the user was added.
+
+Control API (no auth, JSON, under `/_emulator`)
+------------------------------------------------
+- `GET  /health` -> `{"status": "ok"}`
+- `POST /users` (a user as in the file) -> 201 full record
+- `GET  /users/{id-or-upn}` -> full record, visible or not, with an `_emulator` section
+- `POST /users/{id-or-upn}/sync` -> the user exists and is synced from now
+- `GET  /skus`; `PUT /skus/{skuPartNumber}` `{"enabled": N, "consumedUnits": N, ...}`
+- `GET  /requests` -> log entries `{"method", "path" (raw, undecoded; a batch item's url
+  path prefixed with /v1.0), "query" (raw), "headers" {"authorization": bool,
+  "client-request-id", "content-type"}, "body" (parsed JSON, or the raw text if not
+  JSON, or null), "status" (null if dropped), "dropped", "responseBody", "batchItem",
+  "time"}`; batch items are logged as their own entries before the outer `/$batch` one.
+- `DELETE /requests`
+- `GET /faults`; `POST /faults` `{"method": "GET"|null, "path": "<regex searched in the
+  decoded path after /v1.0>", "status": 429|503|504..., "retryAfter": s, "rate": 0..1,
+  "count": N|null, "delayMs": N, "drop": bool, "code": str, "message": str}`;
+  `DELETE /faults`. Drops do not apply inside `$batch` (there is no item connection).
+- `POST /reset` (optional body: a new directory) -> also clears faults, log, throttling
+- `PUT  /throttle` `{"unitsPer10s": 3500, "writesPer150s": 3000}` (0 = off)
+- `POST /clock/advance` `{"seconds": N}` (only with a manual clock, else 409)
+
+See README.md for the Graph behaviours deliberately not modelled.
+"""
+
+from __future__ import annotations
+
+from .clock import ManualClock, SystemClock
+from .directory import DirectoryFormatError
+from .server import Emulator, ensure_loopback, start_emulator
+from .service import DEFAULT_TOKEN
+
+__all__ = [
+    "DEFAULT_TOKEN",
+    "DirectoryFormatError",
+    "Emulator",
+    "ManualClock",
+    "SystemClock",
+    "ensure_loopback",
+    "start_emulator",
+]

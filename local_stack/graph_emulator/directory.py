@@ -1,0 +1,675 @@
+"""The emulated tenant: users, their sync state, SKUs with seats, and license rules.
+
+Pure state and rules, no HTTP: every method takes or returns plain data and
+raises `GraphError` with Graph's own status, code and message when Graph would
+refuse. One re-entrant lock guards everything, because `ThreadingHTTPServer`
+answers requests on many threads and `assignLicense` must be all-or-nothing
+(check seats, then take them) exactly like the real service.
+
+The directory file format is documented in the package docstring
+(`local_stack/graph_emulator/__init__.py`).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .clock import Clock, iso_z
+from .errors import GraphError, bad_request, not_found
+
+GUID_RE = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+USAGE_LOCATION_RE = re.compile(r"^[A-Z]{2}$")
+
+#: What Graph returns for a user when the request has no `$select`.
+DEFAULT_USER_PROPERTIES: tuple[str, ...] = (
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
+    "id",
+)
+
+#: Every user property the emulator knows; `$select` of anything else is a 400.
+USER_PROPERTIES: tuple[str, ...] = (
+    *DEFAULT_USER_PROPERTIES,
+    "accountEnabled",
+    "assignedLicenses",
+    "employeeId",
+    "onPremisesDistinguishedName",
+    "onPremisesDomainName",
+    "onPremisesExtensionAttributes",
+    "onPremisesImmutableId",
+    "onPremisesLastSyncDateTime",
+    "onPremisesProvisioningErrors",
+    "onPremisesSamAccountName",
+    "onPremisesSecurityIdentifier",
+    "onPremisesSyncEnabled",
+    "onPremisesUserPrincipalName",
+    "usageLocation",
+    "userType",
+    "deletedDateTime",
+)
+
+_COLLECTION_PROPERTIES = frozenset({"businessPhones", "onPremisesProvisioningErrors"})
+
+#: Properties Graph computes or that come from AD; PATCH refuses them.
+READ_ONLY_PROPERTIES = frozenset(
+    {
+        "id",
+        "assignedLicenses",
+        "deletedDateTime",
+        "onPremisesDistinguishedName",
+        "onPremisesDomainName",
+        "onPremisesLastSyncDateTime",
+        "onPremisesProvisioningErrors",
+        "onPremisesSamAccountName",
+        "onPremisesSecurityIdentifier",
+        "onPremisesSyncEnabled",
+        "onPremisesUserPrincipalName",
+    }
+)
+#: Writable properties whose values must be strings (or null).
+_STRING_WRITABLE = frozenset(
+    {
+        "displayName",
+        "givenName",
+        "surname",
+        "jobTitle",
+        "mail",
+        "mobilePhone",
+        "officeLocation",
+        "preferredLanguage",
+        "userPrincipalName",
+        "employeeId",
+        "onPremisesImmutableId",
+        "userType",
+    }
+)
+#: On a user synced from AD, AD is the source of authority: only these stay cloud-writable.
+CLOUD_WRITABLE_WHEN_SYNCED = frozenset({"usageLocation"})
+
+#: Keys of a user entry in the directory file that steer the emulator, not Graph properties.
+_CONTROL_KEYS = frozenset(
+    {"assignedLicenses", "groupLicenses", "syncAfterSeconds", "appearAfterSeconds"}
+)
+
+SYNCED_USER_MESSAGE = (
+    "Unable to update the specified properties for on-premises mastered Directory Sync objects "
+    "or objects currently undergoing migration."
+)
+
+
+class DirectoryFormatError(ValueError):
+    """The directory JSON does not follow the documented format."""
+
+
+@dataclass
+class Sku:
+    """One subscribed SKU and its seat counts (mutable under the directory lock)."""
+
+    sku_id: str
+    part_number: str
+    enabled: int
+    consumed: int
+    plans: list[dict[str, Any]]
+    applies_to: str = "User"
+    capability_status: str = "Enabled"
+    suspended: int = 0
+    warning: int = 0
+    locked_out: int = 0
+    account_id: str = "00000000-0000-0000-0000-000000000001"
+    account_name: str = "Contoso"
+
+    def plan_ids(self) -> set[str]:
+        """Service plan ids of this SKU, lower-cased."""
+        return {str(p["servicePlanId"]).lower() for p in self.plans}
+
+    def plan_names(self, disabled: Iterable[str] = ()) -> set[str]:
+        """Names of the plans this SKU enables, minus the disabled ids."""
+        off = {d.lower() for d in disabled}
+        return {p["servicePlanName"] for p in self.plans if p["servicePlanId"].lower() not in off}
+
+    def free_seats(self) -> int:
+        """Seats left; a SKU that is not `Enabled` has none to give."""
+        if self.capability_status != "Enabled":
+            return 0
+        return self.enabled - self.consumed
+
+    def to_graph(self) -> dict[str, Any]:
+        """The SKU as `GET /subscribedSkus` shows it."""
+        return {
+            "accountId": self.account_id,
+            "accountName": self.account_name,
+            "appliesTo": self.applies_to,
+            "capabilityStatus": self.capability_status,
+            "consumedUnits": self.consumed,
+            "id": f"{self.account_id}_{self.sku_id}",
+            "skuId": self.sku_id,
+            "skuPartNumber": self.part_number,
+            "subscriptionIds": [],
+            "prepaidUnits": {
+                "enabled": self.enabled,
+                "suspended": self.suspended,
+                "warning": self.warning,
+                "lockedOut": self.locked_out,
+            },
+            "servicePlans": [dict(p) for p in self.plans],
+        }
+
+
+@dataclass
+class UserRecord:
+    """A user as the emulator stores it; `Directory.view` turns it into Graph's shape."""
+
+    props: dict[str, Any]
+    direct: dict[str, list[str]]  # skuId (lower) -> disabledPlans, in assignment order
+    group: list[str]  # skuIds (lower) inherited from groups
+    added_at: float
+    appear_at: float
+    sync_at: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return str(self.props["id"])
+
+    @property
+    def upn(self) -> str:
+        return str(self.props.get("userPrincipalName") or "")
+
+    def held_skus(self) -> list[str]:
+        """Effective licenses: direct ones first, then group ones not also direct."""
+        return [*self.direct, *(s for s in self.group if s not in self.direct)]
+
+
+@dataclass(frozen=True)
+class PlanRules:
+    """Service plan rules Graph enforces on assignLicense, keyed by servicePlanName."""
+
+    mutually_exclusive: tuple[tuple[str, ...], ...] = ()
+    prerequisites: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+class Directory:
+    """Thread-safe tenant state with Graph's license-assignment rules."""
+
+    def __init__(self, data: Mapping[str, Any], clock: Clock) -> None:
+        self._clock = clock
+        self._lock = threading.RLock()
+        self._users: dict[str, UserRecord] = {}
+        self._skus: dict[str, Sku] = {}
+        self._rules = PlanRules()
+        self.load(data)
+
+    # ----------------------------------------------------------------- loading
+
+    def load(self, data: Mapping[str, Any]) -> None:
+        """Replace the whole tenant; delays count from now."""
+        if not isinstance(data, Mapping):
+            raise DirectoryFormatError("the directory must be a JSON object")
+        unknown = set(data) - {"skus", "planRules", "users"}
+        if unknown:
+            raise DirectoryFormatError(f"unknown top-level keys: {sorted(unknown)}")
+        skus = [_parse_sku(s) for s in _list(data.get("skus", []), "skus")]
+        rules = _parse_rules(data.get("planRules", {}))
+        with self._lock:
+            self._skus = {}
+            for sku in skus:
+                if sku.sku_id in self._skus:
+                    raise DirectoryFormatError(f"duplicate skuId {sku.sku_id}")
+                self._skus[sku.sku_id] = sku
+            self._rules = rules
+            self._users = {}
+            counted: dict[str, int] = {}
+            for spec in _list(data.get("users", []), "users"):
+                user = self._insert_user(spec)
+                for sku_id in user.held_skus():
+                    counted[sku_id] = counted.get(sku_id, 0) + 1
+            # A file that gives no consumedUnits gets the number of users holding the SKU.
+            for raw, sku in zip(_list(data.get("skus", []), "skus"), skus, strict=True):
+                if raw.get("consumedUnits") is None:
+                    sku.consumed = counted.get(sku.sku_id, 0)
+
+    def add_user(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Add one user (directory-file shape); its delays count from now."""
+        with self._lock:
+            user = self._insert_user(spec)
+            for sku_id in user.held_skus():
+                self._skus[sku_id].consumed += 1
+            return self.internal(user.id)
+
+    def _insert_user(self, spec: Any) -> UserRecord:
+        user = _parse_user(spec, self._clock.now(), self._skus)
+        if user.id.lower() in self._users:
+            raise DirectoryFormatError(f"duplicate user id {user.id}")
+        if user.upn and self._find(user.upn, include_hidden=True) is not None:
+            raise DirectoryFormatError(f"duplicate userPrincipalName {user.upn}")
+        self._users[user.id.lower()] = user
+        return user
+
+    # ----------------------------------------------------------------- reading
+
+    def _find(self, key: str, *, include_hidden: bool = False) -> UserRecord | None:
+        now = self._clock.now()
+        folded = key.casefold()
+        user = self._users.get(key.lower())
+        if user is None:
+            user = next((u for u in self._users.values() if u.upn.casefold() == folded), None)
+        if user is None or (not include_hidden and now < user.appear_at):
+            return None
+        return user
+
+    def _visible(self, key: str) -> UserRecord:
+        user = self._find(key)
+        if user is None:
+            raise not_found(key)
+        return user
+
+    def get_user(self, key: str) -> dict[str, Any]:
+        """All Graph properties of a visible user (by id or UPN), or a Graph 404."""
+        with self._lock:
+            return self._view(self._visible(key))
+
+    def find_users(self, prop: str, values: Iterable[str]) -> list[dict[str, Any]]:
+        """Visible users whose `prop` equals one of `values`, case-insensitively like Graph."""
+        wanted = {v.casefold() for v in values}
+        with self._lock:
+            now = self._clock.now()
+            return [
+                self._view(u)
+                for u in self._users.values()
+                if now >= u.appear_at
+                and isinstance(u.props.get(prop), str)
+                and u.props[prop].casefold() in wanted
+            ]
+
+    def subscribed_skus(self) -> list[dict[str, Any]]:
+        """Every SKU as Graph shows it."""
+        with self._lock:
+            return [s.to_graph() for s in self._skus.values()]
+
+    def internal(self, key: str) -> dict[str, Any]:
+        """Full record of any user, visible or not, for the control API (KeyError if unknown)."""
+        with self._lock:
+            user = self._find(key, include_hidden=True)
+            if user is None:
+                raise KeyError(key)
+            now = self._clock.now()
+            return {
+                **self._view(user),
+                "_emulator": {
+                    "visible": now >= user.appear_at,
+                    "appearAt": iso_z(user.appear_at),
+                    "syncAt": None if user.sync_at is None else iso_z(user.sync_at),
+                    "directLicenses": [
+                        {"skuId": s, "disabledPlans": list(d)} for s, d in user.direct.items()
+                    ],
+                    "groupLicenses": list(user.group),
+                    **user.extra,
+                },
+            }
+
+    def _view(self, user: UserRecord) -> dict[str, Any]:
+        view: dict[str, Any] = {
+            p: ([] if p in _COLLECTION_PROPERTIES else None) for p in USER_PROPERTIES
+        }
+        view.update(user.props)
+        if user.sync_at is not None:
+            synced = self._clock.now() >= user.sync_at
+            view["onPremisesSyncEnabled"] = True if synced else None
+            view["onPremisesLastSyncDateTime"] = iso_z(user.sync_at) if synced else None
+        view["assignedLicenses"] = [
+            {"disabledPlans": list(user.direct.get(s, [])), "skuId": s} for s in user.held_skus()
+        ]
+        return view
+
+    # ----------------------------------------------------------------- writing
+
+    def update_user(self, key: str, patch: Any) -> None:
+        """Apply a PATCH body with Graph's checks (read-only, synced-user and value rules)."""
+        if not isinstance(patch, dict):
+            raise bad_request("Invalid request body: a JSON object is expected.", "BadRequest")
+        with self._lock:
+            user = self._visible(key)
+            changes: dict[str, Any] = {}
+            synced = bool(self._view(user).get("onPremisesSyncEnabled"))
+            for name, value in patch.items():
+                if name.startswith("@odata."):
+                    continue
+                changes[name] = _checked_patch_value(name, value)
+            if synced and set(changes) - CLOUD_WRITABLE_WHEN_SYNCED:
+                raise bad_request(SYNCED_USER_MESSAGE)
+            new_upn = changes.get("userPrincipalName")
+            if isinstance(new_upn, str):
+                other = self._find(new_upn, include_hidden=True)
+                if other is not None and other is not user:
+                    raise bad_request(
+                        "Another object with the same value for property userPrincipalName "
+                        "already exists."
+                    )
+            user.props.update(changes)
+
+    def assign_license(self, key: str, add: Any, remove: Any) -> dict[str, Any]:
+        """Graph's assignLicense: validate everything, then commit seats and licenses at once."""
+        with self._lock:
+            user = self._visible(key)
+            additions = _parse_additions(add)
+            removals = _parse_removals(remove)
+            for sku_id in [*additions, *removals]:
+                if sku_id not in self._skus:
+                    raise bad_request(
+                        f"License {sku_id} does not correspond to a valid company License."
+                    )
+            both = set(additions) & set(removals)
+            if both:
+                raise bad_request(
+                    f"License {sorted(both)[0]} cannot be both added and removed in one request."
+                )
+            if additions and not USAGE_LOCATION_RE.match(
+                str(user.props.get("usageLocation") or "")
+            ):
+                raise bad_request(
+                    "License assignment cannot be done for user with invalid usage location."
+                )
+            for sku_id, disabled in additions.items():
+                unknown = [d for d in disabled if d not in self._skus[sku_id].plan_ids()]
+                if unknown:
+                    raise bad_request(
+                        f"Service plan {unknown[0]} is not part of license {sku_id} "
+                        "and cannot be disabled."
+                    )
+            for sku_id in removals:
+                if sku_id not in user.direct:
+                    if sku_id in user.group:
+                        raise bad_request(
+                            "User license is inherited from a group membership and it cannot be "
+                            "removed directly from the user."
+                        )
+                    raise bad_request(f"User does not have a corresponding license {sku_id}.")
+
+            before = user.held_skus()
+            direct = {s: d for s, d in user.direct.items() if s not in removals}
+            direct.update(additions)
+            after_user = UserRecord(user.props, direct, user.group, user.added_at, user.appear_at)
+            after = after_user.held_skus()
+            for sku_id in after:
+                if sku_id not in before and self._skus[sku_id].free_seats() < 1:
+                    raise bad_request(
+                        f"Subscription {sku_id} does not have any available licenses."
+                    )
+            self._check_plan_rules(self._enabled_plans(user), self._enabled_plans(after_user))
+
+            user.direct = direct
+            for sku_id in after:
+                if sku_id not in before:
+                    self._skus[sku_id].consumed += 1
+            for sku_id in before:
+                if sku_id not in after:
+                    self._skus[sku_id].consumed -= 1
+            return self._view(user)
+
+    def _enabled_plans(self, user: UserRecord) -> set[str]:
+        names: set[str] = set()
+        for sku_id in user.held_skus():
+            names |= self._skus[sku_id].plan_names(user.direct.get(sku_id, []))
+        return names
+
+    def _check_plan_rules(self, before: set[str], after: set[str]) -> None:
+        """Refuse a change that creates a conflict or strands a plan without its prerequisite."""
+        added = after - before
+        for group in self._rules.mutually_exclusive:
+            clash = [p for p in group if p in after]
+            if len(clash) > 1 and set(clash) & added:
+                pair = ", ".join(clash)
+                raise bad_request(
+                    f"Conflicting service plans: {pair}. Service plans "
+                    f"{' and '.join(clash)} are mutually exclusive."
+                )
+        for plan, needs in self._rules.prerequisites.items():
+            if plan not in after or set(needs) & after:
+                continue
+            if plan in added or set(needs) & before:
+                raise bad_request(
+                    f"The service plan {plan} depends on the service plan(s) "
+                    f"{', '.join(needs)} which are not enabled on the user."
+                )
+
+    # ----------------------------------------------------------------- control
+
+    def sync_user(self, key: str) -> dict[str, Any]:
+        """Make a user exist and be synced now, as Entra Connect would (KeyError if unknown)."""
+        with self._lock:
+            user = self._find(key, include_hidden=True)
+            if user is None:
+                raise KeyError(key)
+            now = self._clock.now()
+            user.appear_at = min(user.appear_at, now)
+            if user.sync_at is None or user.sync_at > now:
+                user.sync_at = now
+            return self.internal(user.id)
+
+    def set_seats(self, part_number: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Change a SKU's seat counts or status by skuPartNumber (KeyError if unknown)."""
+        fields = {
+            "enabled": "enabled",
+            "consumedUnits": "consumed",
+            "suspended": "suspended",
+            "warning": "warning",
+            "lockedOut": "locked_out",
+            "capabilityStatus": "capability_status",
+        }
+        unknown = set(changes) - set(fields)
+        if unknown:
+            raise DirectoryFormatError(f"unknown SKU fields: {sorted(unknown)}")
+        with self._lock:
+            sku = next(
+                (s for s in self._skus.values() if s.part_number.lower() == part_number.lower()),
+                None,
+            )
+            if sku is None:
+                raise KeyError(part_number)
+            for name, value in changes.items():
+                expected = str if name == "capabilityStatus" else int
+                if not isinstance(value, expected) or isinstance(value, bool):
+                    raise DirectoryFormatError(f"{name} must be {expected.__name__}")
+                setattr(sku, fields[name], value)
+            return sku.to_graph()
+
+
+# --------------------------------------------------------------------- parsing
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise DirectoryFormatError(f"{what} must be a list")
+    return value
+
+
+def _guid(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not GUID_RE.match(value):
+        raise DirectoryFormatError(f"{what} must be a GUID, got {value!r}")
+    return value.lower()
+
+
+def _int(spec: Mapping[str, Any], key: str, default: int) -> int:
+    value = spec.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise DirectoryFormatError(f"{key} must be an integer")
+    return value
+
+
+def _parse_sku(spec: Any) -> Sku:
+    if not isinstance(spec, dict):
+        raise DirectoryFormatError("each SKU must be an object")
+    part = spec.get("skuPartNumber")
+    if not isinstance(part, str) or not part:
+        raise DirectoryFormatError("each SKU needs a skuPartNumber")
+    plans = []
+    for plan in _list(spec.get("servicePlans", []), f"{part}.servicePlans"):
+        if not isinstance(plan, dict) or not isinstance(plan.get("servicePlanName"), str):
+            raise DirectoryFormatError(f"{part}: each service plan needs a servicePlanName")
+        plans.append(
+            {
+                "servicePlanId": _guid(plan.get("servicePlanId"), f"{part} servicePlanId"),
+                "servicePlanName": plan["servicePlanName"],
+                "provisioningStatus": plan.get("provisioningStatus", "Success"),
+                "appliesTo": plan.get("appliesTo", "User"),
+            }
+        )
+    return Sku(
+        sku_id=_guid(spec.get("skuId") or str(uuid.uuid4()), f"{part} skuId"),
+        part_number=part,
+        enabled=_int(spec, "enabled", 0),
+        consumed=_int(spec, "consumedUnits", 0),
+        plans=plans,
+        applies_to=spec.get("appliesTo", "User"),
+        capability_status=spec.get("capabilityStatus", "Enabled"),
+        suspended=_int(spec, "suspended", 0),
+        warning=_int(spec, "warning", 0),
+        locked_out=_int(spec, "lockedOut", 0),
+        account_id=spec.get("accountId", "00000000-0000-0000-0000-000000000001"),
+        account_name=spec.get("accountName", "Contoso"),
+    )
+
+
+def _parse_rules(spec: Any) -> PlanRules:
+    if not isinstance(spec, dict):
+        raise DirectoryFormatError("planRules must be an object")
+    groups = []
+    for group in _list(spec.get("mutuallyExclusive", []), "planRules.mutuallyExclusive"):
+        if (
+            not isinstance(group, list)
+            or len(group) < 2
+            or not all(isinstance(p, str) for p in group)
+        ):
+            raise DirectoryFormatError("each mutuallyExclusive entry is a list of 2+ plan names")
+        groups.append(tuple(group))
+    prereqs = spec.get("prerequisites", {})
+    if not isinstance(prereqs, dict) or not all(
+        isinstance(v, list) and v and all(isinstance(p, str) for p in v) for v in prereqs.values()
+    ):
+        raise DirectoryFormatError("prerequisites maps a plan name to a non-empty list of names")
+    return PlanRules(tuple(groups), {k: tuple(v) for k, v in prereqs.items()})
+
+
+def _parse_user(spec: Any, now: float, skus: Mapping[str, Sku]) -> UserRecord:
+    if not isinstance(spec, dict):
+        raise DirectoryFormatError("each user must be an object")
+    upn = spec.get("userPrincipalName")
+    if not isinstance(upn, str) or "@" not in upn:
+        raise DirectoryFormatError(f"user needs a userPrincipalName with a domain: {upn!r}")
+    unknown = set(spec) - set(USER_PROPERTIES) - _CONTROL_KEYS - {"givenName", "surname"}
+    if unknown:
+        raise DirectoryFormatError(f"{upn}: unknown user keys {sorted(unknown)}")
+    props = {k: v for k, v in spec.items() if k not in _CONTROL_KEYS}
+    props["id"] = _guid(spec.get("id") or str(uuid.uuid4()), f"{upn} id")
+    direct: dict[str, list[str]] = {}
+    for lic in _list(spec.get("assignedLicenses", []), f"{upn}.assignedLicenses"):
+        if not isinstance(lic, dict):
+            raise DirectoryFormatError(f"{upn}: each assigned license is an object")
+        sku_id = _known_sku(lic.get("skuId"), skus, upn)
+        disabled = [_guid(d, f"{upn} disabledPlans") for d in lic.get("disabledPlans") or []]
+        direct[sku_id] = disabled
+    group = [
+        _known_sku(s, skus, upn) for s in _list(spec.get("groupLicenses", []), "groupLicenses")
+    ]
+    appear = spec.get("appearAfterSeconds") or 0
+    sync = spec.get("syncAfterSeconds")
+    for name, value in (("appearAfterSeconds", appear), ("syncAfterSeconds", sync)):
+        if value is not None and (not isinstance(value, int | float) or value < 0):
+            raise DirectoryFormatError(f"{upn}: {name} must be a non-negative number")
+    user = UserRecord(props, direct, group, added_at=now, appear_at=now + appear)
+    if sync is not None:
+        user.sync_at = now + sync
+    elif props.get("onPremisesSyncEnabled") is True and not props.get("onPremisesLastSyncDateTime"):
+        props["onPremisesLastSyncDateTime"] = iso_z(now)
+    return user
+
+
+def _known_sku(value: Any, skus: Mapping[str, Sku], upn: str) -> str:
+    sku_id = _guid(value, f"{upn} skuId")
+    if sku_id not in skus:
+        raise DirectoryFormatError(f"{upn}: license {sku_id} is not one of the directory's SKUs")
+    return sku_id
+
+
+def _checked_patch_value(name: str, value: Any) -> Any:
+    invalid = bad_request(f"Invalid value specified for property '{name}' of resource 'User'.")
+    if name in READ_ONLY_PROPERTIES:
+        raise bad_request(f"Property '{name}' is read-only and cannot be set.")
+    if name == "usageLocation":
+        if not isinstance(value, str) or not USAGE_LOCATION_RE.match(value):
+            raise invalid
+    elif name == "accountEnabled":
+        if not isinstance(value, bool):
+            raise invalid
+    elif name == "businessPhones":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise invalid
+    elif name in _STRING_WRITABLE:
+        if value is not None and not isinstance(value, str):
+            raise invalid
+    else:
+        raise bad_request(
+            f"Property '{name}' does not exist as a declared property or extension property."
+        )
+    return value
+
+
+def _missing_parameter(name: str) -> GraphError:
+    return bad_request(
+        "One or more parameters of the operation 'assignLicense' are missing from the request "
+        f"payload. The missing parameters are: {name}."
+    )
+
+
+def _request_guid(value: Any, prop: str) -> str:
+    if not isinstance(value, str) or not GUID_RE.match(value):
+        raise bad_request(f"Invalid value specified for property '{prop}' of resource 'License'.")
+    return value.lower()
+
+
+def _parse_additions(add: Any) -> dict[str, list[str]]:
+    if not isinstance(add, list):
+        raise bad_request("Invalid value specified for property 'addLicenses'.")
+    out: dict[str, list[str]] = {}
+    for item in add:
+        if not isinstance(item, dict):
+            raise bad_request("Invalid value specified for property 'addLicenses'.")
+        sku_id = _request_guid(item.get("skuId"), "skuId")
+        disabled = item.get("disabledPlans") or []
+        if not isinstance(disabled, list):
+            raise bad_request("Invalid value specified for property 'disabledPlans'.")
+        out[sku_id] = [_request_guid(d, "disabledPlans") for d in disabled]
+    return out
+
+
+def _parse_removals(remove: Any) -> list[str]:
+    if not isinstance(remove, list):
+        raise bad_request("Invalid value specified for property 'removeLicenses'.")
+    return [_request_guid(s, "removeLicenses") for s in remove]
+
+
+def check_assign_license_parameters(body: Any) -> tuple[Any, Any]:
+    """Return (addLicenses, removeLicenses) or Graph's 'missing parameters' 400."""
+    if not isinstance(body, dict):
+        raise _missing_parameter("addLicenses, removeLicenses")
+    missing = [p for p in ("addLicenses", "removeLicenses") if body.get(p) is None]
+    if missing:
+        raise _missing_parameter(", ".join(missing))
+    return body["addLicenses"], body["removeLicenses"]

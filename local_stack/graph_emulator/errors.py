@@ -1,0 +1,58 @@
+"""The one exception the emulator's Graph logic raises, and Graph's error body.
+
+Pure code (directory rules, OData parsing) raises `GraphError`; only the HTTP
+layer turns it into a response, so the same rule produces the same wire error
+whether it was reached directly or as a `$batch` item.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class GraphError(Exception):
+    """A refusal Graph would answer with `status` and `{"error": {code, message}}`."""
+
+    status: int
+    code: str
+    message: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.code}: {self.message}"
+
+
+def error_body(
+    code: str,
+    message: str,
+    *,
+    request_id: str,
+    client_request_id: str | None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """Build Graph's error body; `innerError.date` has no offset, exactly as Graph sends it."""
+    moment = now or datetime.now(UTC)
+    inner: dict[str, Any] = {
+        "date": moment.strftime("%Y-%m-%dT%H:%M:%S"),
+        "request-id": request_id,
+        "client-request-id": client_request_id or request_id,
+    }
+    return {"error": {"code": code, "message": message, "innerError": inner}}
+
+
+def bad_request(message: str, code: str = "Request_BadRequest") -> GraphError:
+    """The 400 most directory-side validations use."""
+    return GraphError(400, code, message)
+
+
+def not_found(key: str) -> GraphError:
+    """Graph's 404 for a user key that matches nothing (wording from graph-facts.md)."""
+    return GraphError(
+        404,
+        "Request_ResourceNotFound",
+        f"Resource '{key}' does not exist or one of its queried reference-property objects "
+        "are not present.",
+    )

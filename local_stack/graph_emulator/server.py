@@ -1,0 +1,294 @@
+"""The HTTP side: a `ThreadingHTTPServer` on loopback and the `Emulator` handle.
+
+The handler only translates bytes to `service.Request` and `Reply` back to
+bytes; Graph logic lives in `service`, tenant rules in `directory`, the
+control API in `control`. `start_emulator` runs the server on a background
+thread so tests and the run scripts share one way of starting it.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from .clock import Clock, ManualClock, SystemClock
+from .control import handle_control
+from .directory import Directory
+from .faults import Faults
+from .service import API_PREFIX, DEFAULT_TOKEN, GraphService, Reply, Request
+from .throttle import DEFAULT_UNITS_PER_10S, DEFAULT_WRITES_PER_150S, Throttle
+
+CONTROL_PREFIX = "/_emulator"
+MAX_BODY_BYTES = 4 * 1024 * 1024  # Graph's own limit for a $batch payload
+
+
+def ensure_loopback(host: str) -> str:
+    """Return the IPv4 loopback address to bind, or refuse: never face a network."""
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError as exc:
+        raise ValueError(f"refusing to bind to {host!r}: not a loopback address") from exc
+    if address.version != 4 or not address.is_loopback:
+        raise ValueError(f"refusing to bind to {host!r}: only IPv4 loopback (127.0.0.0/8)")
+    return host
+
+
+class Emulator:
+    """A running Graph emulator; use as a context manager or call `stop()`."""
+
+    def __init__(
+        self,
+        directory: dict[str, Any],
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str = DEFAULT_TOKEN,
+        clock: Clock | None = None,
+        units_per_10s: int = DEFAULT_UNITS_PER_10S,
+        writes_per_150s: int = DEFAULT_WRITES_PER_150S,
+        fault_seed: int | None = None,
+    ) -> None:
+        bind_host = ensure_loopback(host)
+        self.clock: Clock = clock or SystemClock()
+        self._initial = copy.deepcopy(directory)
+        self.directory = Directory(copy.deepcopy(directory), self.clock)
+        self.service = GraphService(
+            self.directory,
+            self.clock,
+            token=token,
+            throttle=Throttle(self.clock, units_per_10s, writes_per_150s),
+            faults=Faults(fault_seed),
+        )
+        self._server = ThreadingHTTPServer((bind_host, port), _handler_for(self))
+        self._server.daemon_threads = True
+        self.host = bind_host
+        self.port: int = self._server.server_address[1]
+        self.service.base_url = self.base_url
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.01},  # how long stop() waits for the loop to notice
+            name=f"graph-emulator-{self.port}",
+            daemon=True,
+        )
+        self._stopped = False
+
+    @property
+    def base_url(self) -> str:
+        """Graph root, e.g. `http://127.0.0.1:PORT/v1.0`."""
+        return f"http://{self.host}:{self.port}{API_PREFIX}"
+
+    @property
+    def control_url(self) -> str:
+        """Control API root, e.g. `http://127.0.0.1:PORT/_emulator`."""
+        return f"http://{self.host}:{self.port}{CONTROL_PREFIX}"
+
+    @property
+    def token(self) -> str:
+        """The bearer token Graph calls must carry."""
+        return self.service.token
+
+    def start(self) -> Emulator:
+        """Serve on a background thread."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket (idempotent)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join()
+        self._server.server_close()
+
+    def __enter__(self) -> Emulator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -------------------------------------------- in-process control helpers
+
+    def add_user(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Add a user (directory-file shape); its delays count from now."""
+        return self.directory.add_user(spec)
+
+    def sync_user(self, key: str) -> dict[str, Any]:
+        """Make a user exist and be synced now."""
+        return self.directory.sync_user(key)
+
+    def user_record(self, key: str) -> dict[str, Any]:
+        """The full internal record of any user (visible or not)."""
+        return self.directory.internal(key)
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The request log (see the package docstring for the entry shape)."""
+        return self.service.requests()
+
+    def clear_requests(self) -> None:
+        """Empty the request log."""
+        self.service.clear_requests()
+
+    def add_fault(self, **spec: Any) -> None:
+        """Add a fault rule; keys as in the control API (`path`, `status`, `retryAfter`...)."""
+        self.service.faults.add(spec)
+
+    def clear_faults(self) -> None:
+        """Remove every fault rule."""
+        self.service.faults.clear()
+
+    def set_seats(self, sku_part_number: str, **changes: Any) -> dict[str, Any]:
+        """Set `enabled`, `consumedUnits` (and other unit counts) of a SKU."""
+        return self.directory.set_seats(sku_part_number, changes)
+
+    def set_throttle(
+        self, units_per_10s: int | None = None, writes_per_150s: int | None = None
+    ) -> None:
+        """Change the throttling budgets (0 = unlimited) and restart the windows."""
+        self.service.throttle.configure(units_per_10s, writes_per_150s)
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move a manual clock forward; a TypeError on the wall clock."""
+        if not isinstance(self.clock, ManualClock):
+            raise TypeError(
+                "the emulator runs on the wall clock; start it with clock=ManualClock()"
+            )
+        self.clock.advance(seconds)
+
+    def reset(self, directory: dict[str, Any] | None = None) -> None:
+        """Reload a directory (the initial one by default); clear faults, log and throttling."""
+        if directory is not None:
+            self._initial = copy.deepcopy(directory)
+        self.directory.load(copy.deepcopy(self._initial))
+        self.service.faults.clear()
+        self.service.clear_requests()
+        self.service.throttle.configure()
+
+
+def start_emulator(
+    directory: dict[str, Any] | Path | str,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    **options: Any,
+) -> Emulator:
+    """Start an emulator on a background thread; `directory` is a dict or a JSON file path.
+
+    Options: `token`, `clock` (e.g. `ManualClock()`), `units_per_10s`,
+    `writes_per_150s`, `fault_seed`.
+    """
+    if isinstance(directory, str | Path):
+        directory = json.loads(Path(directory).read_text(encoding="utf-8"))
+    assert isinstance(directory, dict)
+    return Emulator(directory, host=host, port=port, **options).start()
+
+
+def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(_GraphHandler):
+        pass
+
+    Handler.emulator = emulator
+    return Handler
+
+
+class _GraphHandler(BaseHTTPRequestHandler):
+    """Bytes in, bytes out; everything else is delegated."""
+
+    emulator: Emulator
+    protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes; with Nagle on, keep-alive clients wait ~40 ms each.
+    disable_nagle_algorithm = True
+    server_version = "graph-emulator"
+    sys_version = ""
+
+    def do_GET(self) -> None:
+        self._dispatch()
+
+    def do_POST(self) -> None:
+        self._dispatch()
+
+    def do_PATCH(self) -> None:
+        self._dispatch()
+
+    def do_PUT(self) -> None:
+        self._dispatch()
+
+    def do_DELETE(self) -> None:
+        self._dispatch()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet: the request log is the record, stderr noise helps nobody."""
+
+    def _dispatch(self) -> None:
+        split = urlsplit(self.path)
+        raw = self._read_body()
+        if raw is None:
+            return
+        body, invalid = _parse_json(raw)
+        if split.path == CONTROL_PREFIX or split.path.startswith(CONTROL_PREFIX + "/"):
+            segments = [unquote(s) for s in split.path[len(CONTROL_PREFIX) :].split("/") if s]
+            if invalid:
+                self._send(400, {"error": "the body is not valid JSON"}, {})
+                return
+            status, answer = handle_control(self.emulator, self.command, segments, body)
+            self._send(status, answer, {"Content-Type": "application/json"})
+            return
+        if split.path != API_PREFIX and not split.path.startswith(API_PREFIX + "/"):
+            self._send(
+                404, {"error": f"unknown path {split.path}; Graph lives under {API_PREFIX}"}, {}
+            )
+            return
+        request = Request(
+            method=self.command,
+            raw_path=split.path,
+            query=split.query,
+            headers={k.lower(): v for k, v in self.headers.items()},
+            body=body,
+            body_is_invalid_json=invalid,
+        )
+        reply = self.emulator.service.handle(request)
+        if reply.drop:
+            self.close_connection = True
+            return
+        self._send(reply.status, reply.body, reply.headers)
+
+    def _read_body(self) -> bytes | None:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            self._send(413, {"error": "request body too large"}, {})
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, status: int, body: Any, headers: dict[str, str]) -> None:
+        payload = b"" if body is None else json.dumps(body).encode("utf-8")
+        self.send_response(status)
+        headers = {"Content-Type": "application/json", **headers}
+        for name, value in headers.items():
+            if body is None and name.lower() == "content-type":
+                continue
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if payload:
+            self.wfile.write(payload)
+
+
+def _parse_json(raw: bytes) -> tuple[Any, bool]:
+    """Return (parsed body or None, whether the bytes were not JSON)."""
+    if not raw.strip():
+        return None, False
+    try:
+        return json.loads(raw), False
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return raw.decode("utf-8", errors="replace"), True
+
+
+__all__ = ["Emulator", "Reply", "ensure_loopback", "start_emulator"]

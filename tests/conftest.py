@@ -1,0 +1,9 @@
+"""Shared test set-up: the Graph emulator plugin, and the settings the app needs to import."""
+
+import os
+
+pytest_plugins = ["tests.support.graph"]
+
+# function_app.py reads its settings at import; tests that import it get these.
+os.environ.setdefault("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+os.environ.setdefault("SWEEP_SCHEDULE", "0 */5 * * * *")
