@@ -30,7 +30,9 @@ def encode(case: dict[str, Any]) -> str:
     return text
 
 
-def verdict(case: dict[str, Any], event: dict[str, Any] | None, seen: list[str]) -> tuple[str, bool]:
+def verdict(
+    case: dict[str, Any], event: dict[str, Any] | None, seen: list[str]
+) -> tuple[str, bool]:
     """What happened, in a few words, and whether it is what the case expects."""
     expect = case["expect"]
     if event is None:
@@ -69,13 +71,15 @@ def main() -> int:
         def show(event: dict[str, Any]) -> None:
             elapsed = time.monotonic() - started
             reason = event["data"].get("reason", {}).get("code", "")
-            print(f"  {elapsed:5.1f}s  {event.get('subject', event['id']):<12} {event['type']} {reason}",
-                  flush=True)
+            who = event.get("subject", event["id"])
+            print(f"  {elapsed:5.1f}s  {who:<12} {event['type']} {reason}", flush=True)
 
         terminal = stack.wait_for_terminal(ids, TIMEOUT_SECONDS, on_event=show)
         by_request: dict[str, list[str]] = {}
         for event in stack.events_seen:
-            by_request.setdefault(event.get("subject", ""), []).append(event["type"].rsplit(".", 1)[-1])
+            by_request.setdefault(event.get("subject", ""), []).append(
+                event["type"].rsplit(".", 1)[-1]
+            )
         poisoned = stack.count("user-onboard-poison")
         rows = []
         for case, request_id in zip(cases, ids, strict=True):
@@ -91,8 +95,10 @@ def main() -> int:
     for request_id, case_name, got, ok in rows:
         print(f"{request_id:<12}  {case_name:<{width}}  {'yes' if ok else 'NO':<4}  {got}")
     passed = sum(1 for r in rows if r[3])
-    print(f"\n{passed}/{len(rows)} samples reached their expected outcome in {elapsed:.1f}s; "
-          f"poison queue: {poisoned} message(s)")
+    print(
+        f"\n{passed}/{len(rows)} samples reached their expected outcome in {elapsed:.1f}s; "
+        f"poison queue: {poisoned} message(s)"
+    )
     if passed != len(rows) or poisoned:
         print("\nLast lines of the development host's log:\n" + log_tail, file=sys.stderr)
         return 1

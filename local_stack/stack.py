@@ -7,6 +7,7 @@ exercise the same wiring.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -72,14 +73,10 @@ class LocalStack:
             self.graph = start_emulator(
                 self.directory, port=self.graph_port, **self.emulator_options
             )
-            self._queues = QueueServiceClient.from_connection_string(
-                self.azurite.connection_string
-            )
+            self._queues = QueueServiceClient.from_connection_string(self.azurite.connection_string)
             for name in QUEUES:
-                try:
+                with contextlib.suppress(ResourceExistsError):
                     self._queues.create_queue(name)
-                except ResourceExistsError:
-                    pass
         except BaseException:
             self.stop()
             raise
@@ -87,7 +84,8 @@ class LocalStack:
 
     def app_environment(self) -> dict[str, str]:
         """What the app sees: the sample settings, the overrides, and this stack's ports."""
-        assert self.azurite is not None and self.graph is not None
+        assert self.azurite is not None
+        assert self.graph is not None
         env = dict(os.environ)
         env.update(sample_settings())
         env.update(self.overrides)
@@ -99,7 +97,7 @@ class LocalStack:
     def start_host(self) -> None:
         """The development host, as a child process (so it can be killed mid-batch)."""
         log = (self.state_dir / "devhost.log").open("ab")
-        self.host = subprocess.Popen(
+        self.host = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "local_stack.devhost", "--app-dir", str(REPO)],
             cwd=REPO,
             env=self.app_environment(),

@@ -8,7 +8,9 @@ import os
 import time
 from datetime import UTC, datetime
 
-from shared.graph import connect
+from azure.storage.queue import QueueServiceClient
+
+from shared.graph import GraphDirectory, connect
 from shared.names import ALL_QUEUES
 from shared.queues import ensure_queues, service_client, storage_ports
 from shared.service import OnboardingService, Policy
@@ -17,6 +19,8 @@ from shared.workflow import Backoff
 
 _settings: Settings | None = None
 _service: OnboardingService | None = None
+_directory: GraphDirectory | None = None
+_queues: QueueServiceClient | None = None
 
 
 class SystemClock:
@@ -48,15 +52,15 @@ def policy_from(config: Settings) -> Policy:
 
 def service() -> OnboardingService:
     """The process's service; its Graph client and SKU cache live across invocations."""
-    global _service
+    global _service, _directory, _queues
     if _service is None:
         config = settings()
-        queues = service_client(config.storage)
+        _queues = queues = service_client(config.storage)
         if config.storage.connection_string is not None:
             # Local and key-based storage: create what Bicep creates in Azure.
             ensure_queues(queues, ALL_QUEUES)
         pending, poison, events = storage_ports(queues)
-        directory = connect(
+        _directory = directory = connect(
             config.graph_base_url, local=config.graph_is_local, client_id=config.azure_client_id
         )
         _service = OnboardingService(
@@ -68,3 +72,13 @@ def service() -> OnboardingService:
             policy=policy_from(config),
         )
     return _service
+
+
+async def aclose() -> None:
+    """Close the process's Graph client and forget settings and service (tests, shutdown)."""
+    global _settings, _service, _directory, _queues
+    if _directory is not None:
+        await _directory.aclose()
+    if _queues is not None:
+        _queues.close()
+    _settings = _service = _directory = _queues = None

@@ -85,7 +85,8 @@ def test_unusual_upns_reach_graph_intact(graph_emulator: Emulator, upn: str) -> 
 def test_an_unknown_upn_falls_back_to_employee_id(graph_emulator: Emulator) -> None:
     """UPN first, then employeeId: the first identifier that finds a user wins."""
     result = lookup(graph_emulator, user_principal_name="nobody@contoso.com", employee_id="000123")
-    assert isinstance(result, Found) and result.user.id == JANE_ID
+    assert isinstance(result, Found)
+    assert result.user.id == JANE_ID
     statuses = [c["status"] for c in graph_calls(graph_emulator)]
     assert statuses == [404, 200]
 
@@ -134,7 +135,8 @@ def test_an_employee_id_shared_by_two_users_is_ambiguous(graph_emulator: Emulato
 def test_a_user_not_yet_synced_is_found_but_not_synced(graph_emulator: Emulator) -> None:
     """onPremisesSyncEnabled null means not yet."""
     result = lookup(graph_emulator, user_principal_name="alice@contoso.com")
-    assert isinstance(result, Found) and not result.user.synced
+    assert isinstance(result, Found)
+    assert not result.user.synced
 
 
 def test_group_inherited_licenses_count_as_assigned(graph_emulator: Emulator) -> None:
@@ -171,7 +173,8 @@ def test_a_throttled_batch_item_leaves_only_that_user_unanswered(graph_emulator:
     assert isinstance(jane, Found)
     assert isinstance(alice, LookupFailed)
     assert isinstance(alice.error, GraphUnavailable)
-    assert alice.error.status == 429 and alice.error.retry_after == 7
+    assert alice.error.status == 429
+    assert alice.error.retry_after == 7
 
 
 def test_batch_lookups_fall_back_to_employee_id_only_for_users_not_found(
@@ -180,7 +183,8 @@ def test_batch_lookups_fall_back_to_employee_id_only_for_users_not_found(
     """A second round for the misses only."""
     many = [UserIdentifiers(JANE_UPN), UserIdentifiers("gone@contoso.com", employee_id="000200")]
     jane, alice = run(graph_emulator, lambda d: d.find_users(many))
-    assert isinstance(jane, Found) and isinstance(alice, Found)
+    assert isinstance(jane, Found)
+    assert isinstance(alice, Found)
     batches = [c for c in graph_calls(graph_emulator) if c["path"] == "/v1.0/$batch"]
     assert [len(b["body"]["requests"]) for b in batches] == [2, 1]
 
@@ -189,7 +193,8 @@ def test_subscribed_skus_give_seats_and_plans(graph_emulator: Emulator) -> None:
     """Free seats = enabled - consumed; plans resolvable by name."""
     catalog = run(graph_emulator, lambda d: d.subscribed_skus())
     e3 = catalog.find("enterprisepack")
-    assert e3 is not None and e3.id == E3_SKU
+    assert e3 is not None
+    assert e3.id == E3_SKU
     assert e3.free_units == 2  # one seat held by the group-licensed user
     assert {p.name for p in e3.service_plans} >= {"EXCHANGE_S_ENTERPRISE", "MCOSTANDARD"}
 
@@ -239,7 +244,8 @@ def test_each_assign_license_refusal_maps_to_its_reason_code(graph_emulator: Emu
     graph_emulator.set_seats("Microsoft_Teams_Enterprise_New", consumedUnits=10)
     refused = refusal_of(graph_emulator, JANE_ID, [LicenseAssignment(TEAMS_SKU)])
     assert refused.reason == "no_seats"
-    assert refused.code == "Request_BadRequest" and refused.request_id
+    assert refused.code == "Request_BadRequest"
+    assert refused.request_id
 
 
 def test_a_single_503_is_retried_inline_and_succeeds(graph_emulator: Emulator) -> None:
@@ -265,7 +271,8 @@ def test_a_long_retry_after_is_not_slept_inside_the_invocation(graph_emulator: E
 
     result = run(graph_emulator, lambda d: d.find_user(UserIdentifiers(JANE_UPN)), sleep=nap)
     assert isinstance(result, LookupFailed)
-    assert isinstance(result.error, GraphUnavailable) and result.error.retry_after == 120
+    assert isinstance(result.error, GraphUnavailable)
+    assert result.error.retry_after == 120
     assert naps == []
 
 
@@ -279,7 +286,8 @@ def test_a_dropped_connection_is_transient_trouble(graph_emulator: Emulator) -> 
         return caught.value
 
     error = run(graph_emulator, attempt, retries=0)
-    assert error.status == 0 and error.code == "NetworkError"
+    assert error.status == 0
+    assert error.code == "NetworkError"
 
 
 def test_paths_in_the_request_log_decode_back_to_the_exact_upn(graph_emulator: Emulator) -> None:

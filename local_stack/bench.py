@@ -1,0 +1,520 @@
+"""`make bench`: cold start, intake throughput, a 1,000-user sweep and a 503 storm, measured
+on the local stack (Azurite, the Graph emulator, the development host).
+
+Every figure in docs/benchmarks.md comes from this module; it prints a table and writes
+the raw figures to `.state/bench/results.json`. There are no timing assertions: figures
+depend on the machine. Each benchmark starts (and always stops) a stack of its own under
+`.state/bench/<name>`, so one benchmark's warm caches never flatter the next.
+
+    python -m local_stack.bench [--only coldstart,intake,sweep,storm] [--runs 3]
+        [--users 200] [--pending 1000] [--storm-users 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from azure.storage.queue import QueueServiceClient
+
+from local_stack.stack import REPO, LocalStack
+
+STATE = REPO / ".state" / "bench"
+SAMPLE_DIRECTORY = REPO / "local_stack" / "samples" / "directory.json"
+SKU = "ENTERPRISEPACK"
+SEATS = 100_000
+# Throttling off in the emulator: these figures are the app's and the stack's, not
+# Graph's budget (3,500 units per 10 s by default in the emulator).
+NO_THROTTLE = {"units_per_10s": 0, "writes_per_150s": 0}
+# The host's settings beyond the committed sample: a deadline no benchmark reaches and
+# short rechecks, so parked requests come back within seconds.
+HOST_SETTINGS = {
+    "SYNC_TIMEOUT": "PT10M",
+    "RECHECK_INITIAL_DELAY": "PT1S",
+    "RECHECK_MAX_DELAY": "PT2S",
+    "SWEEP_SCHEDULE": "*/2 * * * * *",
+}
+HOST_READY_SECONDS = 60.0
+BENCHMARKS = ("coldstart", "intake", "sweep", "storm")
+
+
+# --- shared helpers -------------------------------------------------------------------
+
+
+def directory(upns: Iterable[str], *, synced: bool) -> dict[str, Any]:
+    """The sample tenant's SKUs with plenty of seats, and the given users (usageLocation
+    FR, so the only write is assignLicense)."""
+    sample = json.loads(SAMPLE_DIRECTORY.read_text())
+    skus = [dict(sku, enabled=SEATS) for sku in sample["skus"]]
+    users = [
+        {
+            "userPrincipalName": upn,
+            "displayName": upn.split("@")[0],
+            "onPremisesSyncEnabled": True if synced else None,
+            "usageLocation": "FR",
+        }
+        for upn in upns
+    ]
+    return {"skus": skus, "planRules": sample.get("planRules", {}), "users": users}
+
+
+def upns(prefix: str, count: int) -> list[str]:
+    return [f"{prefix}.{n:05d}@contoso.com" for n in range(count)]
+
+
+def request(request_id: str, upn: str) -> dict[str, Any]:
+    return {"requestId": request_id, "userPrincipalName": upn, "licenses": [{"skuPartNumber": SKU}]}
+
+
+def fresh_state(name: str) -> Path:
+    path = STATE / name
+    shutil.rmtree(path, ignore_errors=True)
+    return path
+
+
+def graph_calls(log: Sequence[Mapping[str, Any]]) -> Counter[str]:
+    """HTTP requests the emulator received, by kind; `$batch` items counted apart."""
+    kinds: Counter[str] = Counter()
+    for entry in log:
+        method, path = entry["method"], entry["path"]
+        if entry.get("batchItem"):
+            kinds["$batch item"] += 1
+            continue
+        kinds["total"] += 1
+        if path.endswith("/$batch"):
+            kinds["$batch"] += 1
+        elif path.endswith("/assignLicense"):
+            kinds["assignLicense"] += 1
+        elif "/subscribedSkus" in path:
+            kinds["subscribedSkus"] += 1
+        elif method == "GET" and "/users" in path:
+            kinds["user lookup"] += 1
+        elif method == "PATCH":
+            kinds["PATCH user"] += 1
+        else:
+            kinds["other"] += 1
+        if entry.get("status") and entry["status"] >= 500:
+            kinds["5xx answers"] += 1
+    return kinds
+
+
+def wait_for_host(stack: LocalStack) -> None:
+    """Until the development host has indexed the functions and polls its queues."""
+    deadline = time.monotonic() + HOST_READY_SECONDS
+    while "[devhost] ready" not in stack.host_log():
+        if stack.host is not None and stack.host.poll() is not None:
+            raise RuntimeError(f"the development host exited:\n{stack.host_log()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise RuntimeError("the development host did not become ready")
+        time.sleep(0.1)
+
+
+def event_time(event: Mapping[str, Any]) -> datetime:
+    return datetime.fromisoformat(str(event["time"]).replace("Z", "+00:00"))
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def mib(kib: float) -> float:
+    return kib / 1024
+
+
+# --- 1. cold start --------------------------------------------------------------------
+
+
+def cold_start(runs: int) -> dict[str, Any]:
+    """`runs` fresh interpreters per path; each licenses a user of its own."""
+    names = {mode: upns(f"cold.{mode}", runs) for mode in ("app", "typed")}
+    every = [upn for group in names.values() for upn in group]
+    samples: dict[str, list[dict[str, Any]]] = {"app": [], "typed": []}
+    with LocalStack(fresh_state("coldstart"), directory(every, synced=True)) as stack:
+        assert stack.graph is not None
+        stack.graph.set_throttle(0, 0)
+        env = stack.app_environment()
+        for n in range(runs):
+            for mode in ("app", "typed"):  # interleaved: drift hits both paths alike
+                stack.graph.clear_requests()
+                started = time.perf_counter()
+                done = subprocess.run(  # noqa: S603 - our own module, fixed arguments
+                    [sys.executable, "-m", "local_stack.bench_coldstart", mode, names[mode][n]],
+                    cwd=REPO,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    timeout=120,
+                )
+                wall = time.perf_counter() - started
+                if done.returncode != 0:
+                    raise RuntimeError(f"cold start ({mode}) failed:\n{done.stderr[-3000:]}")
+                sample = json.loads(done.stdout.strip().splitlines()[-1])
+                sample["process_wall_seconds"] = wall
+                sample["graph_requests"] = graph_calls(stack.graph.requests())["total"]
+                samples[mode].append(sample)
+    return {mode: summarize_cold(group) for mode, group in samples.items()}
+
+
+def summarize_cold(group: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    def med(point: str, key: str) -> float:
+        return median([float(s[point][key]) for s in group])
+
+    out: dict[str, Any] = {
+        "runs": len(group),
+        "outcomes": sorted({str(s["outcome"]) for s in group}),
+        "import_seconds": med("imported", "seconds"),
+        "import_max_rss_mib": mib(med("imported", "max_rss_kib")),
+        "import_modules": med("imported", "modules"),
+        "import_model_modules": med("imported", "model_modules"),
+        "first_request_seconds": med("first_request", "seconds"),
+        "first_request_max_rss_mib": mib(med("first_request", "max_rss_kib")),
+        "first_request_modules": med("first_request", "modules"),
+        "first_request_model_modules": med("first_request", "model_modules"),
+        "process_wall_seconds": median([float(s["process_wall_seconds"]) for s in group]),
+        "graph_requests": median([float(s["graph_requests"]) for s in group]),
+        "first_request_seconds_all": [round(s["first_request"]["seconds"], 3) for s in group],
+    }
+    if group[0].get("first_user"):
+        out["first_user_seconds"] = med("first_user", "seconds")
+        out["first_user_model_modules"] = med("first_user", "model_modules")
+    return out
+
+
+# --- 2. intake throughput -------------------------------------------------------------
+
+
+def intake(count: int, timeout: float = 120.0) -> dict[str, Any]:
+    """`count` synced users posted to user-onboard on a freshly started host."""
+    users = upns("intake", count)
+    with LocalStack(
+        fresh_state("intake"),
+        directory(users, synced=True),
+        settings=HOST_SETTINGS,
+        emulator_options=NO_THROTTLE,
+    ) as stack:
+        assert stack.graph is not None
+        stack.start_host()
+        wait_for_host(stack)
+        stack.graph.clear_requests()
+        return run_batch(stack, users, "INTAKE", timeout)
+
+
+def run_batch(stack: LocalStack, users: Sequence[str], prefix: str, timeout: float) -> dict[str, Any]:
+    """Post one request per user, wait for every terminal event, count what happened."""
+    assert stack.graph is not None
+    ids = [f"{prefix}-{n:05d}" for n in range(len(users))]
+    first_post = datetime.now().astimezone()
+    started = time.monotonic()
+    for request_id, upn in zip(ids, users, strict=True):
+        stack.post(request(request_id, upn))
+    posted = time.monotonic() - started
+    terminal = stack.wait_for_terminal(ids, timeout)
+    observed = time.monotonic() - started
+    mine = {rid: terminal[rid] for rid in ids if rid in terminal}
+    last = max((event_time(e) for e in mine.values()), default=first_post)
+    seconds = (last - first_post).total_seconds()
+    calls = graph_calls(stack.graph.requests())
+    outcomes = Counter(e["type"].rsplit(".", 1)[-1] for e in mine.values())
+    progress = Counter(
+        e["type"].rsplit(".", 1)[-1] for e in stack.events_seen if e.get("subject") in set(ids)
+    )
+    return {
+        "requests": len(ids),
+        "terminal": len(mine),
+        "outcomes": dict(outcomes),
+        "events": dict(progress),
+        "post_seconds": posted,
+        "seconds_to_last_terminal": seconds,
+        "seconds_observed": observed,
+        "requests_per_second": len(mine) / seconds if seconds > 0 else 0.0,
+        "graph": dict(calls),
+        "graph_per_request": {k: v / len(ids) for k, v in calls.items()},
+        "poison": stack.count("user-onboard-poison"),
+    }
+
+
+# --- 3. sweep over pending users ------------------------------------------------------
+
+
+async def park(stack: LocalStack, users: Sequence[str], concurrency: int = 16) -> float:
+    """Admit every request through `handle_request` (users not synced yet): each lands on
+    user-onboard-pending, due one second later."""
+    from shared.bootstrap import SystemClock
+    from shared.graph import connect
+    from shared.queues import storage_ports
+    from shared.service import OnboardingService, Policy
+    from shared.workflow import Backoff
+
+    assert stack.azurite is not None and stack.graph is not None
+    queues = QueueServiceClient.from_connection_string(stack.azurite.connection_string)
+    graph = connect(stack.graph.base_url, local=True)
+    pending, poison, events = storage_ports(queues)
+    service = OnboardingService(
+        directory=graph,
+        pending=pending,
+        poison=poison,
+        events=events,
+        clock=SystemClock(),
+        policy=Policy(
+            backoff=Backoff(timedelta(seconds=1), timedelta(seconds=2)),
+            sync_timeout=timedelta(hours=1),
+        ),
+    )
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(n: int, upn: str) -> str:
+        async with gate:
+            return await service.handle_request(json.dumps(request(f"SWEEP-{n:05d}", upn)), "")
+
+    started = time.monotonic()
+    try:
+        outcomes = await asyncio.gather(*(one(n, upn) for n, upn in enumerate(users)))
+    finally:
+        await graph.aclose()
+        queues.close()
+    if set(outcomes) != {"waiting"}:
+        raise RuntimeError(f"parking gave {Counter(outcomes)}")
+    return time.monotonic() - started
+
+
+def sweep(count: int) -> dict[str, Any]:
+    """Park `count` requests, sync their users, then time one sweep in a fresh worker."""
+    users = upns("sweep", count)
+    with LocalStack(
+        fresh_state("sweep"),
+        directory(users, synced=False),
+        settings=HOST_SETTINGS,
+        emulator_options=NO_THROTTLE,
+    ) as stack:
+        assert stack.graph is not None
+        park_seconds = asyncio.run(park(stack, users))
+        for upn in users:
+            stack.graph.sync_user(upn)
+        time.sleep(2.0)  # every parked message is visible one second after it was parked
+        pending_before = stack.count("user-onboard-pending")
+        stack.graph.clear_requests()
+        started = time.perf_counter()
+        done = subprocess.run(  # noqa: S603 - our own module, fixed arguments
+            [sys.executable, "-m", "local_stack.bench_sweep"],
+            cwd=REPO,
+            env=stack.app_environment(),
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        wall = time.perf_counter() - started
+        if done.returncode != 0:
+            raise RuntimeError(f"the sweep process failed:\n{done.stderr[-3000:]}")
+        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        log = stack.graph.requests()
+        result.update(
+            users=count,
+            park_seconds=park_seconds,
+            process_wall_seconds=wall,
+            pending_before=pending_before,
+            pending_after=stack.count("user-onboard-pending"),
+            graph=dict(graph_calls(log)),
+            batch_items_max=max(
+                (len(e["body"]["requests"]) for e in log if e["path"].endswith("/$batch")),
+                default=0,
+            ),
+        )
+    return result
+
+
+# --- 4. 503 storm ---------------------------------------------------------------------
+
+
+def storm(count: int, timeout: float = 120.0) -> dict[str, Any]:
+    """Intake while half of all /users calls (lookups, $batch items, assignLicense) answer
+    503: everything should still end licensed, nothing poisoned."""
+    users = upns("storm", count)
+    with LocalStack(
+        fresh_state("storm"),
+        directory(users, synced=True),
+        settings=HOST_SETTINGS,
+        emulator_options={**NO_THROTTLE, "fault_seed": 7},
+    ) as stack:
+        assert stack.graph is not None
+        stack.start_host()
+        wait_for_host(stack)
+        stack.graph.clear_requests()
+        stack.graph.add_fault(path="^/users", status=503, rate=0.5)
+        result = run_batch(stack, users, "STORM", timeout)
+        result["graph_503_items"] = sum(
+            1 for e in stack.graph.requests() if e.get("batchItem") and e.get("status") == 503
+        )
+    return result
+
+
+# --- output ---------------------------------------------------------------------------
+
+
+def table(title: str, rows: Sequence[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    print(f"\n{title}")
+    for n, row in enumerate(rows):
+        print("  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)))
+        if n == 0:
+            print("  " + "  ".join("-" * w for w in widths))
+
+
+def show_cold(result: Mapping[str, Any]) -> None:
+    app, typed = result["app"], result["typed"]
+    rows = [
+        ("median of runs", "app (raw JSON)", "typed models"),
+        ("import function_app (s)", f"{app['import_seconds']:.2f}", f"{typed['import_seconds']:.2f}"),
+        (
+            "  peak RSS after import (MiB)",
+            f"{app['import_max_rss_mib']:.0f}",
+            f"{typed['import_max_rss_mib']:.0f}",
+        ),
+        (
+            "  modules / msgraph models",
+            f"{app['import_modules']:.0f} / {app['import_model_modules']:.0f}",
+            f"{typed['import_modules']:.0f} / {typed['import_model_modules']:.0f}",
+        ),
+        (
+            "first request done (s)",
+            f"{app['first_request_seconds']:.2f}",
+            f"{typed['first_request_seconds']:.2f}",
+        ),
+        (
+            "  peak RSS (MiB)",
+            f"{app['first_request_max_rss_mib']:.0f}",
+            f"{typed['first_request_max_rss_mib']:.0f}",
+        ),
+        (
+            "  modules / msgraph models",
+            f"{app['first_request_modules']:.0f} / {app['first_request_model_modules']:.0f}",
+            f"{typed['first_request_modules']:.0f} / {typed['first_request_model_modules']:.0f}",
+        ),
+        (
+            "  Graph requests",
+            f"{app['graph_requests']:.0f}",
+            f"{typed['graph_requests']:.0f}",
+        ),
+        (
+            "process wall, spawn to exit (s)",
+            f"{app['process_wall_seconds']:.2f}",
+            f"{typed['process_wall_seconds']:.2f}",
+        ),
+    ]
+    table(f"1. Cold start ({app['runs']} fresh interpreters per path)", rows)
+    print(
+        f"  typed: first user fetched at {typed['first_user_seconds']:.2f} s with "
+        f"{typed['first_user_model_modules']:.0f} msgraph model modules loaded"
+    )
+
+
+def show_batch(title: str, result: Mapping[str, Any]) -> None:
+    per = result["graph_per_request"]
+    rows = [
+        ("figure", "value"),
+        ("requests / reached a terminal event", f"{result['requests']} / {result['terminal']}"),
+        ("outcomes", " ".join(f"{k}={v}" for k, v in sorted(result["outcomes"].items()))),
+        ("events seen", " ".join(f"{k}={v}" for k, v in sorted(result["events"].items()))),
+        ("posting all messages (s)", f"{result['post_seconds']:.2f}"),
+        ("first post to last terminal event (s)", f"{result['seconds_to_last_terminal']:.2f}"),
+        ("requests/s", f"{result['requests_per_second']:.1f}"),
+        ("Graph HTTP requests", str(result["graph"].get("total", 0))),
+        (
+            "  per request: lookup / assignLicense",
+            f"{per.get('user lookup', 0):.2f} / {per.get('assignLicense', 0):.2f}",
+        ),
+        (
+            "  subscribedSkus / $batch (total)",
+            f"{result['graph'].get('subscribedSkus', 0)} / {result['graph'].get('$batch', 0)}",
+        ),
+        ("  answered 5xx (+ $batch items)", f"{result['graph'].get('5xx answers', 0)}"
+         + (f" (+{result['graph_503_items']})" if "graph_503_items" in result else "")),
+        ("messages on user-onboard-poison", str(result["poison"])),
+    ]
+    table(title, rows)
+
+
+def show_sweep(result: Mapping[str, Any]) -> None:
+    graph = result["graph"]
+    rows = [
+        ("figure", "value"),
+        ("pending requests parked (due)", f"{result['pending_before']}"),
+        ("one sweep(), wall (s)", f"{result['sweep_seconds']:.2f}"),
+        ("sweep report", str(result["summary"])),
+        ("left on user-onboard-pending", str(result["pending_after"])),
+        ("$batch requests (max items each)", f"{graph.get('$batch', 0)} ({result['batch_items_max']})"),
+        ("Graph HTTP requests in all", str(graph.get("total", 0))),
+        (
+            "  assignLicense / subscribedSkus / other",
+            f"{graph.get('assignLicense', 0)} / {graph.get('subscribedSkus', 0)} / "
+            f"{graph.get('user lookup', 0) + graph.get('other', 0)}",
+        ),
+        ("peak RSS before / after sweep (MiB)",
+         f"{mib(result['max_rss_kib_before']):.0f} / {mib(result['max_rss_kib_after']):.0f}"),
+        ("worker process, spawn to exit (s)", f"{result['process_wall_seconds']:.2f}"),
+        ("(setup) parking via handle_request (s)", f"{result['park_seconds']:.2f}"),
+    ]
+    table(f"3. One sweep over {result['users']} due pending requests (users now synced)", rows)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local_stack.bench", description=__doc__)
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help="comma-separated subset")
+    parser.add_argument("--runs", type=int, default=3, help="cold starts per path")
+    parser.add_argument("--users", type=int, default=200, help="intake requests")
+    parser.add_argument("--pending", type=int, default=1000, help="parked requests to sweep")
+    parser.add_argument("--storm-users", type=int, default=100, help="requests in the 503 storm")
+    args = parser.parse_args(argv)
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = set(chosen) - set(BENCHMARKS)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+
+    STATE.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    print(
+        f"Benchmarks on {os.cpu_count()} CPU(s), Python {sys.version.split()[0]}; "
+        "each starts its own Azurite + Graph emulator (throttling off)",
+        flush=True,
+    )
+    results: dict[str, Any] = {
+        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "arguments": vars(args),
+    }
+    if "coldstart" in chosen:
+        results["coldstart"] = cold_start(args.runs)
+        show_cold(results["coldstart"])
+    if "intake" in chosen:
+        results["intake"] = intake(args.users)
+        show_batch(f"2. Intake of {args.users} synced users through the development host",
+                   results["intake"])
+    if "sweep" in chosen:
+        results["sweep"] = sweep(args.pending)
+        show_sweep(results["sweep"])
+    if "storm" in chosen:
+        results["storm"] = storm(args.storm_users)
+        show_batch(f"4. Intake of {args.storm_users} users while 50% of /users calls answer 503",
+                   results["storm"])
+    (STATE / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    print(f"\nDone in {time.monotonic() - started:.0f} s; raw figures in "
+          f"{(STATE / 'results.json').relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
