@@ -212,7 +212,9 @@ def intake(count: int, timeout: float = 120.0) -> dict[str, Any]:
         return run_batch(stack, users, "INTAKE", timeout)
 
 
-def run_batch(stack: LocalStack, users: Sequence[str], prefix: str, timeout: float) -> dict[str, Any]:
+def run_batch(
+    stack: LocalStack, users: Sequence[str], prefix: str, timeout: float
+) -> dict[str, Any]:
     """Post one request per user, wait for every terminal event, count what happened."""
     assert stack.graph is not None
     ids = [f"{prefix}-{n:05d}" for n in range(len(users))]
@@ -258,7 +260,8 @@ async def park(stack: LocalStack, users: Sequence[str], concurrency: int = 16) -
     from shared.service import OnboardingService, Policy
     from shared.workflow import Backoff
 
-    assert stack.azurite is not None and stack.graph is not None
+    assert stack.azurite is not None
+    assert stack.graph is not None
     queues = QueueServiceClient.from_connection_string(stack.azurite.connection_string)
     graph = connect(stack.graph.base_url, local=True)
     pending, poison, events = storage_ports(queues)
@@ -307,7 +310,7 @@ def sweep(count: int) -> dict[str, Any]:
         pending_before = stack.count("user-onboard-pending")
         stack.graph.clear_requests()
         started = time.perf_counter()
-        done = subprocess.run(  # noqa: S603 - our own module, fixed arguments
+        done = subprocess.run(
             [sys.executable, "-m", "local_stack.bench_sweep"],
             cwd=REPO,
             env=stack.app_environment(),
@@ -377,7 +380,11 @@ def show_cold(result: Mapping[str, Any]) -> None:
     app, typed = result["app"], result["typed"]
     rows = [
         ("median of runs", "app (raw JSON)", "typed models"),
-        ("import function_app (s)", f"{app['import_seconds']:.2f}", f"{typed['import_seconds']:.2f}"),
+        (
+            "import function_app (s)",
+            f"{app['import_seconds']:.2f}",
+            f"{typed['import_seconds']:.2f}",
+        ),
         (
             "  peak RSS after import (MiB)",
             f"{app['import_max_rss_mib']:.0f}",
@@ -440,8 +447,11 @@ def show_batch(title: str, result: Mapping[str, Any]) -> None:
             "  subscribedSkus / $batch (total)",
             f"{result['graph'].get('subscribedSkus', 0)} / {result['graph'].get('$batch', 0)}",
         ),
-        ("  answered 5xx (+ $batch items)", f"{result['graph'].get('5xx answers', 0)}"
-         + (f" (+{result['graph_503_items']})" if "graph_503_items" in result else "")),
+        (
+            "  answered 5xx (+ $batch items)",
+            f"{result['graph'].get('5xx answers', 0)}"
+            + (f" (+{result['graph_503_items']})" if "graph_503_items" in result else ""),
+        ),
         ("messages on user-onboard-poison", str(result["poison"])),
     ]
     table(title, rows)
@@ -455,15 +465,20 @@ def show_sweep(result: Mapping[str, Any]) -> None:
         ("one sweep(), wall (s)", f"{result['sweep_seconds']:.2f}"),
         ("sweep report", str(result["summary"])),
         ("left on user-onboard-pending", str(result["pending_after"])),
-        ("$batch requests (max items each)", f"{graph.get('$batch', 0)} ({result['batch_items_max']})"),
+        (
+            "$batch requests (max items each)",
+            f"{graph.get('$batch', 0)} ({result['batch_items_max']})",
+        ),
         ("Graph HTTP requests in all", str(graph.get("total", 0))),
         (
             "  assignLicense / subscribedSkus / other",
             f"{graph.get('assignLicense', 0)} / {graph.get('subscribedSkus', 0)} / "
             f"{graph.get('user lookup', 0) + graph.get('other', 0)}",
         ),
-        ("peak RSS before / after sweep (MiB)",
-         f"{mib(result['max_rss_kib_before']):.0f} / {mib(result['max_rss_kib_after']):.0f}"),
+        (
+            "peak RSS before / after sweep (MiB)",
+            f"{mib(result['max_rss_kib_before']):.0f} / {mib(result['max_rss_kib_after']):.0f}",
+        ),
         ("worker process, spawn to exit (s)", f"{result['process_wall_seconds']:.2f}"),
         ("(setup) parking via handle_request (s)", f"{result['park_seconds']:.2f}"),
     ]
@@ -501,18 +516,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         show_cold(results["coldstart"])
     if "intake" in chosen:
         results["intake"] = intake(args.users)
-        show_batch(f"2. Intake of {args.users} synced users through the development host",
-                   results["intake"])
+        show_batch(
+            f"2. Intake of {args.users} synced users through the development host",
+            results["intake"],
+        )
     if "sweep" in chosen:
         results["sweep"] = sweep(args.pending)
         show_sweep(results["sweep"])
     if "storm" in chosen:
         results["storm"] = storm(args.storm_users)
-        show_batch(f"4. Intake of {args.storm_users} users while 50% of /users calls answer 503",
-                   results["storm"])
+        show_batch(
+            f"4. Intake of {args.storm_users} users while 50% of /users calls answer 503",
+            results["storm"],
+        )
     (STATE / "results.json").write_text(json.dumps(results, indent=2, default=str))
-    print(f"\nDone in {time.monotonic() - started:.0f} s; raw figures in "
-          f"{(STATE / 'results.json').relative_to(REPO)}")
+    print(
+        f"\nDone in {time.monotonic() - started:.0f} s; raw figures in "
+        f"{(STATE / 'results.json').relative_to(REPO)}"
+    )
     return 0
 
 

@@ -29,6 +29,7 @@ async def sweep_once() -> dict[str, Any]:
     started = time.perf_counter()
     report = await service.sweep()
     seconds = time.perf_counter() - started
+    await bootstrap.aclose()
     return {
         "sweep_seconds": seconds,
         "summary": report.summary(),

@@ -45,7 +45,7 @@ class LocalStack:
     def __init__(
         self,
         state_dir: Path,
-        directory: Mapping[str, Any] | Path,
+        directory: dict[str, Any] | Path,
         *,
         settings: Mapping[str, str] | None = None,
         azurite_port: int = 0,
@@ -82,17 +82,19 @@ class LocalStack:
             raise
         return self
 
-    def app_environment(self) -> dict[str, str]:
-        """What the app sees: the sample settings, the overrides, and this stack's ports."""
+    def stack_values(self) -> dict[str, str]:
+        """The overrides and this stack's endpoints (what differs from the settings file)."""
         assert self.azurite is not None
         assert self.graph is not None
-        env = dict(os.environ)
-        env.update(sample_settings())
-        env.update(self.overrides)
-        env["AzureWebJobsStorage"] = self.azurite.connection_string
-        env["GRAPH_BASE_URL"] = self.graph.base_url
-        env["PYTHONUNBUFFERED"] = "1"
-        return env
+        return {
+            **self.overrides,
+            "AzureWebJobsStorage": self.azurite.connection_string,
+            "GRAPH_BASE_URL": self.graph.base_url,
+        }
+
+    def app_environment(self) -> dict[str, str]:
+        """What the app sees in-process: the settings file's values, then the stack's."""
+        return {**os.environ, **sample_settings(), **self.stack_values()}
 
     def start_host(self) -> None:
         """The development host, as a child process (so it can be killed mid-batch)."""
@@ -100,7 +102,8 @@ class LocalStack:
         self.host = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "local_stack.devhost", "--app-dir", str(REPO)],
             cwd=REPO,
-            env=self.app_environment(),
+            # The host reads local.settings(.sample).json itself; the environment wins.
+            env={**os.environ, **self.stack_values(), "PYTHONUNBUFFERED": "1"},
             stdout=log,
             stderr=subprocess.STDOUT,
         )

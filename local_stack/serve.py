@@ -1,0 +1,64 @@
+"""`make serve`: keep the local stack running until Ctrl-C.
+
+Azurite on 127.0.0.1:10001 and the Graph emulator on 127.0.0.1:8765 (the ports in
+local.settings.sample.json), loaded with `samples/directory.json`, plus the development
+host. With `--no-host`, run the real Functions host yourself (`func start`) instead.
+Data stays in `.state/serve/` between runs; `make clean` removes it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from local_stack.stack import REPO, LocalStack
+
+SAMPLES = Path(__file__).resolve().parent / "samples"
+AZURITE_PORT = 10001
+GRAPH_PORT = 8765
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--no-host", action="store_true", help="do not start the development host")
+    parser.add_argument("--directory", type=Path, default=SAMPLES / "directory.json")
+    args = parser.parse_args(argv)
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stack = LocalStack(
+        REPO / ".state" / "serve", args.directory, azurite_port=AZURITE_PORT, graph_port=GRAPH_PORT
+    )
+    stack.start()
+    try:
+        assert stack.azurite is not None
+        assert stack.graph is not None
+        if not args.no_host:
+            stack.start_host()
+        print(f"Azurite queues:  {stack.azurite.queue_endpoint}")
+        print(f"Graph emulator:  {stack.graph.base_url}  (control API {stack.graph.control_url})")
+        print(
+            "Development host: "
+            + (
+                "not started (run `func start`)"
+                if args.no_host
+                else "running, log in .state/serve/devhost.log"
+            )
+        )
+        print("Post a request:  make post FILE=local_stack/samples/one-request.json")
+        print("Watch events:    make watch          Stop: Ctrl-C", flush=True)
+        while not stop.wait(1.0):
+            if stack.host is not None and stack.host.poll() is not None:
+                print("The development host exited; see .state/serve/devhost.log", file=sys.stderr)
+                return 1
+    finally:
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
