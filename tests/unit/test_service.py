@@ -22,6 +22,7 @@ from tests.fakes import (
     FakeDirectory,
     FakeEventSink,
     FakeQueue,
+    FakeSku,
     FakeUser,
 )
 
@@ -418,3 +419,28 @@ def test_pending_messages_carry_resolved_licenses_and_deadline() -> None:
     (state,) = world.pending.contents()
     assert state["request"]["licenses"] == [{"skuPartNumber": "MCOEV"}]
     assert state["request"]["syncDeadline"] == "2026-11-24T11:00:00Z"
+
+
+def test_the_sku_catalog_is_read_once_per_process_within_its_lifetime() -> None:
+    """Two requests a minute apart: one subscribedSkus read."""
+    world = World()
+    jane(world)
+    world.directory.add(FakeUser("u-2", "bob@contoso.com"))
+    world.handle(request("HR-1"))
+    world.clock.advance(timedelta(minutes=1))
+    world.handle(request("HR-2", upn="bob@contoso.com"))
+    assert world.directory.sku_reads == 1
+    world.clock.advance(timedelta(minutes=5))
+    world.handle(request("HR-3"))
+    assert world.directory.sku_reads == 2
+
+
+def test_a_sku_bought_after_the_catalog_was_cached_is_found_by_one_refresh() -> None:
+    """A stale cache never fails a request with unknown_sku."""
+    world = World()
+    jane(world)
+    world.handle(request("HR-1", licenses=[{"skuPartNumber": "MCOEV"}]))
+    world.directory.skus.append(FakeSku("0c266dff-15dd-4b49-8397-2bb16070ed52", "AAD_PREMIUM", 3))
+    world.handle(request("HR-2", licenses=[{"skuPartNumber": "AAD_PREMIUM"}]))
+    assert [e.id for e in world.events.events] == ["HR-1:licensed", "HR-2:licensed"]
+    assert world.directory.sku_reads == 2

@@ -1,0 +1,301 @@
+"""Pure decisions: what happens next for a request, given what Graph said and the time."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from shared.contract import LicenseRequest, OnboardingRequest, UserIdentifiers
+from shared.errors import GraphRefused, GraphUnavailable, InvalidRequest
+from shared.ports import (
+    Ambiguous,
+    DirectoryUser,
+    Found,
+    LookupFailed,
+    NotFound,
+    ServicePlan,
+    Sku,
+    SkuCatalog,
+)
+from shared.workflow import (
+    Backoff,
+    Fail,
+    License,
+    LicensePlan,
+    PendingState,
+    Wait,
+    admit,
+    after_lookup,
+    after_no_seats,
+    plan_licenses,
+)
+from tests.fakes import E3, MCOEV, T0, YAMMER
+
+BACKOFF = Backoff(timedelta(minutes=5), timedelta(minutes=30))
+E3_SKU = Sku(
+    E3, "ENTERPRISEPACK", "User", "Enabled", 10, 3, (ServicePlan(YAMMER, "YAMMER_ENTERPRISE"),)
+)
+MCOEV_SKU = Sku(MCOEV, "MCOEV", "User", "Enabled", 5, 5)
+CATALOG = SkuCatalog((E3_SKU, MCOEV_SKU))
+
+
+def state(**changes: object) -> PendingState:
+    request = OnboardingRequest("HR-1", UserIdentifiers("jane@contoso.com"))
+    admitted = admit(
+        request,
+        T0,
+        default_licenses=(LicenseRequest("ENTERPRISEPACK"),),
+        sync_timeout=timedelta(hours=1),
+    )
+    return replace(admitted, **changes)  # type: ignore[arg-type]
+
+
+def user(**changes: object) -> DirectoryUser:
+    base = DirectoryUser("u1", "jane@contoso.com", True, "FR", frozenset())
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def plan(
+    licenses: list[LicenseRequest], who: DirectoryUser, **options: object
+) -> LicensePlan | Fail:
+    settings: dict[str, object] = {
+        "requested_location": None,
+        "default_location": None,
+        "may_write_location": True,
+    }
+    settings.update(options)
+    return plan_licenses(licenses, CATALOG, who, **settings)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("checks", "minutes"), [(1, 5), (2, 10), (3, 20), (4, 30), (9, 30), (500, 30)]
+)
+def test_backoff_doubles_from_the_initial_delay_up_to_the_maximum(
+    checks: int, minutes: int
+) -> None:
+    """And never overflows, however many checks there were."""
+    assert BACKOFF.delay(checks) == timedelta(minutes=minutes)
+
+
+def test_admission_resolves_default_licenses_and_deadline() -> None:
+    """What the message left out comes from the settings, once, at receipt."""
+    admitted = state()
+    assert admitted.licenses == (LicenseRequest("ENTERPRISEPACK"),)
+    assert admitted.deadline == T0 + timedelta(hours=1)
+
+
+def test_admission_without_any_license_is_an_invalid_request() -> None:
+    """Neither the message nor DEFAULT_LICENSES say what to assign."""
+    with pytest.raises(InvalidRequest) as caught:
+        admit(
+            OnboardingRequest("HR-1", UserIdentifiers("a@b.com")),
+            T0,
+            default_licenses=None,
+            sync_timeout=timedelta(hours=1),
+        )
+    assert caught.value.request_id == "HR-1"
+
+
+def test_a_synced_user_goes_on_to_licensing() -> None:
+    """onPremisesSyncEnabled true is the only 'synced'."""
+    assert after_lookup(state(), Found(user()), T0, BACKOFF) == License(user())
+
+
+@pytest.mark.parametrize(
+    ("lookup", "seen"),
+    [
+        (NotFound(), "not_found"),
+        (Found(user(sync_enabled=None)), "not_synced"),
+        (Found(user(sync_enabled=False)), "not_synced"),
+    ],
+)
+def test_not_yet_synced_waits_and_announces_awaiting_sync_the_first_time(
+    lookup: object, seen: str
+) -> None:
+    """null and false both mean not yet; the first wait is announced."""
+    decision = after_lookup(state(), lookup, T0, BACKOFF)  # type: ignore[arg-type]
+    assert isinstance(decision, Wait)
+    assert decision.announce == "awaiting_sync"
+    assert decision.state.last_seen == seen
+    assert decision.next_check == T0 + timedelta(minutes=5)
+    again = after_lookup(decision.state, lookup, T0 + timedelta(minutes=5), BACKOFF)  # type: ignore[arg-type]
+    assert isinstance(again, Wait)
+    assert again.announce is None
+    assert again.next_check == T0 + timedelta(minutes=15)
+
+
+def test_the_next_check_never_goes_past_the_deadline() -> None:
+    """A 30-minute backoff 10 minutes before the deadline checks at the deadline."""
+    late = T0 + timedelta(minutes=50)
+    decision = after_lookup(state(checks=6), NotFound(), late, BACKOFF)
+    assert isinstance(decision, Wait)
+    assert decision.next_check == T0 + timedelta(hours=1)
+
+
+def test_at_the_deadline_not_synced_fails_with_what_was_last_seen() -> None:
+    """sync_timeout with lastSeen."""
+    decision = after_lookup(
+        state(), Found(user(sync_enabled=None)), T0 + timedelta(hours=1), BACKOFF
+    )
+    assert isinstance(decision, Fail)
+    assert decision.reason.code == "sync_timeout"
+    assert decision.details == {"lastSeen": "not_synced"}
+
+
+def test_graph_unavailable_waits_silently_and_remembers_the_error() -> None:
+    """No awaiting_sync for transient trouble; Retry-After lengthens the wait."""
+    error = GraphUnavailable("busy", status=429, retry_after=900)
+    decision = after_lookup(state(), LookupFailed(error), T0, BACKOFF)
+    assert isinstance(decision, Wait)
+    assert decision.announce is None
+    assert decision.next_check == T0 + timedelta(seconds=900)
+    assert decision.state.last_error == {"status": 429, "code": "", "message": "busy"}
+
+
+def test_graph_unavailable_at_the_deadline_keeps_the_last_real_observation() -> None:
+    """lastSeen stays not_synced; lastError says why the last check failed."""
+    decision = after_lookup(
+        state(last_seen="not_synced"),
+        LookupFailed(GraphUnavailable("down", status=503)),
+        T0 + timedelta(hours=2),
+        BACKOFF,
+    )
+    assert isinstance(decision, Fail)
+    assert decision.details["lastSeen"] == "not_synced"
+    assert decision.details["lastError"]["status"] == 503
+
+
+def test_an_ambiguous_identifier_fails_at_once() -> None:
+    """Never a guess between two users."""
+    decision = after_lookup(state(), Ambiguous("employeeId", 2), T0, BACKOFF)
+    assert isinstance(decision, Fail)
+    assert decision.reason.code == "user_ambiguous"
+
+
+def test_a_permanent_refusal_of_the_lookup_fails_with_graphs_words() -> None:
+    """graph_rejected with graphError."""
+    refused = GraphRefused("Invalid filter clause", reason="graph_rejected", code="BadRequest")
+    decision = after_lookup(state(), LookupFailed(refused), T0, BACKOFF)
+    assert isinstance(decision, Fail)
+    assert decision.details["graphError"]["code"] == "BadRequest"
+
+
+def test_no_seats_is_announced_once_then_fails_at_the_deadline() -> None:
+    """blocked, then silent waits, then no_seats."""
+    first = after_no_seats(state(), "none left", T0, BACKOFF)
+    assert isinstance(first, Wait)
+    assert first.announce == "blocked"
+    second = after_no_seats(first.state, "none left", T0, BACKOFF)
+    assert isinstance(second, Wait)
+    assert second.announce is None
+    final = after_no_seats(first.state, "none left", T0 + timedelta(hours=1), BACKOFF)
+    assert isinstance(final, Fail)
+    assert final.reason.code == "no_seats"
+
+
+def test_plans_resolve_by_name_and_skus_already_held_are_skipped() -> None:
+    """YAMMER by name becomes its id; a SKU held (even via a group) is already_assigned."""
+    result = plan(
+        [LicenseRequest("enterprisepack", ("yammer_enterprise",)), LicenseRequest("MCOEV")],
+        user(assigned_sku_ids=frozenset({MCOEV})),
+    )
+    assert isinstance(result, LicensePlan)
+    assert [(a.sku_id, a.disabled_plan_ids) for a in result.to_assign] == [(E3, (YAMMER,))]
+    assert [o.status for o in result.outcomes] == ["assigned", "already_assigned"]
+    assert result.short_of_seats == ()
+
+
+def test_a_sku_without_free_seats_is_flagged_only_when_it_must_be_assigned() -> None:
+    """MCOEV has 0 free seats: flagged for a new user, not for one who has it."""
+    new = plan([LicenseRequest("MCOEV")], user())
+    held = plan([LicenseRequest("MCOEV")], user(assigned_sku_ids=frozenset({MCOEV})))
+    assert isinstance(new, LicensePlan)
+    assert new.short_of_seats == ("MCOEV",)
+    assert isinstance(held, LicensePlan)
+    assert held.short_of_seats == ()
+
+
+@pytest.mark.parametrize(
+    ("options", "who", "location", "write"),
+    [
+        (
+            {"requested_location": "BE", "default_location": "DE"},
+            user(usage_location="FR"),
+            "FR",
+            False,
+        ),
+        (
+            {"requested_location": "BE", "default_location": "DE"},
+            user(usage_location=None),
+            "BE",
+            True,
+        ),
+        ({"default_location": "DE"}, user(usage_location=None), "DE", True),
+    ],
+)
+def test_usage_location_comes_from_the_user_then_the_message_then_the_default(
+    options: dict[str, object], who: DirectoryUser, location: str, write: bool
+) -> None:
+    """A value synced from AD wins; written only when the user has none."""
+    result = plan([LicenseRequest("ENTERPRISEPACK")], who, **options)
+    assert isinstance(result, LicensePlan)
+    assert (result.usage_location, result.write_usage_location) == (location, write)
+
+
+def test_nothing_to_assign_needs_no_usage_location() -> None:
+    """A user who already has everything is licensed even without a location."""
+    result = plan(
+        [LicenseRequest("MCOEV")], user(usage_location=None, assigned_sku_ids=frozenset({MCOEV}))
+    )
+    assert isinstance(result, LicensePlan)
+    assert result.to_assign == ()
+
+
+@pytest.mark.parametrize(
+    ("licenses", "code"),
+    [
+        ([LicenseRequest("VISIOCLIENT")], "unknown_sku"),
+        ([LicenseRequest("ENTERPRISEPACK", ("NOT_A_PLAN",))], "unknown_service_plan"),
+    ],
+)
+def test_unknown_names_fail_before_anything_is_written(
+    licenses: list[LicenseRequest], code: str
+) -> None:
+    """Resolved against subscribedSkus."""
+    result = plan(licenses, user())
+    assert isinstance(result, Fail)
+    assert result.reason.code == code
+
+
+def test_a_sku_that_is_not_enabled_for_users_cannot_be_assigned() -> None:
+    """capabilityStatus Suspended or appliesTo Company: unknown_sku, with the reason."""
+    suspended = SkuCatalog((replace(E3_SKU, capability_status="Suspended"),))
+    result = plan_licenses(
+        [LicenseRequest("ENTERPRISEPACK")],
+        suspended,
+        user(),
+        requested_location=None,
+        default_location=None,
+        may_write_location=True,
+    )
+    assert isinstance(result, Fail)
+    assert "Suspended" in result.reason.message
+
+
+def test_pending_state_round_trips_through_its_queue_message() -> None:
+    """Everything the next check needs survives serialization."""
+    original = state(
+        checks=3, last_seen="not_synced", awaiting_sync_sent=True, last_error={"status": 503}
+    )
+    assert PendingState.deserialize(original.serialize()) == original
+
+
+@pytest.mark.parametrize(
+    "text", ["", "[]", '{"v": 2}', '{"v": 1, "request": {"requestId": "x"}}', "not json"]
+)
+def test_anything_else_on_the_pending_queue_is_not_a_state(text: str) -> None:
+    """A ValueError the sweep turns into a rejected event."""
+    with pytest.raises(ValueError, match=r"pending state|not a pending"):
+        PendingState.deserialize(text)
