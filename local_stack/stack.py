@@ -23,9 +23,9 @@ from azure.storage.queue import QueueServiceClient
 
 from local_stack.azurite import Azurite, start_azurite
 from local_stack.graph_emulator import Emulator, start_emulator
+from shared.names import ALL_QUEUES
 
 REPO = Path(__file__).resolve().parents[1]
-QUEUES = ("user-onboard", "user-onboard-poison", "user-onboard-pending", "user-onboard-events")
 TERMINAL = ("licensed", "failed", "rejected")
 
 
@@ -74,7 +74,7 @@ class LocalStack:
                 self.directory, port=self.graph_port, **self.emulator_options
             )
             self._queues = QueueServiceClient.from_connection_string(self.azurite.connection_string)
-            for name in QUEUES:
+            for name in ALL_QUEUES:
                 with contextlib.suppress(ResourceExistsError):
                     self._queues.create_queue(name)
         except BaseException:
