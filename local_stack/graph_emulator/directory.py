@@ -262,6 +262,13 @@ class Directory:
 
     # ----------------------------------------------------------------- reading
 
+    def _require(self, key: str) -> UserRecord:
+        """Any user, visible or not, for the control API (KeyError if unknown)."""
+        user = self._find(key, include_hidden=True)
+        if user is None:
+            raise KeyError(key)
+        return user
+
     def _find(self, key: str, *, include_hidden: bool = False) -> UserRecord | None:
         now = self._clock.now()
         folded = key.casefold()
@@ -304,9 +311,7 @@ class Directory:
     def internal(self, key: str) -> dict[str, Any]:
         """Full record of any user, visible or not, for the control API (KeyError if unknown)."""
         with self._lock:
-            user = self._find(key, include_hidden=True)
-            if user is None:
-                raise KeyError(key)
+            user = self._require(key)
             now = self._clock.now()
             return {
                 **self._view(user),
@@ -452,9 +457,7 @@ class Directory:
     def sync_user(self, key: str) -> dict[str, Any]:
         """Make a user exist and be synced now, as Entra Connect would (KeyError if unknown)."""
         with self._lock:
-            user = self._find(key, include_hidden=True)
-            if user is None:
-                raise KeyError(key)
+            user = self._require(key)
             now = self._clock.now()
             user.appear_at = min(user.appear_at, now)
             if user.sync_at is None or user.sync_at > now:

@@ -248,32 +248,34 @@ def test_each_assign_license_refusal_maps_to_its_reason_code(graph_emulator: Emu
     assert refused.request_id
 
 
+class Naps:
+    """A sleep that records how long the adapter wanted to wait, without waiting."""
+
+    def __init__(self) -> None:
+        self.taken: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.taken.append(seconds)
+
+
 def test_a_single_503_is_retried_inline_and_succeeds(graph_emulator: Emulator) -> None:
     """A short blip does not send the request to the pending queue."""
     graph_emulator.add_fault(path="^/users/", status=503, count=1)
-    naps: list[float] = []
-
-    async def nap(seconds: float) -> None:
-        naps.append(seconds)
-
-    result = run(graph_emulator, lambda d: d.find_user(UserIdentifiers(JANE_UPN)), sleep=nap)
+    naps = Naps()
+    result = run(graph_emulator, lambda d: d.find_user(UserIdentifiers(JANE_UPN)), sleep=naps)
     assert isinstance(result, Found)
-    assert len(naps) == 1
+    assert len(naps.taken) == 1
 
 
 def test_a_long_retry_after_is_not_slept_inside_the_invocation(graph_emulator: Emulator) -> None:
     """Retry-After 120 s: give up at once; the pending queue does the waiting."""
     graph_emulator.add_fault(path="^/users/", status=429, retryAfter=120)
-    naps: list[float] = []
-
-    async def nap(seconds: float) -> None:
-        naps.append(seconds)
-
-    result = run(graph_emulator, lambda d: d.find_user(UserIdentifiers(JANE_UPN)), sleep=nap)
+    naps = Naps()
+    result = run(graph_emulator, lambda d: d.find_user(UserIdentifiers(JANE_UPN)), sleep=naps)
     assert isinstance(result, LookupFailed)
     assert isinstance(result.error, GraphUnavailable)
     assert result.error.retry_after == 120
-    assert naps == []
+    assert naps.taken == []
 
 
 def test_a_dropped_connection_is_transient_trouble(graph_emulator: Emulator) -> None:
