@@ -13,7 +13,7 @@ import binascii
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -107,18 +107,6 @@ class UserIdentifiers:
     user_principal_name: str | None = None
     employee_id: str | None = None
     immutable_id: str | None = None
-
-    def describe(self) -> str:
-        parts = [
-            f"{name}={value!r}"
-            for name, value in (
-                ("userPrincipalName", self.user_principal_name),
-                ("employeeId", self.employee_id),
-                ("onPremisesImmutableId", self.immutable_id),
-            )
-            if value is not None
-        ]
-        return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -427,7 +415,6 @@ class Subject:
     request_id: str
     user_principal_name: str | None
     user_id: str | None = None
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def data(self) -> dict[str, Any]:
         out: dict[str, Any] = {"requestId": self.request_id}
@@ -523,11 +510,3 @@ def rejected_event(
         data=data,
         subject=request_id,
     )
-
-
-def is_terminal(event_type: str) -> bool:
-    return event_type in (EventType.LICENSED, EventType.FAILED, EventType.REJECTED)
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)

@@ -53,7 +53,7 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph_core import GraphClientFactory
 
 from shared.contract import FailureCode, UserIdentifiers
-from shared.errors import GraphError, GraphRefused, GraphUnavailable
+from shared.errors import GraphRefused, GraphUnavailable
 from shared.ports import (
     Ambiguous,
     DirectoryUser,
@@ -245,10 +245,10 @@ class GraphDirectory:
         for probe in _probes(ids):
             try:
                 body = await self._send(functools.partial(self._probe_request, probe))
-            except GraphError as exc:
+            except (GraphUnavailable, GraphRefused) as exc:
                 if exc.status == 404 and probe.is_key:
                     continue
-                return LookupFailed(_as_lookup_error(exc))
+                return LookupFailed(exc)
             result = _lookup_result(probe, body)
             if not isinstance(result, NotFound):
                 return result
@@ -285,8 +285,8 @@ class GraphDirectory:
             try:
                 answer = await self._send(functools.partial(self._batch_request, body))
                 items = _batch_items(answer, len(chunk))
-            except GraphError as exc:
-                out.extend(LookupFailed(_as_lookup_error(exc)) for _ in chunk)
+            except (GraphUnavailable, GraphRefused) as exc:
+                out.extend(LookupFailed(exc) for _ in chunk)
                 continue
             for n, probe in enumerate(chunk):
                 status, headers, item_body = items[str(n)]
@@ -392,7 +392,7 @@ class GraphDirectory:
 # --- translation: the one place Graph's and httpx's errors become ours ---------------------
 
 
-def _translate(exc: APIError | httpx.HTTPError) -> GraphError:
+def _translate(exc: APIError | httpx.HTTPError) -> GraphUnavailable | GraphRefused:
     if isinstance(exc, httpx.HTTPError):
         return GraphUnavailable(f"{type(exc).__name__}: {exc}", code="NetworkError")
     status = exc.response_status_code or 0
@@ -408,7 +408,7 @@ def _translate(exc: APIError | httpx.HTTPError) -> GraphError:
 
 def _classify(
     status: int, code: str, message: str, request_id: str | None, retry_after: str | None
-) -> GraphError:
+) -> GraphUnavailable | GraphRefused:
     # 401/403 count as transient: a missing grant is fixed by an admin, and requests
     # should then go through rather than all fail at once.
     if status == 429 or status >= 500 or status in (401, 403, 408):
@@ -436,12 +436,6 @@ def _assign_refusal(exc: GraphRefused) -> GraphRefused:
                 request_id=exc.request_id,
             )
     return exc
-
-
-def _as_lookup_error(exc: GraphError) -> GraphUnavailable | GraphRefused:
-    if isinstance(exc, GraphUnavailable | GraphRefused):
-        return exc
-    return GraphUnavailable(exc.graph_message, status=exc.status, code=exc.code)
 
 
 def _seconds(value: str | None) -> float | None:
@@ -528,7 +522,7 @@ def _batch_item_result(probe: _Probe, status: int, headers: dict[str, str], body
         inner.get("request-id") or headers.get("request-id"),
         headers.get("retry-after"),
     )
-    return LookupFailed(_as_lookup_error(classified))
+    return LookupFailed(classified)
 
 
 def _catalog(body: Any) -> SkuCatalog:
