@@ -53,6 +53,27 @@ BENCHMARKS = ("coldstart", "intake", "sweep", "storm")
 # --- shared helpers -------------------------------------------------------------------
 
 
+def run_child(
+    module_and_args: list[str], env: dict[str, str], *, timeout: float, what: str
+) -> tuple[dict[str, Any], float]:
+    """Run `python -m MODULE ARGS` in a fresh process; its last stdout line is JSON figures."""
+    started = time.perf_counter()
+    done = subprocess.run(  # noqa: S603 - our own module, fixed arguments
+        [sys.executable, "-m", *module_and_args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{done.stderr[-3000:]}")
+    figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return figures, wall
+
+
 def directory(upns: Iterable[str], *, synced: bool) -> dict[str, Any]:
     """The sample tenant's SKUs with plenty of seats, and the given users (usageLocation
     FR, so the only write is assignLicense)."""
@@ -148,20 +169,12 @@ def cold_start(runs: int) -> dict[str, Any]:
         for n in range(runs):
             for mode in ("app", "typed"):  # interleaved: drift hits both paths alike
                 stack.graph.clear_requests()
-                started = time.perf_counter()
-                done = subprocess.run(  # noqa: S603 - our own module, fixed arguments
-                    [sys.executable, "-m", "local_stack.bench_coldstart", mode, names[mode][n]],
-                    cwd=REPO,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    check=False,
+                sample, wall = run_child(
+                    ["local_stack.bench_coldstart", mode, names[mode][n]],
+                    env,
                     timeout=120,
+                    what=f"cold start ({mode})",
                 )
-                wall = time.perf_counter() - started
-                if done.returncode != 0:
-                    raise RuntimeError(f"cold start ({mode}) failed:\n{done.stderr[-3000:]}")
-                sample = json.loads(done.stdout.strip().splitlines()[-1])
                 sample["process_wall_seconds"] = wall
                 sample["graph_requests"] = graph_calls(stack.graph.requests())["total"]
                 samples[mode].append(sample)
@@ -309,20 +322,12 @@ def sweep(count: int) -> dict[str, Any]:
         time.sleep(2.0)  # every parked message is visible one second after it was parked
         pending_before = stack.count("user-onboard-pending")
         stack.graph.clear_requests()
-        started = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-m", "local_stack.bench_sweep"],
-            cwd=REPO,
-            env=stack.app_environment(),
-            capture_output=True,
-            text=True,
-            check=False,
+        result, wall = run_child(
+            ["local_stack.bench_sweep"],
+            stack.app_environment(),
             timeout=300,
+            what="the sweep process",
         )
-        wall = time.perf_counter() - started
-        if done.returncode != 0:
-            raise RuntimeError(f"the sweep process failed:\n{done.stderr[-3000:]}")
-        result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
         log = stack.graph.requests()
         result.update(
             users=count,

@@ -169,17 +169,23 @@ def parse_host_options(host_json: Mapping[str, Any]) -> HostOptions:
     )
 
 
-def load_host_options(app_dir: Path) -> HostOptions:
-    """Read ``app_dir/host.json`` (defaults if the file is missing)."""
-    path = app_dir / "host.json"
-    if not path.exists():
-        return HostOptions()
+def _read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON file that must hold an object; DevHostError naming the file otherwise."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise DevHostError(f"{path} is not valid JSON: {error}") from error
     if not isinstance(data, dict):
         raise DevHostError(f"{path} must contain a JSON object")
+    return data
+
+
+def load_host_options(app_dir: Path) -> HostOptions:
+    """Read ``app_dir/host.json`` (defaults if the file is missing)."""
+    path = app_dir / "host.json"
+    if not path.exists():
+        return HostOptions()
+    data = _read_json_object(path)
     return parse_host_options(data)
 
 
@@ -201,12 +207,7 @@ def find_settings_file(app_dir: Path, settings_path: Path | None = None) -> Path
 
 def load_settings(path: Path) -> dict[str, str]:
     """The ``Values`` of a local.settings.json file (all values must be strings)."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DevHostError(f"{path} is not valid JSON: {error}") from error
-    if not isinstance(data, dict):
-        raise DevHostError(f"{path} must contain a JSON object")
+    data = _read_json_object(path)
     if data.get("IsEncrypted"):
         raise DevHostError(f"{path} is encrypted (IsEncrypted: true); decrypt it first")
     values = data.get("Values") or {}
