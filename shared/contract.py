@@ -48,6 +48,8 @@ class FailureCode:
     MUTUALLY_EXCLUSIVE_PLANS: Final = "mutually_exclusive_plans"
     MISSING_PREREQUISITE: Final = "missing_prerequisite"
     GRAPH_REJECTED: Final = "graph_rejected"
+    GRAPH_UNAVAILABLE: Final = "graph_unavailable"
+    GRAPH_ACCESS_DENIED: Final = "graph_access_denied"
 
 
 class RejectionCode:
@@ -451,7 +453,13 @@ def awaiting_sync_event(
 
 
 def blocked_event(
-    who: Subject, now: datetime, *, reason: Reason, next_check: datetime, deadline: datetime
+    who: Subject,
+    now: datetime,
+    *,
+    reason: Reason,
+    next_check: datetime,
+    deadline: datetime,
+    details: Mapping[str, Any] | None = None,
 ) -> Event:
     return _user_event(
         EventType.BLOCKED,
@@ -459,6 +467,7 @@ def blocked_event(
         now,
         {
             "reason": reason.to_json(),
+            **(details or {}),
             "nextCheckAt": format_time(next_check),
             "deadline": format_time(deadline),
         },

@@ -2,22 +2,24 @@
 (`shared.graph` for msgraph-sdk and httpx, `shared.settings` for the environment).
 
     OnboardingError
-    ├── InvalidRequest        the message breaks the contract: `rejected`, never retried
-    ├── SettingsError         a missing or malformed app setting: the app refuses to start
-    └── GraphError
-        ├── GraphRefused      Graph said no, for good (400, 403 on a write...): `failed`
-        │                     with a reason code
-        └── GraphUnavailable  throttling (429), 5xx, timeouts, network trouble: the request
-                              goes to the pending queue for a later try, never to the host
+    ├── InvalidRequest   the message breaks the contract: `rejected`, never retried
+    ├── SettingsError    a missing or malformed app setting: the app refuses to start
+    └── GraphError       Microsoft Graph did not do what was asked. `kind` says what Graph
+                         meant (throttled, unavailable, access denied, not found, or one of
+                         assignLicense's refusals); `call` says which call it refused. Whether
+                         that is worth waiting for or final is a decision, and decisions are
+                         `shared.workflow.after_graph_error`'s, not the adapter's.
 
 Failures of the storage queues are deliberately not in this tree: they propagate to the
-Functions host, whose retries and poison queue handle them.
+Functions host, whose retries and poison handling deal with them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
 
 
 class OnboardingError(Exception):
@@ -52,17 +54,72 @@ class SettingsError(OnboardingError):
         super().__init__(f"app setting {setting}: {problem}")
 
 
+class GraphCall(StrEnum):
+    """Each kind of Graph call the app makes."""
+
+    LOOKUP = "lookup"  # GET /users/{upn}, GET /users?$filter=..., and $batch of those
+    SUBSCRIBED_SKUS = "subscribedSkus"
+    SET_USAGE_LOCATION = "setUsageLocation"  # PATCH /users/{id}
+    ASSIGN_LICENSE = "assignLicense"
+
+    @property
+    def permission(self) -> str:
+        """The least-privileged application permission that covers this call."""
+        return PERMISSIONS[self]
+
+    @property
+    def is_write(self) -> bool:
+        return self in (GraphCall.SET_USAGE_LOCATION, GraphCall.ASSIGN_LICENSE)
+
+
+# Microsoft's permission reference of each API ("Permissions" section, least privileged
+# first); graph-facts.md "Permissions".
+PERMISSIONS: Final = {
+    GraphCall.LOOKUP: "User.Read.All",
+    GraphCall.SUBSCRIBED_SKUS: "LicenseAssignment.Read.All",
+    GraphCall.SET_USAGE_LOCATION: "User.ReadWrite.All",
+    GraphCall.ASSIGN_LICENSE: "LicenseAssignment.ReadWrite.All",
+}
+
+
+class GraphErrorKind(StrEnum):
+    """What Graph's answer means, read from its status, code and (for assignLicense,
+    whose refusals are all 400 Request_BadRequest) its message."""
+
+    THROTTLED = "throttled"  # 429
+    UNAVAILABLE = "unavailable"  # 5xx, 408, timeouts, network errors, malformed answers
+    ACCESS_DENIED = "access_denied"  # 401 and 403
+    NOT_FOUND = "not_found"  # 404 on an object the app addresses by id
+    USAGE_LOCATION_INVALID = "usage_location_invalid"
+    NO_SEATS = "no_seats"
+    MUTUALLY_EXCLUSIVE = "mutually_exclusive"
+    MISSING_PREREQUISITE = "missing_prerequisite"
+    UNKNOWN_SKU = "unknown_sku"
+    REJECTED = "rejected"  # any other 4xx
+
+
 class GraphError(OnboardingError):
-    """Microsoft Graph did not do what was asked. `status` 0 means no HTTP answer."""
+    """Graph did not do what was asked. `status` 0 means no HTTP answer (or not sent)."""
 
     def __init__(
-        self, message: str, *, status: int = 0, code: str = "", request_id: str | None = None
+        self,
+        message: str,
+        *,
+        kind: GraphErrorKind,
+        call: GraphCall,
+        status: int = 0,
+        code: str = "",
+        request_id: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
+        self.kind = kind
+        self.call = call
         self.status = status
         self.code = code
         self.graph_message = message
         self.request_id = request_id
-        super().__init__(f"Graph {status or 'no answer'} {code}: {message}".strip())
+        self.retry_after = retry_after
+        super().__init__(f"Graph {status or 'no answer'} {code} on {call}: {message}".strip())
 
     def details(self) -> dict[str, object]:
         """Graph's own words, for events and logs (request-id is what Microsoft support asks)."""
@@ -70,39 +127,8 @@ class GraphError(OnboardingError):
             "status": self.status,
             "code": self.code,
             "message": self.graph_message,
+            "call": str(self.call),
         }
         if self.request_id:
             out["requestId"] = self.request_id
         return out
-
-
-class GraphRefused(GraphError):
-    """A permanent refusal; `reason` is the contract's failure code it maps to."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        reason: str,
-        status: int = 400,
-        code: str = "",
-        request_id: str | None = None,
-    ) -> None:
-        self.reason = reason
-        super().__init__(message, status=status, code=code, request_id=request_id)
-
-
-class GraphUnavailable(GraphError):
-    """Transient trouble; `retry_after` is Graph's Retry-After in seconds, when it gave one."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int = 0,
-        code: str = "",
-        retry_after: float | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        self.retry_after = retry_after
-        super().__init__(message, status=status, code=code, request_id=request_id)

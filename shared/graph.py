@@ -18,6 +18,7 @@ import asyncio
 import functools
 import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -52,8 +53,8 @@ from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph_core import GraphClientFactory
 
-from shared.contract import FailureCode, UserIdentifiers
-from shared.errors import GraphRefused, GraphUnavailable
+from shared.contract import UserIdentifiers
+from shared.errors import GraphCall, GraphError, GraphErrorKind
 from shared.ports import (
     Ambiguous,
     DirectoryUser,
@@ -97,12 +98,14 @@ _ERRORS: Final = {"XXX": ODataError}
 # assignLicense answers every refusal with 400 Request_BadRequest: the message is the
 # only thing that tells them apart (graph-facts.md).
 _ASSIGN_REFUSALS: Final = (
-    ("invalid usage location", FailureCode.USAGE_LOCATION_MISSING),
-    ("does not have any available licenses", FailureCode.NO_SEATS),
-    ("are mutually exclusive", FailureCode.MUTUALLY_EXCLUSIVE_PLANS),
-    ("depends on the service plan(s)", FailureCode.MISSING_PREREQUISITE),
-    ("does not correspond to a valid company license", FailureCode.UNKNOWN_SKU),
+    ("invalid usage location", GraphErrorKind.USAGE_LOCATION_INVALID),
+    ("does not have any available licenses", GraphErrorKind.NO_SEATS),
+    ("are mutually exclusive", GraphErrorKind.MUTUALLY_EXCLUSIVE),
+    ("depends on the service plan(s)", GraphErrorKind.MISSING_PREREQUISITE),
+    ("does not correspond to a valid company license", GraphErrorKind.UNKNOWN_SKU),
 )
+# Without a Retry-After, how long a 429 closes the throttling gate.
+DEFAULT_THROTTLE_SECONDS: Final = 2.0
 
 
 def odata_literal(value: str) -> str:
@@ -121,14 +124,11 @@ class _Probe:
 
     field: str
     value: str
-
-    @property
-    def is_key(self) -> bool:
-        return self.field == "userPrincipalName"
+    key: bool = False
 
     def relative_url(self) -> str:
         select = "$select=" + ",".join(USER_FIELDS)
-        if self.is_key:
+        if self.key:
             path = (
                 _key_path(self.value)
                 if self.value.startswith("$")
@@ -140,12 +140,18 @@ class _Probe:
 
 
 def _probes(ids: UserIdentifiers) -> list[_Probe]:
-    ordered = (
-        ("userPrincipalName", ids.user_principal_name),
-        ("employeeId", ids.employee_id),
-        ("onPremisesImmutableId", ids.immutable_id),
-    )
-    return [_Probe(name, value) for name, value in ordered if value is not None]
+    """UPN by key, then (because a key GET can lag behind the `$filter` index right after
+    a user appears: graph-facts.md, "Eventual consistency") by filter; then employeeId, then
+    immutableId, by filter."""
+    probes = []
+    if ids.user_principal_name is not None:
+        upn = ids.user_principal_name
+        probes += [_Probe("userPrincipalName", upn, key=True), _Probe("userPrincipalName", upn)]
+    if ids.employee_id is not None:
+        probes.append(_Probe("employeeId", ids.employee_id))
+    if ids.immutable_id is not None:
+        probes.append(_Probe("onPremisesImmutableId", ids.immutable_id))
+    return probes
 
 
 class _FixedToken(AccessTokenProvider):  # type: ignore[misc]  # kiota is untyped here
@@ -216,6 +222,50 @@ def connect(
     return GraphDirectory(adapter, closers=(http.aclose, transport.aclose), **options)
 
 
+class ThrottleGate:
+    """Graph throttles an app as a whole: a 429 answer means every call the app sends
+    during the Retry-After wait is refused too (graph-facts.md, "Throttling budget"). So
+    after a 429, every call of this process waits, not only the one that got it.
+
+    A 429 on a read closes the gate for reads and writes (the resource-unit budget covers
+    both); a 429 on a write closes it for writes only (writes have a budget of their own,
+    3,000 per 150 s), so lookups go on meanwhile.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._all_until = 0.0
+        self._writes_until = 0.0
+        self._cause: GraphError | None = None
+
+    def close(self, error: GraphError, *, write: bool) -> None:
+        seconds = error.retry_after if error.retry_after is not None else DEFAULT_THROTTLE_SECONDS
+        until = self._clock() + seconds
+        if write:
+            self._writes_until = max(self._writes_until, until)
+        else:
+            self._all_until = max(self._all_until, until)
+        self._cause = error
+
+    def closed_for(self, *, write: bool) -> float:
+        """Seconds until a call of this kind may be sent (0 when it may go now)."""
+        until = max(self._all_until, self._writes_until) if write else self._all_until
+        return max(0.0, until - self._clock())
+
+    def refusal(self, call: GraphCall, seconds: float) -> GraphError:
+        """What a call that is not sent reports: the 429 that closed the gate, re-dated."""
+        cause = self._cause
+        return GraphError(
+            f"not sent: Graph asked this app to wait ({cause.graph_message if cause else '429'})",
+            kind=GraphErrorKind.THROTTLED,
+            call=call,
+            status=cause.status if cause else 429,
+            code=cause.code if cause else "TooManyRequests",
+            request_id=cause.request_id if cause else None,
+            retry_after=seconds,
+        )
+
+
 class GraphDirectory:
     """`shared.ports.Directory` on Microsoft Graph v1.0."""
 
@@ -227,6 +277,7 @@ class GraphDirectory:
         retries: int = 2,
         max_inline_wait: float = 5.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        gate: ThrottleGate | None = None,
     ) -> None:
         self._adapter = adapter
         self._closers = closers
@@ -234,6 +285,7 @@ class GraphDirectory:
         self._retries = retries
         self._max_inline_wait = max_inline_wait
         self._sleep = sleep
+        self.gate = gate or ThrottleGate()
 
     async def aclose(self) -> None:
         for close in self._closers:
@@ -244,9 +296,11 @@ class GraphDirectory:
     async def find_user(self, ids: UserIdentifiers) -> Lookup:
         for probe in _probes(ids):
             try:
-                body = await self._send(functools.partial(self._probe_request, probe))
-            except (GraphUnavailable, GraphRefused) as exc:
-                if exc.status == 404 and probe.is_key:
+                body = await self._send(
+                    GraphCall.LOOKUP, functools.partial(self._probe_request, probe)
+                )
+            except GraphError as exc:
+                if exc.status == 404 and probe.key:
                     continue
                 return LookupFailed(exc)
             result = _lookup_result(probe, body)
@@ -255,8 +309,8 @@ class GraphDirectory:
         return NotFound()
 
     async def find_users(self, many: Sequence[UserIdentifiers]) -> list[Lookup]:
-        """Look up through `$batch`, 20 per request; fall back to the next identifier only
-        for the users the previous one did not find."""
+        """Look up through `$batch`, 20 per request; fall back to the next probe only for
+        the users the previous one did not find."""
         plans = [_probes(ids) for ids in many]
         results: list[Lookup] = [NotFound() for _ in many]
         stage = [0] * len(many)
@@ -283,15 +337,25 @@ class GraphDirectory:
                 ]
             }
             try:
-                answer = await self._send(functools.partial(self._batch_request, body))
+                answer = await self._send(
+                    GraphCall.LOOKUP, functools.partial(self._batch_request, body)
+                )
                 items = _batch_items(answer, len(chunk))
-            except (GraphUnavailable, GraphRefused) as exc:
+            except GraphError as exc:
                 out.extend(LookupFailed(exc) for _ in chunk)
                 continue
             for n, probe in enumerate(chunk):
                 status, headers, item_body = items[str(n)]
-                out.append(_batch_item_result(probe, status, headers, item_body))
+                result = _batch_item_result(probe, status, headers, item_body)
+                if isinstance(result, LookupFailed):
+                    self._note_throttling(result.error)
+                out.append(result)
         return out
+
+    def _note_throttling(self, error: GraphError) -> None:
+        """Each `$batch` item is throttled on its own: an item's 429 closes the gate too."""
+        if error.kind == GraphErrorKind.THROTTLED:
+            self.gate.close(error, write=False)
 
     # --- SKUs and writes -----------------------------------------------------------------
 
@@ -304,7 +368,7 @@ class GraphDirectory:
                 RequestConfiguration(query_parameters=params)
             )
 
-        return _catalog(await self._send(request))
+        return _catalog(await self._send(GraphCall.SUBSCRIBED_SKUS, request))
 
     async def set_usage_location(self, user_id: str, usage_location: str) -> None:
         def request() -> RequestInformation:
@@ -312,9 +376,15 @@ class GraphDirectory:
                 User(usage_location=usage_location)
             )
 
-        await self._send(request, expect_body=False)
+        await self._send(GraphCall.SET_USAGE_LOCATION, request, expect_body=False)
 
-    async def assign_licenses(self, user_id: str, add: Sequence[LicenseAssignment]) -> None:
+    async def assign_licenses(
+        self,
+        user_id: str,
+        add: Sequence[LicenseAssignment],
+        *,
+        usage_location_written: bool = False,
+    ) -> None:
         def request() -> RequestInformation:
             body = AssignLicensePostRequestBody(
                 add_licenses=[
@@ -330,19 +400,19 @@ class GraphDirectory:
             builder = self._client.users.by_user_id(user_id).assign_license
             return builder.to_post_request_information(body)
 
-        try:
-            await self._send(request, expect_body=False)
-        except GraphRefused as exc:
-            raise _assign_refusal(exc) from exc
+        # Right after the app wrote the usage location, "invalid usage location" is the
+        # replica that has not seen the write yet (graph-facts.md, "Eventual consistency").
+        lag = (GraphErrorKind.USAGE_LOCATION_INVALID,) if usage_location_written else ()
+        await self._send(GraphCall.ASSIGN_LICENSE, request, expect_body=False, also_retry=lag)
 
     # --- plumbing ------------------------------------------------------------------------
 
     def _probe_request(self, probe: _Probe) -> RequestInformation:
-        if probe.is_key and probe.value.startswith("$"):
+        if probe.key and probe.value.startswith("$"):
             info = RequestInformation(Method.GET)
             info.url = self._adapter.base_url + probe.relative_url()
             return info
-        if probe.is_key:
+        if probe.key:
             params = UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(
                 select=list(USER_FIELDS)
             )
@@ -364,11 +434,29 @@ class GraphDirectory:
         return info
 
     async def _send(
-        self, build: Callable[[], RequestInformation], *, expect_body: bool = True
+        self,
+        call: GraphCall,
+        build: Callable[[], RequestInformation],
+        *,
+        expect_body: bool = True,
+        also_retry: Sequence[GraphErrorKind] = (),
     ) -> Any:
-        """Send with a few short retries; GraphUnavailable when Graph asks to wait longer."""
+        """Send with a few short retries; raise GraphError when Graph says no or asks to
+        wait longer than `max_inline_wait` (the pending queue does the long waiting).
+
+        Retried inline: throttling and outages; for writes, a 404 (the user a lookup has
+        just returned is not on the replica yet); and `also_retry`.
+        """
+        retryable = {GraphErrorKind.THROTTLED, GraphErrorKind.UNAVAILABLE, *also_retry}
+        if call.is_write:
+            retryable.add(GraphErrorKind.NOT_FOUND)
         attempt = 0
         while True:
+            closed = self.gate.closed_for(write=call.is_write)
+            if closed > self._max_inline_wait:
+                raise self.gate.refusal(call, closed)
+            if closed > 0:
+                await self._sleep(closed)
             info = build()
             info.headers.try_add("Accept", "application/json")
             try:
@@ -376,25 +464,33 @@ class GraphDirectory:
                     await self._adapter.send_no_response_content_async(info, _ERRORS)
                     return None
                 raw = await self._adapter.send_primitive_async(info, "bytes", _ERRORS)
-                return _json(raw)
+                return _json(raw, call)
             except (APIError, httpx.HTTPError) as exc:
-                error = _translate(exc)
-            if not isinstance(error, GraphUnavailable) or attempt >= self._retries:
+                error = _translate(exc, call)
+            if error.kind == GraphErrorKind.THROTTLED:
+                self.gate.close(error, write=call.is_write)
+            if error.kind not in retryable or attempt >= self._retries:
                 raise error
             wait = error.retry_after if error.retry_after is not None else 0.5 * 2**attempt
             if wait > self._max_inline_wait:
                 raise error
             attempt += 1
             log.info("Graph %s; retrying in %.1fs (attempt %d)", error, wait, attempt)
-            await self._sleep(wait)
+            if error.kind != GraphErrorKind.THROTTLED:  # the gate already makes 429s wait
+                await self._sleep(wait)
 
 
 # --- translation: the one place Graph's and httpx's errors become ours ---------------------
 
 
-def _translate(exc: APIError | httpx.HTTPError) -> GraphUnavailable | GraphRefused:
+def _translate(exc: APIError | httpx.HTTPError, call: GraphCall) -> GraphError:
     if isinstance(exc, httpx.HTTPError):
-        return GraphUnavailable(f"{type(exc).__name__}: {exc}", code="NetworkError")
+        return GraphError(
+            f"{type(exc).__name__}: {exc}",
+            kind=GraphErrorKind.UNAVAILABLE,
+            call=call,
+            code="NetworkError",
+        )
     status = exc.response_status_code or 0
     headers = {k.lower(): v for k, v in (exc.response_headers or {}).items()}
     code, message, request_id = "", str(exc), headers.get("request-id")
@@ -403,39 +499,39 @@ def _translate(exc: APIError | httpx.HTTPError) -> GraphUnavailable | GraphRefus
         message = exc.error.message or message
         inner = exc.error.inner_error
         request_id = (inner.request_id if inner is not None else None) or request_id
-    return _classify(status, code, message, request_id, headers.get("retry-after"))
+    return _classify(call, status, code, message, request_id, headers.get("retry-after"))
 
 
 def _classify(
-    status: int, code: str, message: str, request_id: str | None, retry_after: str | None
-) -> GraphUnavailable | GraphRefused:
-    # 401/403 count as transient: a missing grant is fixed by an admin, and requests
-    # should then go through rather than all fail at once.
-    if status == 429 or status >= 500 or status in (401, 403, 408):
-        return GraphUnavailable(
-            message,
-            status=status,
-            code=code,
-            retry_after=_seconds(retry_after),
-            request_id=request_id,
-        )
-    return GraphRefused(
-        message, reason=FailureCode.GRAPH_REJECTED, status=status, code=code, request_id=request_id
+    call: GraphCall,
+    status: int,
+    code: str,
+    message: str,
+    request_id: str | None,
+    retry_after: str | None,
+) -> GraphError:
+    """What Graph's answer means. Whether to wait for it is the workflow's decision."""
+    kind = GraphErrorKind.REJECTED
+    if status == 429:
+        kind = GraphErrorKind.THROTTLED
+    elif status >= 500 or status in (0, 408):
+        kind = GraphErrorKind.UNAVAILABLE
+    elif status in (401, 403):
+        kind = GraphErrorKind.ACCESS_DENIED
+    elif status == 404:
+        kind = GraphErrorKind.NOT_FOUND
+    elif status == 400 and call == GraphCall.ASSIGN_LICENSE:
+        lowered = message.lower()
+        kind = next((k for part, k in _ASSIGN_REFUSALS if part in lowered), kind)
+    return GraphError(
+        message,
+        kind=kind,
+        call=call,
+        status=status,
+        code=code,
+        request_id=request_id,
+        retry_after=_seconds(retry_after),
     )
-
-
-def _assign_refusal(exc: GraphRefused) -> GraphRefused:
-    lowered = exc.graph_message.lower()
-    for fragment, reason in _ASSIGN_REFUSALS:
-        if exc.status == 400 and fragment in lowered:
-            return GraphRefused(
-                exc.graph_message,
-                reason=reason,
-                status=exc.status,
-                code=exc.code,
-                request_id=exc.request_id,
-            )
-    return exc
 
 
 def _seconds(value: str | None) -> float | None:
@@ -445,17 +541,20 @@ def _seconds(value: str | None) -> float | None:
         return None
 
 
-def _json(raw: bytes | None) -> Any:
+def _json(raw: bytes | None, call: GraphCall) -> Any:
     try:
         return json.loads(raw) if raw else None
     except (ValueError, UnicodeDecodeError):
-        raise GraphUnavailable(
-            "Graph answered with a body that is not JSON", code="MalformedResponse"
-        ) from None
+        raise _malformed("body that is not JSON", call) from None
 
 
-def _malformed(what: str) -> GraphUnavailable:
-    return GraphUnavailable(f"Graph answered with a malformed {what}", code="MalformedResponse")
+def _malformed(what: str, call: GraphCall = GraphCall.LOOKUP) -> GraphError:
+    return GraphError(
+        f"Graph answered with a malformed {what}",
+        kind=GraphErrorKind.UNAVAILABLE,
+        call=call,
+        code="MalformedResponse",
+    )
 
 
 def _user(body: Any) -> DirectoryUser:
@@ -478,7 +577,7 @@ def _user(body: Any) -> DirectoryUser:
 
 def _lookup_result(probe: _Probe, body: Any) -> Lookup:
     try:
-        if probe.is_key:
+        if probe.key:
             return Found(_user(body))
         values = body.get("value") if isinstance(body, dict) else None
         if not isinstance(values, list):
@@ -488,11 +587,12 @@ def _lookup_result(probe: _Probe, body: Any) -> Lookup:
         if len(values) > 1:
             return Ambiguous(probe.field, len(values))
         return Found(_user(values[0]))
-    except GraphUnavailable as exc:
+    except GraphError as exc:
         return LookupFailed(exc)
 
 
 def _batch_items(answer: Any, expected: int) -> dict[str, tuple[int, dict[str, str], Any]]:
+    """Items by id: Graph does not promise the order of `responses`."""
     responses = answer.get("responses") if isinstance(answer, dict) else None
     if not isinstance(responses, list):
         raise _malformed("$batch response")
@@ -509,13 +609,14 @@ def _batch_items(answer: Any, expected: int) -> dict[str, tuple[int, dict[str, s
 def _batch_item_result(probe: _Probe, status: int, headers: dict[str, str], body: Any) -> Lookup:
     if 200 <= status < 300:
         return _lookup_result(probe, body)
-    if status == 404 and probe.is_key:
+    if status == 404 and probe.key:
         return NotFound()
     error = body.get("error") if isinstance(body, dict) else None
     error = error if isinstance(error, dict) else {}
     inner = error.get("innerError")
     inner = inner if isinstance(inner, dict) else {}
     classified = _classify(
+        GraphCall.LOOKUP,
         status,
         str(error.get("code", "")),
         str(error.get("message", f"batch item answered {status}")),
@@ -528,7 +629,7 @@ def _batch_item_result(probe: _Probe, status: int, headers: dict[str, str], body
 def _catalog(body: Any) -> SkuCatalog:
     values = body.get("value") if isinstance(body, dict) else None
     if not isinstance(values, list):
-        raise _malformed("subscribedSkus list")
+        raise _malformed("subscribedSkus list", GraphCall.SUBSCRIBED_SKUS)
     skus = []
     for item in values:
         try:
@@ -548,5 +649,5 @@ def _catalog(body: Any) -> SkuCatalog:
                 )
             )
         except (KeyError, TypeError, ValueError, AttributeError):
-            raise _malformed("subscribedSkus entry") from None
+            raise _malformed("subscribedSkus entry", GraphCall.SUBSCRIBED_SKUS) from None
     return SkuCatalog(tuple(skus))

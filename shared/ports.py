@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from shared.contract import Event, UserIdentifiers
-from shared.errors import GraphRefused, GraphUnavailable
+from shared.errors import GraphError
 
 # --- directory data ------------------------------------------------------------------
 
@@ -52,9 +52,9 @@ class Ambiguous:
 
 @dataclass(frozen=True)
 class LookupFailed:
-    """Graph could not answer (transient) or refused the lookup itself (permanent)."""
+    """Graph did not answer the lookup: what that means is `workflow.after_graph_error`'s call."""
 
-    error: GraphUnavailable | GraphRefused
+    error: GraphError
 
 
 Lookup = Found | NotFound | Ambiguous | LookupFailed
@@ -118,15 +118,23 @@ class Directory(Protocol):
         ...
 
     async def subscribed_skus(self) -> SkuCatalog:
-        """The tenant's SKUs; raises GraphUnavailable or GraphRefused."""
+        """The tenant's SKUs; raises GraphError."""
         ...
 
     async def set_usage_location(self, user_id: str, usage_location: str) -> None:
-        """PATCH the user's usageLocation; raises GraphUnavailable or GraphRefused."""
+        """PATCH the user's usageLocation; raises GraphError."""
         ...
 
-    async def assign_licenses(self, user_id: str, add: Sequence[LicenseAssignment]) -> None:
-        """assignLicense; raises GraphRefused (with the reason code) or GraphUnavailable."""
+    async def assign_licenses(
+        self,
+        user_id: str,
+        add: Sequence[LicenseAssignment],
+        *,
+        usage_location_written: bool = False,
+    ) -> None:
+        """assignLicense; raises GraphError. `usage_location_written`: the app has just
+        written the user's usageLocation, so an "invalid usage location" answer is
+        replication lag worth a short retry."""
         ...
 
 

@@ -14,7 +14,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
@@ -33,12 +33,14 @@ from shared.contract import (
     rejected_event,
     request_id_of,
 )
-from shared.errors import GraphRefused, GraphUnavailable, InvalidRequest
+from shared.errors import GraphError, GraphErrorKind, InvalidRequest
 from shared.ports import (
     Clock,
     Directory,
     DirectoryUser,
     EventSink,
+    Lookup,
+    LookupFailed,
     PendingQueue,
     PoisonQueue,
     QueuedMessage,
@@ -53,12 +55,12 @@ from shared.workflow import (
     LicensePlan,
     PendingState,
     Wait,
+    access_denied_message,
     admit,
+    after_graph_error,
     after_lookup,
     after_no_seats,
-    after_unavailable,
     plan_licenses,
-    refused_by_graph,
 )
 
 log = logging.getLogger("user_onboarding")
@@ -176,7 +178,7 @@ class OnboardingService:
             )
             return "rejected"
         lookup = await self._directory.find_user(state.request.identifiers)
-        return await self._advance(state, after_lookup(state, lookup, now, self._policy.backoff))
+        return await self._advance(state, self._after_lookup(state, lookup, now))
 
     # --- timer trigger ---------------------------------------------------------------
 
@@ -227,7 +229,7 @@ class OnboardingService:
         lookups = await self._directory.find_users([s.request.identifiers for _, s in parked])
         now = self._clock.now()
         jobs = [
-            self._advance(state, after_lookup(state, lookup, now, self._policy.backoff), message)
+            self._advance(state, self._after_lookup(state, lookup, now), message)
             for (message, state), lookup in zip(parked, lookups, strict=True)
         ]
         for result in await self._bounded(jobs):
@@ -254,21 +256,18 @@ class OnboardingService:
     ) -> str:
         outcome: Outcome = decision
         if isinstance(decision, License):
-            outcome = await self._license(state, decision.user)
+            outcome = await self._license(decision.state, decision.user)
         return await self._settle(state, outcome, message)
 
     async def _license(self, state: PendingState, user: DirectoryUser) -> Outcome:
         """Plan against the SKU catalog (refreshed once if it looks stale) and write."""
-        state = replace(state, last_seen=LastSeen.SYNCED)
         refreshed = False
+        backoff = self._policy.backoff
         for _ in range(2):
-            now = self._clock.now()
             try:
                 catalog = await self._skus.get(refresh=refreshed)
-            except GraphUnavailable as exc:
-                return after_unavailable(state, exc, now, self._policy.backoff)
-            except GraphRefused as exc:
-                return refused_by_graph(exc)
+            except GraphError as exc:
+                return self._graph_trouble(state, exc, user=user)
             plan = plan_licenses(
                 state.licenses,
                 catalog,
@@ -289,32 +288,55 @@ class OnboardingService:
                 return after_no_seats(
                     state,
                     f"no free seat for {', '.join(plan.short_of_seats)}",
-                    now,
-                    self._policy.backoff,
+                    self._clock.now(),
+                    backoff,
                 )
+            wrote = False
             try:
-                await self._write(user, plan)
-            except GraphUnavailable as exc:
-                return after_unavailable(state, exc, self._clock.now(), self._policy.backoff)
-            except GraphRefused as exc:
-                if exc.reason == FailureCode.NO_SEATS:
-                    self._skus.invalidate()
-                    return after_no_seats(
-                        state, exc.graph_message, self._clock.now(), self._policy.backoff
+                if plan.write_usage_location:
+                    assert plan.usage_location is not None
+                    await self._directory.set_usage_location(user.id, plan.usage_location)
+                    wrote = True
+                if plan.to_assign:
+                    await self._directory.assign_licenses(
+                        user.id,
+                        plan.to_assign,
+                        usage_location_written=wrote or state.usage_location_written,
                     )
-                if exc.reason == FailureCode.UNKNOWN_SKU and not refreshed:
+            except GraphError as exc:
+                if exc.kind == GraphErrorKind.NO_SEATS:
+                    self._skus.invalidate()
+                if exc.kind == GraphErrorKind.UNKNOWN_SKU and not refreshed:
                     refreshed = True
                     continue
-                return refused_by_graph(exc)
+                return self._graph_trouble(state, exc, user=user, wrote_usage_location=wrote)
             return Licensed(user, plan)
         raise AssertionError("unreachable: the second pass always returns")  # pragma: no cover
 
-    async def _write(self, user: DirectoryUser, plan: LicensePlan) -> None:
-        if plan.write_usage_location:
-            assert plan.usage_location is not None
-            await self._directory.set_usage_location(user.id, plan.usage_location)
-        if plan.to_assign:
-            await self._directory.assign_licenses(user.id, plan.to_assign)
+    def _after_lookup(self, state: PendingState, lookup: Lookup, now: datetime) -> Decision:
+        if isinstance(lookup, LookupFailed) and lookup.error.kind == GraphErrorKind.ACCESS_DENIED:
+            log_access_denied(state.request.request_id, lookup.error)
+        return after_lookup(state, lookup, now, self._policy.backoff)
+
+    def _graph_trouble(
+        self,
+        state: PendingState,
+        error: GraphError,
+        *,
+        user: DirectoryUser | None = None,
+        wrote_usage_location: bool = False,
+    ) -> Decision:
+        """Ask the workflow what a Graph failure means; say so loudly when it is a grant."""
+        if error.kind == GraphErrorKind.ACCESS_DENIED:
+            log_access_denied(state.request.request_id, error)
+        return after_graph_error(
+            state,
+            error,
+            self._clock.now(),
+            self._policy.backoff,
+            user=user,
+            wrote_usage_location=wrote_usage_location,
+        )
 
     async def _settle(
         self, state: PendingState, outcome: Outcome, message: QueuedMessage | None
@@ -342,7 +364,13 @@ class OnboardingService:
             case Fail(reason=reason, details=details):
                 await self._events.publish(failed_event(who, now, reason=reason, details=details))
                 name = f"failed:{reason.code}"
-            case Wait(state=next_state, next_check=next_check, announce=announce, reason=reason):
+            case Wait(
+                state=next_state,
+                next_check=next_check,
+                announce=announce,
+                reason=reason,
+                details=details,
+            ):
                 if announce == "awaiting_sync":
                     await self._events.publish(
                         awaiting_sync_event(
@@ -362,6 +390,7 @@ class OnboardingService:
                             reason=reason,
                             next_check=next_check,
                             deadline=next_state.deadline,
+                            details=details,
                         )
                     )
                 delay = _visibility_delay(next_check, now)
@@ -403,6 +432,18 @@ class OnboardingService:
             )
         )
         await self._pending.complete(message)
+
+
+def log_access_denied(request_id: str, error: GraphError) -> None:
+    """An ERROR naming the refused call and the permission it needs: someone must act."""
+    log.error(
+        "Graph access denied for request %s: %s (Graph said: %s %s %s)",
+        request_id,
+        access_denied_message(error),
+        error.status,
+        error.code,
+        error.graph_message,
+    )
 
 
 def _visibility_delay(next_check: datetime, now: datetime) -> timedelta:

@@ -25,7 +25,7 @@ from shared.contract import (
     parse_time,
     validate_request,
 )
-from shared.errors import FieldError, GraphError, GraphRefused, InvalidRequest
+from shared.errors import FieldError, GraphCall, GraphError, GraphErrorKind, InvalidRequest
 from shared.ports import (
     Ambiguous,
     DirectoryUser,
@@ -41,12 +41,12 @@ STATE_VERSION: Final = 1
 
 
 class LastSeen:
-    """What the last check observed, for `awaiting_sync` and `sync_timeout` events."""
+    """What the last lookup observed, for `awaiting_sync` and `sync_timeout` events."""
 
     NOT_FOUND: Final = "not_found"
     NOT_SYNCED: Final = "not_synced"
     SYNCED: Final = "synced"
-    UNREACHABLE: Final = "unreachable"  # Graph never answered a check of this request
+    UNREACHABLE: Final = "unreachable"  # Graph never answered a lookup of this request
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,51 @@ class Backoff:
 
 
 @dataclass(frozen=True)
+class LastError:
+    """The last Graph failure a request met: what `lastError` reports, and what the
+    deadline rule reads (`kind`)."""
+
+    kind: GraphErrorKind
+    call: GraphCall
+    status: int
+    code: str
+    message: str
+    request_id: str | None = None
+
+    @classmethod
+    def of(cls, error: GraphError) -> LastError:
+        return cls(
+            error.kind, error.call, error.status, error.code, error.graph_message, error.request_id
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The event form (`data.lastError`), also what the pending state stores."""
+        out: dict[str, Any] = {
+            "status": self.status,
+            "code": self.code,
+            "message": self.message,
+            "call": str(self.call),
+        }
+        if self.request_id:
+            out["requestId"] = self.request_id
+        return out
+
+    def to_state(self) -> dict[str, Any]:
+        return {**self.to_json(), "kind": str(self.kind)}
+
+    @classmethod
+    def from_state(cls, document: Mapping[str, Any]) -> LastError:
+        return cls(
+            kind=GraphErrorKind(document["kind"]),
+            call=GraphCall(document["call"]),
+            status=int(document["status"]),
+            code=str(document["code"]),
+            message=str(document["message"]),
+            request_id=document.get("requestId"),
+        )
+
+
+@dataclass(frozen=True)
 class PendingState:
     """A parked request: what the pending queue message holds (an internal format)."""
 
@@ -68,9 +113,11 @@ class PendingState:
     received_at: datetime
     checks: int = 0
     last_seen: str | None = None
+    seen_synced: bool = False  # a lookup has seen the user synced at least once
+    usage_location_written: bool = False  # the app has written the user's usageLocation
     awaiting_sync_sent: bool = False
     blocked_sent: bool = False
-    last_error: Mapping[str, Any] | None = None
+    last_error: LastError | None = None
 
     @property
     def deadline(self) -> datetime:
@@ -89,9 +136,11 @@ class PendingState:
             "receivedAt": format_time(self.received_at),
             "checks": self.checks,
             "lastSeen": self.last_seen,
+            "seenSynced": self.seen_synced,
+            "usageLocationWritten": self.usage_location_written,
             "awaitingSyncSent": self.awaiting_sync_sent,
             "blockedSent": self.blocked_sent,
-            "lastError": dict(self.last_error) if self.last_error else None,
+            "lastError": self.last_error.to_state() if self.last_error else None,
         }
         return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
@@ -105,14 +154,17 @@ class PendingState:
             request = validate_request(document["request"])
             if request.licenses is None or request.sync_deadline is None:
                 raise ValueError("pending state without resolved licenses or deadline")
+            last_error = document.get("lastError")
             return cls(
                 request=request,
                 received_at=parse_time(document["receivedAt"]),
                 checks=int(document["checks"]),
                 last_seen=document.get("lastSeen"),
+                seen_synced=bool(document.get("seenSynced")),
+                usage_location_written=bool(document.get("usageLocationWritten")),
                 awaiting_sync_sent=bool(document.get("awaitingSyncSent")),
                 blocked_sent=bool(document.get("blockedSent")),
-                last_error=document.get("lastError"),
+                last_error=LastError.from_state(last_error) if last_error else None,
             )
         except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
             raise ValueError(f"not a pending state: {exc}") from None
@@ -156,6 +208,7 @@ class Wait:
     next_check: datetime
     announce: str | None = None  # "awaiting_sync" | "blocked" | None
     reason: Reason | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)  # extra `blocked` data
 
 
 @dataclass(frozen=True)
@@ -166,8 +219,9 @@ class Fail:
 
 @dataclass(frozen=True)
 class License:
-    """The user is synced: go on to license assignment."""
+    """The user is synced: go on to license assignment, from `state`."""
 
+    state: PendingState
     user: DirectoryUser
 
 
@@ -179,7 +233,8 @@ def after_lookup(state: PendingState, lookup: Lookup, now: datetime, backoff: Ba
     checked = replace(state, checks=state.checks + 1)
     match lookup:
         case Found(user=user) if user.synced:
-            return License(user)
+            seen = replace(checked, last_seen=LastSeen.SYNCED, seen_synced=True, last_error=None)
+            return License(seen, user)
         case Found():
             return _not_yet(
                 replace(checked, last_seen=LastSeen.NOT_SYNCED, last_error=None), now, backoff
@@ -195,16 +250,14 @@ def after_lookup(state: PendingState, lookup: Lookup, now: datetime, backoff: Ba
                     f"{name} matches {count} users; the request must name exactly one",
                 )
             )
-        case LookupFailed(error=GraphRefused() as refused):
-            return refused_by_graph(refused)
         case LookupFailed(error=error):
-            return after_unavailable(checked, error, now, backoff)
+            return after_graph_error(checked, error, now, backoff)
     raise AssertionError(f"unexpected lookup {lookup!r}")  # pragma: no cover
 
 
 def _not_yet(state: PendingState, now: datetime, backoff: Backoff) -> Decision:
     if now >= state.deadline:
-        return _sync_timeout(state)
+        return at_deadline(state)
     announce = None if state.awaiting_sync_sent else "awaiting_sync"
     return Wait(
         replace(state, awaiting_sync_sent=True),
@@ -213,18 +266,107 @@ def _not_yet(state: PendingState, now: datetime, backoff: Backoff) -> Decision:
     )
 
 
-def after_unavailable(
+# assignLicense's permanent refusals, by what Graph's message said.
+_REFUSALS: Final = {
+    GraphErrorKind.MUTUALLY_EXCLUSIVE: FailureCode.MUTUALLY_EXCLUSIVE_PLANS,
+    GraphErrorKind.MISSING_PREREQUISITE: FailureCode.MISSING_PREREQUISITE,
+    GraphErrorKind.UNKNOWN_SKU: FailureCode.UNKNOWN_SKU,
+    GraphErrorKind.REJECTED: FailureCode.GRAPH_REJECTED,
+}
+
+
+def after_graph_error(
+    state: PendingState,
+    error: GraphError,
+    now: datetime,
+    backoff: Backoff,
+    *,
+    user: DirectoryUser | None = None,
+    wrote_usage_location: bool = False,
+) -> Decision:
+    """Every Graph failure, whatever the call: wait, block or fail.
+
+    Graph is eventually consistent and throttles the app as a whole (graph-facts.md,
+    "Eventual consistency"): throttling, outages, and a 404 on a write to a user a lookup
+    has just returned are waited out until the deadline. 401/403 block the request, loudly,
+    until an administrator grants the permission. An "invalid usage location" answer is
+    replication lag when a usage location exists (the app wrote one, or the user has
+    one); only without any is it final.
+    """
+    if wrote_usage_location:
+        state = replace(state, usage_location_written=True)
+    match error.kind:
+        case GraphErrorKind.THROTTLED | GraphErrorKind.UNAVAILABLE | GraphErrorKind.NOT_FOUND:
+            return _retry_later(state, error, now, backoff)
+        case GraphErrorKind.ACCESS_DENIED:
+            return _access_denied(state, error, now, backoff)
+        case GraphErrorKind.USAGE_LOCATION_INVALID:
+            if state.usage_location_written or (user is not None and user.usage_location):
+                return _retry_later(state, error, now, backoff)
+            return _refused(FailureCode.USAGE_LOCATION_MISSING, error)
+        case GraphErrorKind.NO_SEATS:
+            return after_no_seats(state, error.graph_message, now, backoff)
+        case kind:
+            return _refused(_REFUSALS[kind], error)
+
+
+def _refused(code: str, error: GraphError) -> Fail:
+    return Fail(Reason(code, error.graph_message), {"graphError": LastError.of(error).to_json()})
+
+
+def _retry_later(
     state: PendingState, error: GraphError, now: datetime, backoff: Backoff
 ) -> Decision:
-    """Graph trouble (429, 5xx, network): try again later, until the deadline."""
-    state = replace(state, last_error=error.details())
+    """Transient trouble: try again later (never before Graph's Retry-After), until the
+    deadline."""
+    state = replace(state, last_error=LastError.of(error))
     if now >= state.deadline:
-        return _sync_timeout(state)
-    retry_after = getattr(error, "retry_after", None)
+        return at_deadline(state)
     next_check = _next_check(state, now, backoff)
-    if retry_after:
-        next_check = min(max(next_check, now + timedelta(seconds=retry_after)), state.deadline)
+    if error.retry_after:
+        next_check = min(
+            max(next_check, now + timedelta(seconds=error.retry_after)), state.deadline
+        )
     return Wait(state, next_check)
+
+
+def _access_denied(
+    state: PendingState, error: GraphError, now: datetime, backoff: Backoff
+) -> Decision:
+    """401/403: `blocked` once (graph_access_denied), retried until the deadline."""
+    state = replace(state, last_error=LastError.of(error))
+    if now >= state.deadline:
+        return at_deadline(state)
+    reason = Reason(FailureCode.GRAPH_ACCESS_DENIED, access_denied_message(error))
+    announce = None if state.blocked_sent else "blocked"
+    return Wait(
+        replace(state, blocked_sent=True),
+        _next_check(state, now, backoff),
+        announce=announce,
+        reason=reason,
+        details=_permission_details(state.last_error),
+    )
+
+
+def access_denied_message(error: GraphError | LastError) -> str:
+    """What an administrator must do, in one sentence."""
+    call = error.call
+    if error.status == 401:
+        return (
+            f"Graph refused the app's token on {call} (401 {error.code}); check the app's "
+            f"identity and that it holds {call.permission}"
+        )
+    return (
+        f"Graph refused {call} ({error.status} {error.code}): grant the app's identity the "
+        f"application permission {call.permission}"
+    )
+
+
+def _permission_details(error: LastError | None) -> dict[str, Any]:
+    """`data.permission` for a 403: the permission that covers the refused call."""
+    if error is None or error.status != 403:
+        return {}
+    return {"permission": error.call.permission}
 
 
 def after_no_seats(state: PendingState, message: str, now: datetime, backoff: Backoff) -> Decision:
@@ -237,27 +379,41 @@ def after_no_seats(state: PendingState, message: str, now: datetime, backoff: Ba
     return Wait(blocked, _next_check(state, now, backoff), announce=announce, reason=reason)
 
 
-def refused_by_graph(error: GraphRefused) -> Fail:
-    return Fail(Reason(error.reason, error.graph_message), {"graphError": error.details()})
-
-
 def _next_check(state: PendingState, now: datetime, backoff: Backoff) -> datetime:
     return min(now + backoff.delay(max(state.checks, 1)), state.deadline)
 
 
-def _sync_timeout(state: PendingState) -> Fail:
-    last_seen = state.last_seen or LastSeen.UNREACHABLE
-    if state.last_error:
-        message = (
-            f"the deadline {format_time(state.deadline)} passed; Graph could not be reached "
-            f"at the last check (last seen: {last_seen})"
+def at_deadline(state: PendingState) -> Fail:
+    """The deadline has passed: say honestly why the request could not be done.
+
+    - `graph_access_denied`: the last attempt was refused with 401/403;
+    - `graph_unavailable`: the user was seen synced, but Graph kept failing (throttling,
+      outages, replication lag) until the deadline;
+    - `sync_timeout`: the user was never seen synced (`lastSeen`: not_found, not_synced,
+      or unreachable when Graph never answered a lookup).
+    """
+    deadline = format_time(state.deadline)
+    error = state.last_error
+    details: dict[str, Any] = {}
+    if error is not None:
+        details["lastError"] = error.to_json()
+    if error is not None and error.kind == GraphErrorKind.ACCESS_DENIED:
+        message = f"the deadline {deadline} passed while {access_denied_message(error)}"
+        return Fail(
+            Reason(FailureCode.GRAPH_ACCESS_DENIED, message),
+            {**details, **_permission_details(error)},
         )
+    if state.seen_synced:
+        message = f"the user is synced, but Graph did not complete the licensing by {deadline}"
+        if error is not None:
+            message += f" (last answer: {error.status or 'no answer'} {error.code} on {error.call})"
+        return Fail(Reason(FailureCode.GRAPH_UNAVAILABLE, message), details)
+    last_seen = state.last_seen or LastSeen.UNREACHABLE
+    if last_seen == LastSeen.UNREACHABLE:
+        message = f"Graph never answered a lookup of the user before the deadline {deadline}"
     else:
-        message = f"the user was not synced from Active Directory by {format_time(state.deadline)}"
-    details: dict[str, Any] = {"lastSeen": last_seen}
-    if state.last_error:
-        details["lastError"] = dict(state.last_error)
-    return Fail(Reason(FailureCode.SYNC_TIMEOUT, message), details)
+        message = f"the user was not synced from Active Directory by {deadline}"
+    return Fail(Reason(FailureCode.SYNC_TIMEOUT, message), {"lastSeen": last_seen, **details})
 
 
 # --- license planning ----------------------------------------------------------------

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.contract import Event, FailureCode, UserIdentifiers
-from shared.errors import GraphRefused, GraphUnavailable
+from shared.contract import Event, UserIdentifiers
+from shared.errors import GraphCall, GraphError, GraphErrorKind
 from shared.ports import (
     Ambiguous,
     DirectoryUser,
@@ -104,9 +104,12 @@ class FakeDirectory:
     def __init__(self) -> None:
         self.users: dict[str, FakeUser] = {}
         self.skus: list[FakeSku] = standard_skus()
-        self.unavailable = False  # every call: GraphUnavailable (503)
+        self.unavailable = False  # every call: GraphError unavailable (503)
         self.retry_after: float | None = None
-        self.assign_refusal: GraphRefused | None = None
+        self.assign_refusal: GraphError | None = None
+        self.denied: set[GraphCall] = set()  # calls answered 403 (a permission missing)
+        self.write_lag = 0  # the next N writes answer 404 (replication lag)
+        self.usage_location_lag = 0  # after a PATCH, the next N assignLicense: invalid location
         self.writes: list[tuple[str, str, Any]] = []
         self.lookup_calls: list[int] = []  # size of each lookup call
         self.sku_reads = 0
@@ -115,19 +118,39 @@ class FakeDirectory:
         self.users[user.id] = user
         return user
 
-    def _trouble(self) -> None:
+    def _trouble(self, call: GraphCall) -> None:
         if self.unavailable:
-            raise GraphUnavailable(
+            raise GraphError(
                 "Service unavailable",
+                kind=GraphErrorKind.UNAVAILABLE,
+                call=call,
                 status=503,
                 code="serviceNotAvailable",
                 retry_after=self.retry_after,
             )
+        if call in self.denied:
+            raise GraphError(
+                "Insufficient privileges to complete the operation.",
+                kind=GraphErrorKind.ACCESS_DENIED,
+                call=call,
+                status=403,
+                code="Authorization_RequestDenied",
+            )
+        if call.is_write and self.write_lag:
+            self.write_lag -= 1
+            raise GraphError(
+                "Resource does not exist or one of its queried reference-property objects "
+                "are not present.",
+                kind=GraphErrorKind.NOT_FOUND,
+                call=call,
+                status=404,
+                code="Request_ResourceNotFound",
+            )
 
     def _lookup(self, ids: UserIdentifiers) -> Lookup:
         try:
-            self._trouble()
-        except GraphUnavailable as exc:
+            self._trouble(GraphCall.LOOKUP)
+        except GraphError as exc:
             return LookupFailed(exc)
         for attr, value in (
             ("upn", ids.user_principal_name),
@@ -154,24 +177,31 @@ class FakeDirectory:
         return [self._lookup(ids) for ids in many]
 
     async def subscribed_skus(self) -> SkuCatalog:
-        self._trouble()
+        self._trouble(GraphCall.SUBSCRIBED_SKUS)
         self.sku_reads += 1
         return SkuCatalog(tuple(s.view() for s in self.skus))
 
     async def set_usage_location(self, user_id: str, usage_location: str) -> None:
-        self._trouble()
+        self._trouble(GraphCall.SET_USAGE_LOCATION)
         self.writes.append(("usageLocation", user_id, usage_location))
         self.users[user_id].usage_location = usage_location
 
-    async def assign_licenses(self, user_id: str, add: Sequence[LicenseAssignment]) -> None:
-        self._trouble()
+    async def assign_licenses(
+        self,
+        user_id: str,
+        add: Sequence[LicenseAssignment],
+        *,
+        usage_location_written: bool = False,
+    ) -> None:
+        self._trouble(GraphCall.ASSIGN_LICENSE)
         if self.assign_refusal is not None:
             raise self.assign_refusal
         user = self.users[user_id]
-        if not user.usage_location:
+        if not user.usage_location or self.usage_location_lag:
+            self.usage_location_lag = max(0, self.usage_location_lag - 1)
             raise refusal(
                 "License assignment cannot be done for user with invalid usage location.",
-                FailureCode.USAGE_LOCATION_MISSING,
+                GraphErrorKind.USAGE_LOCATION_INVALID,
             )
         by_id = {s.id: s for s in self.skus}
         for item in add:
@@ -179,12 +209,12 @@ class FakeDirectory:
             if sku is None:
                 raise refusal(
                     f"License {item.sku_id} does not correspond to a valid company License.",
-                    FailureCode.UNKNOWN_SKU,
+                    GraphErrorKind.UNKNOWN_SKU,
                 )
             if item.sku_id not in user.licenses and sku.consumed >= sku.enabled:
                 raise refusal(
                     f"Subscription {item.sku_id} does not have any available licenses.",
-                    FailureCode.NO_SEATS,
+                    GraphErrorKind.NO_SEATS,
                 )
         for item in add:
             if item.sku_id not in user.licenses:
@@ -198,8 +228,11 @@ class FakeDirectory:
         return next(s.consumed for s in self.skus if s.id == sku_id)
 
 
-def refusal(message: str, reason: str) -> GraphRefused:
-    return GraphRefused(message, reason=reason, status=400, code="Request_BadRequest")
+def refusal(message: str, kind: GraphErrorKind) -> GraphError:
+    """assignLicense's 400 Request_BadRequest, as the adapter reads it."""
+    return GraphError(
+        message, kind=kind, call=GraphCall.ASSIGN_LICENSE, status=400, code="Request_BadRequest"
+    )
 
 
 @dataclass

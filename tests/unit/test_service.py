@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from shared.contract import LicenseRequest
-from shared.errors import GraphRefused
+from shared.errors import GraphCall, GraphErrorKind
 from shared.service import OnboardingService, Policy
 from shared.workflow import Backoff
 from tests.fakes import (
@@ -24,6 +24,7 @@ from tests.fakes import (
     FakeQueue,
     FakeSku,
     FakeUser,
+    refusal,
 )
 
 
@@ -306,8 +307,8 @@ def test_a_seat_taken_between_the_check_and_the_write_also_blocks() -> None:
     """Graph's own no-seats answer leads to blocked, like the pre-check."""
     world = World()
     jane(world)
-    world.directory.assign_refusal = GraphRefused(
-        "Subscription x does not have any available licenses.", reason="no_seats"
+    world.directory.assign_refusal = refusal(
+        "Subscription x does not have any available licenses.", GraphErrorKind.NO_SEATS
     )
     assert world.handle(request()) == "blocked"
 
@@ -316,12 +317,10 @@ def test_a_permanent_graph_refusal_fails_with_graphs_code_and_message() -> None:
     """mutually_exclusive_plans, with graphError carrying Graph's own words."""
     world = World()
     jane(world)
-    world.directory.assign_refusal = GraphRefused(
-        "Service plans A and B are mutually exclusive.",
-        reason="mutually_exclusive_plans",
-        code="Request_BadRequest",
-        request_id="rid-1",
+    world.directory.assign_refusal = refusal(
+        "Service plans A and B are mutually exclusive.", GraphErrorKind.MUTUALLY_EXCLUSIVE
     )
+    world.directory.assign_refusal.request_id = "rid-1"
     world.handle(request())
     data = world.data("failed")
     assert data["reason"] == {
@@ -444,3 +443,76 @@ def test_a_sku_bought_after_the_catalog_was_cached_is_found_by_one_refresh() -> 
     world.handle(request("HR-2", licenses=[{"skuPartNumber": "AAD_PREMIUM"}]))
     assert [e.id for e in world.events.events] == ["HR-1:licensed", "HR-2:licensed"]
     assert world.directory.sku_reads == 2
+
+
+# --- real tenants: replication lag, permissions ------------------------------------------
+
+
+def test_replication_lag_on_the_first_writes_parks_then_licenses() -> None:
+    """A user who has just appeared: 404 on writes is waited out, then licensed."""
+    world = World()
+    jane(world)
+    world.directory.write_lag = 1
+    assert world.handle(request()) == "waiting"
+    assert world.events.events == []
+    world.sweep_after(timedelta(minutes=5))
+    assert world.events.terminal_ids() == {"HR-1:licensed"}
+
+
+def test_invalid_usage_location_right_after_the_apps_own_patch_ends_licensed() -> None:
+    """The PATCH succeeded; assignLicense has not seen it yet: lag, not usage_location_missing."""
+    world = World(default_usage_location="FR")
+    jane(world, usage_location=None)
+    world.directory.usage_location_lag = 1
+    assert world.handle(request()) == "waiting"
+    (state,) = world.pending.contents()
+    assert state["usageLocationWritten"] is True
+    world.sweep_after(timedelta(minutes=5))
+    assert world.events.terminal_ids() == {"HR-1:licensed"}
+
+
+def test_a_missing_permission_blocks_loudly_and_a_grant_lets_the_request_finish(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """blocked/graph_access_denied once, an ERROR naming the permission, then licensed."""
+    world = World()
+    jane(world)
+    world.directory.denied = {GraphCall.ASSIGN_LICENSE}
+    with caplog.at_level("ERROR", logger="user_onboarding"):
+        assert world.handle(request()) == "blocked"
+    blocked = world.data("blocked")
+    assert blocked["reason"]["code"] == "graph_access_denied"
+    assert blocked["permission"] == "LicenseAssignment.ReadWrite.All"
+    assert any("LicenseAssignment.ReadWrite.All" in r.getMessage() for r in caplog.records)
+    world.sweep_after(timedelta(minutes=5))
+    assert len(world.events.of_type("blocked")) == 1
+    world.directory.denied = set()
+    world.sweep_after(timedelta(minutes=10))
+    assert world.events.terminal_ids() == {"HR-1:licensed"}
+
+
+def test_a_permission_never_granted_fails_graph_access_denied_at_the_deadline() -> None:
+    """Not sync_timeout, not silence: graph_access_denied with data.permission."""
+    world = World(sync_timeout=timedelta(minutes=10))
+    world.directory.denied = {GraphCall.LOOKUP}
+    world.handle(request())
+    world.sweep_after(timedelta(minutes=5))
+    world.sweep_after(timedelta(minutes=5))
+    data = world.data("failed")
+    assert data["reason"]["code"] == "graph_access_denied"
+    assert data["permission"] == "User.Read.All"
+    assert data["lastError"]["status"] == 403
+
+
+def test_writes_that_keep_failing_on_a_synced_user_end_graph_unavailable() -> None:
+    """Seen synced, never licensed before the deadline: graph_unavailable with lastError."""
+    world = World(sync_timeout=timedelta(minutes=10))
+    jane(world)
+    world.directory.write_lag = 100
+    world.handle(request())
+    world.sweep_after(timedelta(minutes=5))
+    world.sweep_after(timedelta(minutes=5))
+    data = world.data("failed")
+    assert data["reason"]["code"] == "graph_unavailable"
+    assert data["lastError"]["code"] == "Request_ResourceNotFound"
+    assert "lastSeen" not in data

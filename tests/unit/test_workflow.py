@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from shared.contract import LicenseRequest, OnboardingRequest, UserIdentifiers
-from shared.errors import GraphRefused, GraphUnavailable, InvalidRequest
+from shared.errors import GraphCall, GraphError, GraphErrorKind, InvalidRequest
 from shared.ports import (
     Ambiguous,
     DirectoryUser,
@@ -22,11 +22,13 @@ from shared.ports import (
 from shared.workflow import (
     Backoff,
     Fail,
+    LastError,
     License,
     LicensePlan,
     PendingState,
     Wait,
     admit,
+    after_graph_error,
     after_lookup,
     after_no_seats,
     plan_licenses,
@@ -55,6 +57,16 @@ def state(**changes: object) -> PendingState:
 def user(**changes: object) -> DirectoryUser:
     base = DirectoryUser("u1", "jane@contoso.com", True, "FR", frozenset())
     return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def graph_error(
+    kind: GraphErrorKind,
+    call: GraphCall = GraphCall.LOOKUP,
+    status: int = 503,
+    message: str = "down",
+    **options: object,
+) -> GraphError:
+    return GraphError(message, kind=kind, call=call, status=status, **options)  # type: ignore[arg-type]
 
 
 def plan(
@@ -100,7 +112,10 @@ def test_admission_without_any_license_is_an_invalid_request() -> None:
 
 def test_a_synced_user_goes_on_to_licensing() -> None:
     """onPremisesSyncEnabled true is the only 'synced'."""
-    assert after_lookup(state(), Found(user()), T0, BACKOFF) == License(user())
+    decision = after_lookup(state(), Found(user()), T0, BACKOFF)
+    assert isinstance(decision, License)
+    assert decision.user == user()
+    assert (decision.state.last_seen, decision.state.seen_synced) == ("synced", True)
 
 
 @pytest.mark.parametrize(
@@ -146,19 +161,25 @@ def test_at_the_deadline_not_synced_fails_with_what_was_last_seen() -> None:
 
 def test_graph_unavailable_waits_silently_and_remembers_the_error() -> None:
     """No awaiting_sync for transient trouble; Retry-After lengthens the wait."""
-    error = GraphUnavailable("busy", status=429, retry_after=900)
+    error = graph_error(GraphErrorKind.THROTTLED, status=429, message="busy", retry_after=900)
     decision = after_lookup(state(), LookupFailed(error), T0, BACKOFF)
     assert isinstance(decision, Wait)
     assert decision.announce is None
     assert decision.next_check == T0 + timedelta(seconds=900)
-    assert decision.state.last_error == {"status": 429, "code": "", "message": "busy"}
+    assert decision.state.last_error is not None
+    assert decision.state.last_error.to_json() == {
+        "status": 429,
+        "code": "",
+        "message": "busy",
+        "call": "lookup",
+    }
 
 
 def test_graph_unavailable_at_the_deadline_keeps_the_last_real_observation() -> None:
     """lastSeen stays not_synced; lastError says why the last check failed."""
     decision = after_lookup(
         state(last_seen="not_synced"),
-        LookupFailed(GraphUnavailable("down", status=503)),
+        LookupFailed(graph_error(GraphErrorKind.UNAVAILABLE)),
         T0 + timedelta(hours=2),
         BACKOFF,
     )
@@ -176,7 +197,9 @@ def test_an_ambiguous_identifier_fails_at_once() -> None:
 
 def test_a_permanent_refusal_of_the_lookup_fails_with_graphs_words() -> None:
     """graph_rejected with graphError."""
-    refused = GraphRefused("Invalid filter clause", reason="graph_rejected", code="BadRequest")
+    refused = graph_error(
+        GraphErrorKind.REJECTED, status=400, message="Invalid filter clause", code="BadRequest"
+    )
     decision = after_lookup(state(), LookupFailed(refused), T0, BACKOFF)
     assert isinstance(decision, Fail)
     assert decision.details["graphError"]["code"] == "BadRequest"
@@ -287,7 +310,12 @@ def test_a_sku_that_is_not_enabled_for_users_cannot_be_assigned() -> None:
 def test_pending_state_round_trips_through_its_queue_message() -> None:
     """Everything the next check needs survives serialization."""
     original = state(
-        checks=3, last_seen="not_synced", awaiting_sync_sent=True, last_error={"status": 503}
+        checks=3,
+        last_seen="synced",
+        seen_synced=True,
+        usage_location_written=True,
+        awaiting_sync_sent=True,
+        last_error=LastError.of(graph_error(GraphErrorKind.NOT_FOUND, GraphCall.ASSIGN_LICENSE)),
     )
     assert PendingState.deserialize(original.serialize()) == original
 
@@ -299,3 +327,146 @@ def test_anything_else_on_the_pending_queue_is_not_a_state(text: str) -> None:
     """A ValueError the sweep turns into a rejected event."""
     with pytest.raises(ValueError, match=r"pending state|not a pending"):
         PendingState.deserialize(text)
+
+
+# --- real tenants: replication lag, permissions, honest codes ---------------------------
+
+
+SYNCED = state(last_seen="synced", seen_synced=True)
+
+
+@pytest.mark.parametrize(
+    ("kind", "call"),
+    [
+        (GraphErrorKind.NOT_FOUND, GraphCall.SET_USAGE_LOCATION),
+        (GraphErrorKind.NOT_FOUND, GraphCall.ASSIGN_LICENSE),
+        (GraphErrorKind.THROTTLED, GraphCall.ASSIGN_LICENSE),
+        (GraphErrorKind.UNAVAILABLE, GraphCall.SUBSCRIBED_SKUS),
+    ],
+)
+def test_replication_lag_and_outages_on_a_synced_user_wait_silently(
+    kind: GraphErrorKind, call: GraphCall
+) -> None:
+    """A 404 on a write to a user a lookup just returned is lag: never a failure at once."""
+    decision = after_graph_error(SYNCED, graph_error(kind, call, status=404), T0, BACKOFF)
+    assert isinstance(decision, Wait)
+    assert decision.announce is None
+    assert decision.state.last_error is not None
+    assert decision.state.last_error.kind == kind
+
+
+def test_a_synced_user_whose_writes_keep_failing_ends_graph_unavailable_not_sync_timeout() -> None:
+    """Honest codes: sync_timeout only for a user never seen synced."""
+    error = graph_error(GraphErrorKind.NOT_FOUND, GraphCall.ASSIGN_LICENSE, status=404)
+    decision = after_graph_error(SYNCED, error, T0 + timedelta(hours=1), BACKOFF)
+    assert isinstance(decision, Fail)
+    assert decision.reason.code == "graph_unavailable"
+    assert decision.details["lastError"]["call"] == "assignLicense"
+    assert "lastSeen" not in decision.details
+
+
+def test_a_user_never_seen_synced_ends_sync_timeout_whatever_graph_said_last() -> None:
+    """Graph never answered: lastSeen unreachable, and the last error."""
+    error = graph_error(GraphErrorKind.UNAVAILABLE)
+    decision = after_lookup(state(), LookupFailed(error), T0 + timedelta(hours=1), BACKOFF)
+    assert isinstance(decision, Fail)
+    assert decision.reason.code == "sync_timeout"
+    assert decision.details["lastSeen"] == "unreachable"
+    assert decision.details["lastError"]["status"] == 503
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_access_denied_blocks_once_naming_the_permission(status: int) -> None:
+    """blocked/graph_access_denied once; data.permission for a 403."""
+    error = graph_error(
+        GraphErrorKind.ACCESS_DENIED,
+        GraphCall.ASSIGN_LICENSE,
+        status=status,
+        code="Authorization_RequestDenied",
+    )
+    first = after_graph_error(SYNCED, error, T0, BACKOFF)
+    assert isinstance(first, Wait)
+    assert first.announce == "blocked"
+    assert first.reason is not None
+    assert first.reason.code == "graph_access_denied"
+    assert "LicenseAssignment.ReadWrite.All" in first.reason.message
+    expected = {"permission": "LicenseAssignment.ReadWrite.All"} if status == 403 else {}
+    assert first.details == expected
+    again = after_graph_error(first.state, error, T0 + timedelta(minutes=5), BACKOFF)
+    assert isinstance(again, Wait)
+    assert again.announce is None
+
+
+def test_access_denied_until_the_deadline_fails_graph_access_denied_with_the_permission() -> None:
+    """Even on the lookup: a missing User.Read.All is not a sync_timeout."""
+    error = graph_error(GraphErrorKind.ACCESS_DENIED, GraphCall.LOOKUP, status=403)
+    decision = after_lookup(state(), LookupFailed(error), T0 + timedelta(hours=1), BACKOFF)
+    assert isinstance(decision, Fail)
+    assert decision.reason.code == "graph_access_denied"
+    assert decision.details["permission"] == "User.Read.All"
+    assert decision.details["lastError"]["status"] == 403
+
+
+def test_a_lookup_that_answers_after_a_denial_forgets_the_denial() -> None:
+    """Once the grant arrives, the request is judged on what Graph now says."""
+    error = graph_error(GraphErrorKind.ACCESS_DENIED, GraphCall.LOOKUP, status=403)
+    blocked = after_lookup(state(), LookupFailed(error), T0, BACKOFF)
+    assert isinstance(blocked, Wait)
+    final = after_lookup(blocked.state, NotFound(), T0 + timedelta(hours=1), BACKOFF)
+    assert isinstance(final, Fail)
+    assert final.reason.code == "sync_timeout"
+    assert final.details == {"lastSeen": "not_found"}
+
+
+def test_invalid_usage_location_after_the_app_wrote_one_is_replication_lag() -> None:
+    """The app's own PATCH succeeded: the replica has not seen it yet."""
+    error = graph_error(
+        GraphErrorKind.USAGE_LOCATION_INVALID, GraphCall.ASSIGN_LICENSE, status=400
+    )
+    first = after_graph_error(
+        SYNCED, error, T0, BACKOFF, user=user(usage_location=None), wrote_usage_location=True
+    )
+    assert isinstance(first, Wait)
+    assert first.state.usage_location_written
+    # The next check's lookup may still show no location: the flag carries the knowledge.
+    again = after_graph_error(first.state, error, T0, BACKOFF, user=user(usage_location=None))
+    assert isinstance(again, Wait)
+
+
+def test_invalid_usage_location_when_the_user_has_one_is_replication_lag_too() -> None:
+    """Set by AD a moment ago: Graph's lookup shows it, assignLicense does not yet."""
+    error = graph_error(
+        GraphErrorKind.USAGE_LOCATION_INVALID, GraphCall.ASSIGN_LICENSE, status=400
+    )
+    decision = after_graph_error(SYNCED, error, T0, BACKOFF, user=user(usage_location="FR"))
+    assert isinstance(decision, Wait)
+
+
+def test_a_genuine_invalid_usage_location_fails_at_once() -> None:
+    """Nobody wrote one and the user has none: usage_location_missing."""
+    error = graph_error(
+        GraphErrorKind.USAGE_LOCATION_INVALID, GraphCall.ASSIGN_LICENSE, status=400
+    )
+    decision = after_graph_error(SYNCED, error, T0, BACKOFF, user=user(usage_location=None))
+    assert isinstance(decision, Fail)
+    assert decision.reason.code == "usage_location_missing"
+
+
+@pytest.mark.parametrize(
+    ("kind", "code"),
+    [
+        (GraphErrorKind.MUTUALLY_EXCLUSIVE, "mutually_exclusive_plans"),
+        (GraphErrorKind.MISSING_PREREQUISITE, "missing_prerequisite"),
+        (GraphErrorKind.UNKNOWN_SKU, "unknown_sku"),
+        (GraphErrorKind.REJECTED, "graph_rejected"),
+    ],
+)
+def test_permanent_refusals_fail_with_the_contracts_code_and_graphs_words(
+    kind: GraphErrorKind, code: str
+) -> None:
+    """graphError carries status, code, message and the refused call."""
+    error = graph_error(kind, GraphCall.ASSIGN_LICENSE, status=400, code="Request_BadRequest")
+    decision = after_graph_error(SYNCED, error, T0, BACKOFF)
+    assert isinstance(decision, Fail)
+    assert decision.reason.code == code
+    assert decision.details["graphError"]["code"] == "Request_BadRequest"
