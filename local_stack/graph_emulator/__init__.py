@@ -15,10 +15,25 @@ Start it in-process::
 
 or as a process: `python -m local_stack.graph_emulator --directory FILE --port N
 [--host 127.0.0.1] [--token T] [--ready-file PATH] [--units-per-10s N]
-[--manual-clock]`, which prints `graph-emulator listening on <base_url>` once ready.
+[--writes-per-150s N] [--fault-seed N] [--no-shuffle-batch] [--manual-clock]`,
+which prints `graph-emulator listening on <base_url>` once ready.
 
 Graph calls need `Authorization: Bearer local-graph-emulator-token` (or the
-`token` given at start).
+`token` given at start). Each call goes through: token (401), injected faults,
+route, permissions (403), throttling (429), then the tenant's rules, including
+replication lag; `$batch` items go through the same pipeline one by one and
+the batch's `responses` come back shuffled (see `service`).
+
+`start_emulator` / `Emulator` options: `token`, `clock`, `units_per_10s`
+(3500), `writes_per_150s` (3000), `fault_seed` (seeds fault rates and the
+batch shuffle), `shuffle_batch` (True). In-process helpers on `Emulator`:
+`add_user`, `sync_user`, `user_record`, `requests`, `clear_requests`,
+`add_fault`, `clear_faults`, `set_seats`, `set_throttle`, `advance_clock`,
+`reset`, `set_consistency(write_not_found=None, usage_location_lag=None,
+key_lookup_lag=None)`, `set_user_lag(key, write_not_found=None,
+usage_location_lag=None, key_lookup_lag=None)`, `permissions()`,
+`set_permissions(granted | None)`, `grant(name)`, `revoke(name)`,
+`set_batch_shuffle(bool)`.
 
 Directory file (JSON)
 ---------------------
@@ -39,6 +54,17 @@ Directory file (JSON)
         "mutuallyExclusive": [["PLAN_A", "PLAN_B"]],
         "prerequisites": {"MCOEV": ["TEAMS1", "MCOSTANDARD"]}   # needs ANY one of them
       },
+      "permissions": ["User.Read.All", "User.ReadWrite.All",  # application permissions granted
+                      "LicenseAssignment.ReadWrite.All"],     # to the app; absent or null = all
+                                      # (names from permissions.KNOWN_PERMISSIONS, else an error)
+      "consistency": {                # replication-lag defaults for every user in the file and
+        "writeNotFound": 0,           # every user added later: the next N writes to the user
+                                      # (PATCH, assignLicense, ...) are 404 and do nothing
+        "usageLocationLag": 0,        # after a PATCH gives a user without one a usageLocation,
+                                      # the next N assignLicense calls that add licenses are 400
+                                      # "...invalid usage location." and do nothing
+        "keyLookupLag": 0             # the next N GET /users/{id|upn} (or users('...')) are 404
+      },                              # while $filter already finds the user
       "users": [{
         "id": "<guid>",               # generated when omitted
         "userPrincipalName": "jane.doe@contoso.com",           # required
@@ -50,8 +76,9 @@ Directory file (JSON)
                                       # uses a seat, cannot be removed directly
         "appearAfterSeconds": 3,      # 404 / absent from filters until then (Entra Connect
                                       # creating the cloud account)
-        "syncAfterSeconds": 5         # onPremisesSyncEnabled null, then true (with
+        "syncAfterSeconds": 5,        # onPremisesSyncEnabled null, then true (with
                                       # onPremisesLastSyncDateTime) from then on
+        "lag": {"writeNotFound": 2}   # this user's counters; keys given replace "consistency"
       }]
     }
 
@@ -62,7 +89,20 @@ Control API (no auth, JSON, under `/_emulator`)
 - `GET  /health` -> `{"status": "ok"}`
 - `POST /users` (a user as in the file) -> 201 full record
 - `GET  /users/{id-or-upn}` -> full record, visible or not, with an `_emulator` section
+  (`visible`, `appearAt`, `syncAt`, `directLicenses`, `groupLicenses`, and `lag`:
+  the remaining `writeNotFound` and `keyLookupLag`, the user's `usageLocationLag`, and
+  `usageLocationPending`, the assignLicense refusals left since the last usageLocation PATCH)
 - `POST /users/{id-or-upn}/sync` -> the user exists and is synced from now
+- `PUT  /users/{id-or-upn}/lag` `{"writeNotFound": N, "usageLocationLag": N,
+  "keyLookupLag": N}` (any subset) -> that user's counters from now; the full record
+- `GET  /consistency`; `PUT /consistency` (any subset of the same keys) -> the lag
+  defaults, for users added from then on (existing users keep their counters)
+- `GET  /permissions` -> `{"granted": [names] | null}` (null = every permission);
+  `PUT /permissions` `{"granted": [names] | null}`; `POST /permissions/{name}` grants one,
+  `DELETE /permissions/{name}` revokes one (from null: every other known permission);
+  each answers `{"granted": ...}`; an unknown name is a 400
+- `GET  /batch`; `PUT /batch` `{"shuffle": true|false}` -> `$batch` responses shuffled
+  (default) or in request order
 - `GET  /skus`; `PUT /skus/{skuPartNumber}` `{"enabled": N, "consumedUnits": N, ...}`
 - `GET  /requests` -> log entries `{"method", "path" (raw, undecoded; a batch item's url
   path prefixed with /v1.0), "query" (raw), "headers" {"authorization": bool,
@@ -74,8 +114,10 @@ Control API (no auth, JSON, under `/_emulator`)
   decoded path after /v1.0>", "status": 429|503|504..., "retryAfter": s, "rate": 0..1,
   "count": N|null, "delayMs": N, "drop": bool, "code": str, "message": str}`;
   `DELETE /faults`. Drops do not apply inside `$batch` (there is no item connection).
-- `POST /reset` (optional body: a new directory) -> also clears faults, log, throttling
-- `PUT  /throttle` `{"unitsPer10s": 3500, "writesPer150s": 3000}` (0 = off)
+- `POST /reset` (optional body: a new directory) -> also clears faults, log, throttling;
+  the file's permissions and consistency defaults come back, budgets and batch order stay
+- `PUT  /throttle` `{"unitsPer10s": 3500, "writesPer150s": 3000}` (0 = off; see
+  `throttle` for the per-request costs and the 429's headers)
 - `POST /clock/advance` `{"seconds": N}` (only with a manual clock, else 409)
 
 See README.md for the Graph behaviours deliberately not modelled.

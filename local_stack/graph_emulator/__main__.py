@@ -19,7 +19,7 @@ from .clock import ManualClock
 from .directory import DirectoryFormatError
 from .server import start_emulator
 from .service import DEFAULT_TOKEN
-from .throttle import DEFAULT_UNITS_PER_10S
+from .throttle import DEFAULT_UNITS_PER_10S, DEFAULT_WRITES_PER_150S
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -32,6 +32,15 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--token", default=DEFAULT_TOKEN, help="bearer token Graph calls need")
     parser.add_argument("--ready-file", type=Path, help="write the bound port here when ready")
     parser.add_argument("--units-per-10s", type=int, default=DEFAULT_UNITS_PER_10S)
+    parser.add_argument("--writes-per-150s", type=int, default=DEFAULT_WRITES_PER_150S)
+    parser.add_argument(
+        "--fault-seed", type=int, help="seeds fault rates and the $batch shuffle (reproducible)"
+    )
+    parser.add_argument(
+        "--no-shuffle-batch",
+        action="store_true",
+        help="answer $batch items in request order (Graph does not promise any order)",
+    )
     parser.add_argument(
         "--manual-clock", action="store_true", help="time moves only via POST /_emulator/clock"
     )
@@ -49,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             token=args.token,
             units_per_10s=args.units_per_10s,
+            writes_per_150s=args.writes_per_150s,
+            fault_seed=args.fault_seed,
+            shuffle_batch=not args.no_shuffle_batch,
             clock=ManualClock() if args.manual_clock else None,
         )
     except (OSError, ValueError, DirectoryFormatError) as exc:

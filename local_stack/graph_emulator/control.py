@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .directory import DirectoryFormatError
 from .faults import FaultFormatError
+from .permissions import PermissionFormatError
 
 if TYPE_CHECKING:
     from .server import Emulator
@@ -37,7 +38,7 @@ def handle_control(emulator: Emulator, method: str, segments: list[str], body: A
         return exc.status, {"error": exc.reason}
     except KeyError as exc:
         return 404, {"error": f"not found: {exc.args[0]}"}
-    except (DirectoryFormatError, FaultFormatError) as exc:
+    except (DirectoryFormatError, FaultFormatError, PermissionFormatError) as exc:
         return 400, {"error": str(exc)}
 
 
@@ -50,6 +51,15 @@ def _route(method: str, segments: list[str]) -> Handler:
         ("POST", "users"): _add_user,
         ("GET", "users/*"): lambda e, s, b: (200, e.directory.internal(s[1])),
         ("POST", "users/*/sync"): lambda e, s, b: (200, e.sync_user(s[1])),
+        ("PUT", "users/*/lag"): lambda e, s, b: (200, e.directory.set_user_lag(s[1], _object(b))),
+        ("GET", "consistency"): lambda e, s, b: (200, e.directory.consistency()),
+        ("PUT", "consistency"): lambda e, s, b: (200, e.directory.set_consistency(_object(b))),
+        ("GET", "permissions"): lambda e, s, b: (200, {"granted": e.permissions()}),
+        ("PUT", "permissions"): _set_permissions,
+        ("POST", "permissions/*"): lambda e, s, b: _granted(e, lambda: e.grant(s[1])),
+        ("DELETE", "permissions/*"): lambda e, s, b: _granted(e, lambda: e.revoke(s[1])),
+        ("GET", "batch"): lambda e, s, b: (200, {"shuffle": e.service.shuffle_batch}),
+        ("PUT", "batch"): _batch,
         ("GET", "skus"): lambda e, s, b: (200, e.directory.subscribed_skus()),
         ("PUT", "skus/*"): lambda e, s, b: (200, e.set_seats(s[1], **_object(b))),
         ("GET", "requests"): lambda e, s, b: (200, e.requests()),
@@ -62,7 +72,7 @@ def _route(method: str, segments: list[str]) -> Handler:
         ("POST", "clock/advance"): _advance,
     }
     shape = "/".join(
-        "*" if (i == 1 and segments[0] in {"users", "skus"}) else part
+        "*" if (i == 1 and segments[0] in {"users", "skus", "permissions"}) else part
         for i, part in enumerate(segments)
     )
     handler = table.get((method, shape))
@@ -101,6 +111,29 @@ def _throttle(emulator: Emulator, segments: list[str], body: Any) -> ControlRepl
     emulator.set_throttle(units_per_10s=units, writes_per_150s=writes)
     throttle = emulator.service.throttle
     return 200, {"unitsPer10s": throttle.units_per_10s, "writesPer150s": throttle.writes_per_150s}
+
+
+def _set_permissions(emulator: Emulator, segments: list[str], body: Any) -> ControlReply:
+    spec = _object(body)
+    if set(spec) != {"granted"}:
+        raise ControlError(400, 'the body is {"granted": [permission names] or null}')
+    granted = spec["granted"]
+    if granted is not None and not isinstance(granted, list):
+        raise ControlError(400, "granted must be a list of permission names or null")
+    return _granted(emulator, lambda: emulator.set_permissions(granted))
+
+
+def _granted(emulator: Emulator, change: Callable[[], None]) -> ControlReply:
+    change()
+    return 200, {"granted": emulator.permissions()}
+
+
+def _batch(emulator: Emulator, segments: list[str], body: Any) -> ControlReply:
+    shuffle = _object(body).get("shuffle")
+    if not isinstance(shuffle, bool):
+        raise ControlError(400, 'the body is {"shuffle": true|false}')
+    emulator.set_batch_shuffle(shuffle)
+    return 200, {"shuffle": emulator.service.shuffle_batch}
 
 
 def _advance(emulator: Emulator, segments: list[str], body: Any) -> ControlReply:

@@ -6,6 +6,33 @@ refuse. One re-entrant lock guards everything, because `ThreadingHTTPServer`
 answers requests on many threads and `assignLicense` must be all-or-nothing
 (check seats, then take them) exactly like the real service.
 
+Entra ID's eventual consistency is modelled with per-user counters, so tests
+stay deterministic (handbook graph-facts.md "Eventual consistency";
+devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra:
+a new object can return "Not Found" and an updated property can be invisible
+for a while; blogs.aaddevsup.xyz/2021/08/why-do-i-sometimes-get-a-404-when-
+trying-to-update-an-azure-directory-object-after-i-just-created-it;
+msgraph-sdk-java-core #353):
+
+- `writeNotFound`: the next N writes addressed to the user answer 404
+  `Request_ResourceNotFound` and change nothing (the write lands on a replica
+  that has not seen the user). Every user write resolves its user through
+  `_writable`, which spends this counter: new user-write routes must too;
+- `usageLocationLag`: after a PATCH that gives the user a valid usageLocation
+  where it had none (or an invalid one), the next N assignLicense calls that
+  add licenses answer 400 "License assignment cannot be done for user with
+  invalid usage location." and change nothing (the replica still has the old
+  value; a removal-only call needs no usage location, so it neither fails nor
+  counts);
+- `keyLookupLag`: the next N key lookups (`GET /users/{id|upn}`,
+  `/users('...')`) answer 404 while `$filter` queries already find the user.
+
+Defaults come from the file's top-level `"consistency"` (or
+`set_consistency`) and apply to users loaded or added afterwards; a user's
+`"lag"` overrides them; `set_user_lag` changes the counters of one user now.
+The app's granted permissions (`"permissions"`) live here too, so a reset
+reloads them with the rest of the tenant.
+
 The directory file format is documented in the package docstring
 (`local_stack/graph_emulator/__init__.py`).
 """
@@ -21,6 +48,7 @@ from typing import Any
 
 from .clock import Clock, iso_z
 from .errors import GraphError, bad_request, not_found
+from .permissions import PermissionFormatError, Permissions, checked_names
 
 GUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -103,8 +131,17 @@ CLOUD_WRITABLE_WHEN_SYNCED = frozenset({"usageLocation"})
 
 #: Keys of a user entry in the directory file that steer the emulator, not Graph properties.
 _CONTROL_KEYS = frozenset(
-    {"assignedLicenses", "groupLicenses", "syncAfterSeconds", "appearAfterSeconds"}
+    {"assignedLicenses", "groupLicenses", "syncAfterSeconds", "appearAfterSeconds", "lag"}
 )
+
+#: Replication-lag counters: file/control-API key -> `set_consistency` keyword.
+LAG_KEYS: dict[str, str] = {
+    "writeNotFound": "write_not_found",
+    "usageLocationLag": "usage_location_lag",
+    "keyLookupLag": "key_lookup_lag",
+}
+TOP_LEVEL_KEYS = frozenset({"skus", "planRules", "users", "consistency", "permissions"})
+INVALID_USAGE_LOCATION = "License assignment cannot be done for user with invalid usage location."
 
 SYNCED_USER_MESSAGE = (
     "Unable to update the specified properties for on-premises mastered Directory Sync objects "
@@ -114,6 +151,25 @@ SYNCED_USER_MESSAGE = (
 
 class DirectoryFormatError(ValueError):
     """The directory JSON does not follow the documented format."""
+
+
+@dataclass
+class Lag:
+    """A user's replication-lag counters (see the module docstring)."""
+
+    write_not_found: int = 0
+    usage_location_lag: int = 0  # armed into `usage_location_pending` by a usageLocation PATCH
+    key_lookup_lag: int = 0
+    usage_location_pending: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        """The counters as the control API shows them."""
+        return {
+            "writeNotFound": self.write_not_found,
+            "usageLocationLag": self.usage_location_lag,
+            "keyLookupLag": self.key_lookup_lag,
+            "usageLocationPending": self.usage_location_pending,
+        }
 
 
 @dataclass
@@ -181,6 +237,7 @@ class UserRecord:
     appear_at: float
     sync_at: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    lag: Lag = field(default_factory=Lag)
 
     @property
     def id(self) -> str:
@@ -212,6 +269,8 @@ class Directory:
         self._users: dict[str, UserRecord] = {}
         self._skus: dict[str, Sku] = {}
         self._rules = PlanRules()
+        self._consistency: dict[str, int] = dict.fromkeys(LAG_KEYS, 0)
+        self.permissions = Permissions()
         self.load(data)
 
     # ----------------------------------------------------------------- loading
@@ -220,12 +279,20 @@ class Directory:
         """Replace the whole tenant; delays count from now."""
         if not isinstance(data, Mapping):
             raise DirectoryFormatError("the directory must be a JSON object")
-        unknown = set(data) - {"skus", "planRules", "users"}
+        unknown = set(data) - TOP_LEVEL_KEYS
         if unknown:
             raise DirectoryFormatError(f"unknown top-level keys: {sorted(unknown)}")
         skus = [_parse_sku(s) for s in _list(data.get("skus", []), "skus")]
         rules = _parse_rules(data.get("planRules", {}))
+        consistency = _parse_lag(data.get("consistency", {}), "consistency")
+        granted = data.get("permissions")
+        try:
+            permissions = None if granted is None else checked_names(_list(granted, "permissions"))
+        except PermissionFormatError as exc:
+            raise DirectoryFormatError(str(exc)) from exc
         with self._lock:
+            self.permissions.set(permissions)
+            self._consistency = {**dict.fromkeys(LAG_KEYS, 0), **consistency}
             self._skus = {}
             for sku in skus:
                 if sku.sku_id in self._skus:
@@ -253,6 +320,8 @@ class Directory:
 
     def _insert_user(self, spec: Any) -> UserRecord:
         user = _parse_user(spec, self._clock.now(), self._skus)
+        counters = {**self._consistency, **_parse_lag(spec.get("lag", {}), f"{user.upn}.lag")}
+        user.lag = Lag(**{LAG_KEYS[k]: v for k, v in counters.items()})
         if user.id.lower() in self._users:
             raise DirectoryFormatError(f"duplicate user id {user.id}")
         if user.upn and self._find(user.upn, include_hidden=True) is not None:
@@ -285,10 +354,25 @@ class Directory:
             raise not_found(key)
         return user
 
+    def _writable(self, key: str) -> UserRecord:
+        """The visible user a write addresses, or 404 while `writeNotFound` lag remains."""
+        user = self._visible(key)
+        if user.lag.write_not_found > 0:
+            user.lag.write_not_found -= 1
+            raise not_found(key)  # a replica that has not seen the user yet
+        return user
+
     def get_user(self, key: str) -> dict[str, Any]:
-        """All Graph properties of a visible user (by id or UPN), or a Graph 404."""
+        """All Graph properties of a visible user (by id or UPN), or a Graph 404.
+
+        A key lookup: while the user's `keyLookupLag` remains it is a 404 (and spends one).
+        """
         with self._lock:
-            return self._view(self._visible(key))
+            user = self._visible(key)
+            if user.lag.key_lookup_lag > 0:
+                user.lag.key_lookup_lag -= 1
+                raise not_found(key)
+            return self._view(user)
 
     def find_users(self, prop: str, values: Iterable[str]) -> list[dict[str, Any]]:
         """Visible users whose `prop` equals one of `values`, case-insensitively like Graph."""
@@ -323,6 +407,7 @@ class Directory:
                         {"skuId": s, "disabledPlans": list(d)} for s, d in user.direct.items()
                     ],
                     "groupLicenses": list(user.group),
+                    "lag": user.lag.to_json(),
                     **user.extra,
                 },
             }
@@ -348,7 +433,7 @@ class Directory:
         if not isinstance(patch, dict):
             raise bad_request("Invalid request body: a JSON object is expected.", "BadRequest")
         with self._lock:
-            user = self._visible(key)
+            user = self._writable(key)
             changes: dict[str, Any] = {}
             synced = bool(self._view(user).get("onPremisesSyncEnabled"))
             for name, value in patch.items():
@@ -365,12 +450,15 @@ class Directory:
                         "Another object with the same value for property userPrincipalName "
                         "already exists."
                     )
+            had_location = bool(USAGE_LOCATION_RE.match(str(user.props.get("usageLocation") or "")))
             user.props.update(changes)
+            if "usageLocation" in changes and not had_location:
+                user.lag.usage_location_pending = user.lag.usage_location_lag
 
     def assign_license(self, key: str, add: Any, remove: Any) -> dict[str, Any]:
         """Graph's assignLicense: validate everything, then commit seats and licenses at once."""
         with self._lock:
-            user = self._visible(key)
+            user = self._writable(key)
             additions = _parse_additions(add)
             removals = _parse_removals(remove)
             for sku_id in [*additions, *removals]:
@@ -383,12 +471,13 @@ class Directory:
                 raise bad_request(
                     f"License {sorted(both)[0]} cannot be both added and removed in one request."
                 )
+            if additions and user.lag.usage_location_pending > 0:
+                user.lag.usage_location_pending -= 1
+                raise bad_request(INVALID_USAGE_LOCATION)  # the replica has the old value
             if additions and not USAGE_LOCATION_RE.match(
                 str(user.props.get("usageLocation") or "")
             ):
-                raise bad_request(
-                    "License assignment cannot be done for user with invalid usage location."
-                )
+                raise bad_request(INVALID_USAGE_LOCATION)
             for sku_id, disabled in additions.items():
                 unknown = [d for d in disabled if d not in self._skus[sku_id].plan_ids()]
                 if unknown:
@@ -454,6 +543,27 @@ class Directory:
 
     # ----------------------------------------------------------------- control
 
+    def consistency(self) -> dict[str, int]:
+        """The lag defaults users loaded or added from now on start with."""
+        with self._lock:
+            return dict(self._consistency)
+
+    def set_consistency(self, changes: Mapping[str, Any]) -> dict[str, int]:
+        """Change some lag defaults (file keys); existing users keep their counters."""
+        parsed = _parse_lag(changes, "consistency")
+        with self._lock:
+            self._consistency.update(parsed)
+            return dict(self._consistency)
+
+    def set_user_lag(self, key: str, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Set some of one user's lag counters now (KeyError if unknown)."""
+        parsed = _parse_lag(changes, "lag")
+        with self._lock:
+            user = self._require(key)
+            for name, value in parsed.items():
+                setattr(user.lag, LAG_KEYS[name], value)
+            return self.internal(user.id)
+
     def sync_user(self, key: str) -> dict[str, Any]:
         """Make a user exist and be synced now, as Entra Connect would (KeyError if unknown)."""
         with self._lock:
@@ -514,6 +624,21 @@ def _int(spec: Mapping[str, Any], key: str, default: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise DirectoryFormatError(f"{key} must be an integer")
     return value
+
+
+def _parse_lag(spec: Any, what: str) -> dict[str, int]:
+    """Validate lag counters (`writeNotFound`, `usageLocationLag`, `keyLookupLag`)."""
+    if not isinstance(spec, Mapping):
+        raise DirectoryFormatError(f"{what} must be an object")
+    unknown = set(spec) - set(LAG_KEYS)
+    if unknown:
+        raise DirectoryFormatError(f"{what}: unknown keys {sorted(unknown)}; use {list(LAG_KEYS)}")
+    out: dict[str, int] = {}
+    for name, value in spec.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise DirectoryFormatError(f"{what}.{name} must be a non-negative integer")
+        out[name] = value
+    return out
 
 
 def _parse_sku(spec: Any) -> Sku:

@@ -12,6 +12,7 @@ import copy
 import ipaddress
 import json
 import threading
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ class Emulator:
         units_per_10s: int = DEFAULT_UNITS_PER_10S,
         writes_per_150s: int = DEFAULT_WRITES_PER_150S,
         fault_seed: int | None = None,
+        shuffle_batch: bool = True,
     ) -> None:
         bind_host = ensure_loopback(host)
         self.clock: Clock = clock or SystemClock()
@@ -66,6 +68,8 @@ class Emulator:
             token=token,
             throttle=Throttle(self.clock, units_per_10s, writes_per_150s),
             faults=Faults(fault_seed),
+            shuffle_batch=shuffle_batch,
+            batch_seed=fault_seed,
         )
         self._server = ThreadingHTTPServer((bind_host, port), _handler_for(self))
         self._server.daemon_threads = True
@@ -156,6 +160,49 @@ class Emulator:
         """Change the throttling budgets (0 = unlimited) and restart the windows."""
         self.service.throttle.configure(units_per_10s, writes_per_150s)
 
+    def set_consistency(
+        self,
+        write_not_found: int | None = None,
+        usage_location_lag: int | None = None,
+        key_lookup_lag: int | None = None,
+    ) -> dict[str, int]:
+        """Change the replication-lag defaults for users added from now on (None = unchanged)."""
+        return self.directory.set_consistency(
+            _lag_changes(write_not_found, usage_location_lag, key_lookup_lag)
+        )
+
+    def set_user_lag(
+        self,
+        key: str,
+        write_not_found: int | None = None,
+        usage_location_lag: int | None = None,
+        key_lookup_lag: int | None = None,
+    ) -> dict[str, Any]:
+        """Set one user's remaining lag counters now (None = unchanged); the full record."""
+        return self.directory.set_user_lag(
+            key, _lag_changes(write_not_found, usage_location_lag, key_lookup_lag)
+        )
+
+    def permissions(self) -> list[str] | None:
+        """The application permissions granted to the app, or None for all of them."""
+        return self.directory.permissions.granted()
+
+    def set_permissions(self, granted: Iterable[str] | None) -> None:
+        """Grant exactly these application permissions (None = every permission)."""
+        self.directory.permissions.set(granted)
+
+    def grant(self, name: str) -> None:
+        """Grant one application permission (e.g. `User.Read.All`)."""
+        self.directory.permissions.grant(name)
+
+    def revoke(self, name: str) -> None:
+        """Revoke one application permission."""
+        self.directory.permissions.revoke(name)
+
+    def set_batch_shuffle(self, shuffle: bool) -> None:
+        """Shuffle `$batch` responses (the default) or keep them in request order."""
+        self.service.shuffle_batch = shuffle
+
     def advance_clock(self, seconds: float) -> None:
         """Move a manual clock forward; a TypeError on the wall clock."""
         if not isinstance(self.clock, ManualClock):
@@ -165,7 +212,11 @@ class Emulator:
         self.clock.advance(seconds)
 
     def reset(self, directory: dict[str, Any] | None = None) -> None:
-        """Reload a directory (the initial one by default); clear faults, log and throttling."""
+        """Reload a directory (the initial one by default); clear faults, log and throttling.
+
+        The file's consistency defaults and permissions come back with it; throttle budgets
+        and the batch order setting stay as they are.
+        """
         if directory is not None:
             self._initial = copy.deepcopy(directory)
         self.directory.load(copy.deepcopy(self._initial))
@@ -183,12 +234,23 @@ def start_emulator(
     """Start an emulator on a background thread; `directory` is a dict or a JSON file path.
 
     Options: `token`, `clock` (e.g. `ManualClock()`), `units_per_10s`,
-    `writes_per_150s`, `fault_seed`.
+    `writes_per_150s`, `fault_seed` (also seeds the `$batch` shuffle), `shuffle_batch`.
     """
     if isinstance(directory, str | Path):
         directory = json.loads(Path(directory).read_text(encoding="utf-8"))
     assert isinstance(directory, dict)
     return Emulator(directory, host=host, port=port, **options).start()
+
+
+def _lag_changes(
+    write_not_found: int | None, usage_location_lag: int | None, key_lookup_lag: int | None
+) -> dict[str, int]:
+    given = {
+        "writeNotFound": write_not_found,
+        "usageLocationLag": usage_location_lag,
+        "keyLookupLag": key_lookup_lag,
+    }
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:

@@ -1,15 +1,29 @@
 """Graph v1.0 request handling, independent of the HTTP server.
 
 `GraphService.handle` takes one request (from a socket or from inside a
-`$batch`) and returns a `Reply`. Both paths run the same pipeline - auth,
-injected faults, throttling, routing, the directory rules - so a batch item
-fails exactly as the same call made on its own would, and every exchange is
+`$batch`) and returns a `Reply`. Both paths run the same pipeline - auth
+(401), injected faults, routing, permissions (403), throttling (429), the
+directory rules (which include replication lag) - so a batch item fails
+exactly as the same call made on its own would, and every exchange is
 appended to the request log the tests and the OpenAPI check read.
+
+A route is registered in `_route` with a name (the key of
+`permissions.ROUTE_PERMISSIONS`, e.g. `users.reprocessLicenseAssignment`) and
+a cost path (the key of `throttle.BASE_COSTS`, e.g. `users/{id}`; a path not
+in the table costs 1 unit, and 1 write for POST/PATCH/PUT/DELETE).
+
+`$batch` answers list their items in a shuffled order by default: "Responses
+to the batched requests might appear in a different order. The id property
+can be used to correlate individual requests and responses."
+(learn.microsoft.com/graph/json-batching). The shuffle uses a seeded RNG and
+never returns the request order for 2+ items, so a client that pairs answers
+by position fails every run rather than one run in n!.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 import uuid
@@ -24,7 +38,7 @@ from .directory import check_assign_license_parameters as assign_parameters
 from .errors import GraphError, bad_request, error_body
 from .faults import Faults
 from .odata import parse_filter, parse_select, split_path
-from .throttle import Throttle
+from .throttle import Refused, Throttle, request_cost
 
 DEFAULT_TOKEN = "local-graph-emulator-token"  # noqa: S105 - a fixed development token, not a secret
 API_PREFIX = "/v1.0"
@@ -84,12 +98,17 @@ class GraphService:
         token: str = DEFAULT_TOKEN,
         throttle: Throttle | None = None,
         faults: Faults | None = None,
+        shuffle_batch: bool = True,
+        batch_seed: int | None = None,
     ) -> None:
         self.directory = directory
         self.clock = clock
         self.token = token
         self.throttle = throttle or Throttle(clock)
         self.faults = faults or Faults()
+        self.shuffle_batch = shuffle_batch
+        self._batch_rng = random.Random(batch_seed)  # shuffles test data, not crypto
+        self._batch_rng_lock = threading.Lock()
         self.base_url = "http://127.0.0.1" + API_PREFIX
         self._log: list[dict[str, Any]] = []
         self._log_lock = threading.Lock()
@@ -179,25 +198,33 @@ class GraphService:
         segments = split_path(request.raw_path[len(API_PREFIX) :])
         route = self._route(request.method, segments, batch_item)
         query = _parse_query(request.query)
-        wait = self.throttle.admit(
-            request.headers.get("authorization", ""), route.cost(query), route.is_write
-        )
-        if wait is not None:
-            raise GraphError(
-                429,
-                "TooManyRequests",
-                "Too many requests. Application has exceeded its resource-unit budget; "
-                "retry after the delay in the Retry-After header.",
-                {"Retry-After": str(wait)},
-            )
-        if request.body_is_invalid_json:
-            raise GraphError(
-                400,
-                "BadRequest",
-                "Unable to read JSON request payload. Please ensure Content-Type header is set "
-                "and payload is of valid JSON format.",
-            )
-        return route.handler(request, segments, query)
+        # A refused call costs no budget: whether Graph meters 403s is not documented.
+        self.directory.permissions.require(route.name)
+        metered: dict[str, str] = {}
+        if route.cost_path is not None:
+            client = request.headers.get("authorization", "")
+            units, writes = request_cost(request.method, route.cost_path, query)
+            verdict = self.throttle.admit(client, units, writes)
+            if isinstance(verdict, Refused):
+                # Code and message of Graph's sample 429 ("Microsoft Graph throttling guidance",
+                # learn.microsoft.com/graph/throttling#sample-response); headers per throttle.py.
+                raise GraphError(
+                    429, "TooManyRequests", "Please retry again later.", verdict.headers(client)
+                )
+            metered = verdict.headers()
+        try:
+            if request.body_is_invalid_json:
+                raise GraphError(
+                    400,
+                    "BadRequest",
+                    "Unable to read JSON request payload. Please ensure Content-Type header is "
+                    "set and payload is of valid JSON format.",
+                )
+            reply = route.handler(request, segments, query)
+        except GraphError as exc:
+            raise GraphError(exc.status, exc.code, exc.message, {**exc.headers, **metered}) from exc
+        reply.headers.update(metered)
+        return reply
 
     def _authenticate(self, header: str | None) -> None:
         if not header:
@@ -211,14 +238,14 @@ class GraphService:
                 _www(),
             )
 
-    def _route(self, method: str, segments: list[str], batch_item: bool) -> _CostedRoute:
-        routes: dict[str, _CostedRoute]
+    def _route(self, method: str, segments: list[str], batch_item: bool) -> _Route:
+        routes: dict[str, _Route]
         if segments == ["users"]:
-            routes = {"GET": _CostedRoute(self._list_users, lambda q: 2)}
+            routes = {"GET": _Route(self._list_users, "users.list", "users")}
         elif len(segments) == 2 and segments[0] == "users":
             routes = {
-                "GET": _CostedRoute(self._get_user, lambda q: 1 if "$select" in q else 2),
-                "PATCH": _CostedRoute(self._patch_user, lambda q: 1, is_write=True),
+                "GET": _Route(self._get_user, "users.get", "users/{id}"),
+                "PATCH": _Route(self._patch_user, "users.update", "users/{id}"),
             }
         elif (
             len(segments) == 3
@@ -229,11 +256,17 @@ class GraphService:
                 "microsoft.graph.assignLicense",
             }
         ):
-            routes = {"POST": _CostedRoute(self._assign_license, lambda q: 1, is_write=True)}
+            routes = {
+                "POST": _Route(
+                    self._assign_license, "users.assignLicense", "users/{id}/assignLicense"
+                )
+            }
         elif segments == ["subscribedSkus"]:
-            routes = {"GET": _CostedRoute(self._subscribed_skus, lambda q: 3)}
+            routes = {"GET": _Route(self._subscribed_skus, "subscribedSkus.list", "subscribedSkus")}
         elif segments == ["$batch"] and not batch_item:
-            routes = {"POST": _CostedRoute(self._batch, lambda q: 0)}
+            # Not metered itself: "requests in a batch are evaluated individually against
+            # throttling limits" (learn.microsoft.com/graph/throttling, "Throttling and batching").
+            routes = {"POST": _Route(self._batch, "$batch", None)}
         else:
             where = next(
                 (s for s in segments if s not in {"users", "subscribedSkus"}),
@@ -347,13 +380,28 @@ class GraphService:
         for item in items:
             reply = replies[item["id"]]
             entry: dict[str, Any] = {"id": item["id"], "status": reply.status}
+            # Items carry their own Retry-After and x-ms-resource-unit / x-ms-throttle-* headers
+            # (learn.microsoft.com/graph/json-batching, example response).
             entry["headers"] = {
-                k: v for k, v in reply.headers.items() if k in {"Content-Type", "Retry-After"}
+                k: v
+                for k, v in reply.headers.items()
+                if k in {"Content-Type", "Retry-After"} or k.startswith("x-ms-")
             }
             if reply.body is not None:
                 entry["body"] = reply.body
             responses.append(entry)
+        if self.shuffle_batch:
+            responses = self._shuffled(responses)
         return Reply(200, {"responses": responses}, {"Content-Type": ERROR_CONTENT_TYPE})
+
+    def _shuffled(self, responses: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Any order but the request order (for 2+ items), from the seeded RNG."""
+        shuffled = list(responses)
+        with self._batch_rng_lock:
+            self._batch_rng.shuffle(shuffled)
+        if len(shuffled) > 1 and [r["id"] for r in shuffled] == [r["id"] for r in responses]:
+            shuffled = shuffled[1:] + shuffled[:1]
+        return shuffled
 
     def _failed_dependency(self, outer: Request, item: Mapping[str, Any], dependency: str) -> Reply:
         """Graph's answer for an item whose dependency failed: 424, not run at all."""
@@ -376,10 +424,12 @@ class GraphService:
 
 
 @dataclass(frozen=True)
-class _CostedRoute:
+class _Route:
+    """A handler, its permissions.ROUTE_PERMISSIONS name and throttle.BASE_COSTS path."""
+
     handler: Callable[[Request, list[str], dict[str, str]], Reply]
-    cost: Callable[[dict[str, str]], int]
-    is_write: bool = False
+    name: str
+    cost_path: str | None  # None: not metered (the $batch envelope)
 
 
 def _www() -> dict[str, str]:
