@@ -27,6 +27,3 @@ async def sweep(timer: func.TimerRequest) -> None:
     """Report poisoned messages and recheck the pending requests that are due."""
     report = await bootstrap.service().sweep()
     log.info("sweep: %s", report.summary())
-    if report.errors:
-        # Surfaces in the host's logs and metrics; the messages come back after their lease.
-        raise RuntimeError(f"sweep: {len(report.errors)} item(s) failed: {report.errors[0]!r}")

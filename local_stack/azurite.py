@@ -1,13 +1,14 @@
-"""Start and stop Azurite's queue service for the local stack.
+"""Start and stop Azurite's queue and table services for the local stack.
 
-``start_azurite(data_dir)`` runs the pinned ``node_modules/.bin/azurite-queue`` on
-127.0.0.1 with telemetry off, waits until it accepts connections and returns a handle
-that knows the endpoint and the development-storage connection string. The handle is a
-context manager; ``stop()`` terminates Azurite (and kills it if it does not exit).
+``start_azurite(data_dir)`` runs the pinned ``node_modules/.bin/azurite-queue`` and
+``azurite-table`` on 127.0.0.1 with telemetry off, waits until both accept connections
+and returns a handle that knows the endpoints and the development-storage connection
+string (with ``QueueEndpoint`` and ``TableEndpoint``). The handle is a context manager;
+``stop()`` terminates Azurite (and kills it if it does not exit).
 
 Command line (keeps Azurite running until Ctrl-C)::
 
-    python -m local_stack.azurite --port 10001 --location .state/azurite
+    python -m local_stack.azurite --port 10001 --table-port 10002 --location .state/azurite
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ __all__ = [
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 AZURITE_QUEUE_BIN = REPO_ROOT / "node_modules" / ".bin" / "azurite-queue"
+AZURITE_TABLE_BIN = REPO_ROOT / "node_modules" / ".bin" / "azurite-table"
 
 DEVSTORE_ACCOUNT_NAME = "devstoreaccount1"
 # The well-known, published development-storage key (the same for every Azurite).
@@ -41,38 +43,51 @@ DEVSTORE_ACCOUNT_KEY = (
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
 )
 HOST = "127.0.0.1"
-STDERR_FILE_NAME = "azurite-queue.stderr.log"
 
 
 class AzuriteError(RuntimeError):
     """Azurite could not be started."""
 
 
-def connection_string_for(queue_port: int, host: str = HOST) -> str:
-    """The development-storage connection string for an Azurite queue service."""
-    return (
+def connection_string_for(queue_port: int, table_port: int | None = None, host: str = HOST) -> str:
+    """The development-storage connection string for Azurite's queue (and table) service."""
+    text = (
         "DefaultEndpointsProtocol=http;"
         f"AccountName={DEVSTORE_ACCOUNT_NAME};"
         f"AccountKey={DEVSTORE_ACCOUNT_KEY};"
         f"QueueEndpoint=http://{host}:{queue_port}/{DEVSTORE_ACCOUNT_NAME};"
     )
+    if table_port is not None:
+        text += f"TableEndpoint=http://{host}:{table_port}/{DEVSTORE_ACCOUNT_NAME};"
+    return text
 
 
 class Azurite:
-    """A running Azurite queue service started by :func:`start_azurite`."""
+    """Running Azurite queue and table services started by :func:`start_azurite`."""
 
-    def __init__(self, process: subprocess.Popen[bytes], queue_port: int, stderr_path: Path):
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        queue_port: int,
+        stderr_path: Path,
+        table: Azurite | None = None,
+    ):
         self.process = process
         self.queue_port = queue_port
         self.stderr_path = stderr_path
+        self.table = table  # the table service, a second process
 
     @property
     def queue_endpoint(self) -> str:
         return f"http://{HOST}:{self.queue_port}/{DEVSTORE_ACCOUNT_NAME}"
 
     @property
+    def table_port(self) -> int | None:
+        return self.table.queue_port if self.table is not None else None
+
+    @property
     def connection_string(self) -> str:
-        return connection_string_for(self.queue_port)
+        return connection_string_for(self.queue_port, self.table_port)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Terminate Azurite, wait for it, kill it if it does not exit in ``timeout``."""
@@ -83,6 +98,8 @@ class Azurite:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.table is not None:
+            self.table.stop(timeout)
 
     def __enter__(self) -> Azurite:
         return self
@@ -115,14 +132,15 @@ def _port_is_free(port: int) -> bool:
         return True
 
 
-def _azurite_answers(port: int) -> bool:
-    """Whether Azurite's queue service (not just anything) answers HTTP on the port."""
+def _azurite_answers(port: int, service: str) -> bool:
+    """Whether Azurite's `service` (not just anything) answers HTTP on the port."""
     connection = http.client.HTTPConnection(HOST, port, timeout=1.0)
     try:
-        connection.request("GET", f"/{DEVSTORE_ACCOUNT_NAME}?comp=list")
+        path = f"/{DEVSTORE_ACCOUNT_NAME}" + ("?comp=list" if service == "queue" else "/Tables")
+        connection.request("GET", path)
         response = connection.getresponse()
         response.read()
-        return (response.getheader("Server") or "").startswith("Azurite-Queue")
+        return (response.getheader("Server") or "").startswith(f"Azurite-{service.title()}")
     except OSError:
         return False
     finally:
@@ -137,16 +155,16 @@ def _read_tail(path: Path, limit: int = 4000) -> str:
     return text[-limit:].strip()
 
 
-def _launch(data_dir: Path, port: int, timeout: float) -> Azurite:
-    stderr_path = data_dir / STDERR_FILE_NAME
+def _launch(data_dir: Path, port: int, timeout: float, service: str = "queue") -> Azurite:
+    stderr_path = data_dir / f"azurite-{service}.stderr.log"
     command = [
-        str(AZURITE_QUEUE_BIN),
+        str(AZURITE_QUEUE_BIN if service == "queue" else AZURITE_TABLE_BIN),
         "--silent",
         "--disableTelemetry",
         "--skipApiVersionCheck",
-        "--queueHost",
+        f"--{service}Host",
         HOST,
-        "--queuePort",
+        f"--{service}Port",
         str(port),
         "--location",
         str(data_dir),
@@ -160,40 +178,58 @@ def _launch(data_dir: Path, port: int, timeout: float) -> Azurite:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AzuriteError(
-                f"azurite-queue exited with code {process.returncode} before accepting "
+                f"azurite-{service} exited with code {process.returncode} before accepting "
                 f"connections on {HOST}:{port}. Its stderr:\n{_read_tail(stderr_path)}"
             )
-        if _azurite_answers(port):
+        if _azurite_answers(port, service):
             return azurite
         time.sleep(0.05)
     azurite.stop()
     raise AzuriteError(
-        f"azurite-queue did not accept connections on {HOST}:{port} within {timeout:g} s. "
+        f"azurite-{service} did not accept connections on {HOST}:{port} within {timeout:g} s. "
         f"Its stderr:\n{_read_tail(stderr_path)}"
     )
 
 
-def start_azurite(data_dir: Path, port: int = 0, *, timeout: float = 20.0) -> Azurite:
-    """Start Azurite's queue service on 127.0.0.1 and wait until it accepts connections.
+def start_azurite(
+    data_dir: Path, port: int = 0, *, table_port: int = 0, timeout: float = 20.0
+) -> Azurite:
+    """Start Azurite's queue and table services on 127.0.0.1 and wait until both accept
+    connections.
 
-    ``port=0`` picks a free port (retrying with another one if it was taken meanwhile); a
+    A port of 0 picks a free one (retrying with another one if it was taken meanwhile); a
     given port that is already in use is an error. Ready means Azurite answers HTTP there.
     Azurite keeps its data in ``data_dir`` (created if missing); its stderr goes to
-    ``data_dir/azurite-queue.stderr.log`` and is quoted in the error if it fails to start.
+    ``data_dir/azurite-<service>.stderr.log`` and is quoted in the error if it fails.
     """
-    if not AZURITE_QUEUE_BIN.exists():
-        raise AzuriteError(
-            f"{AZURITE_QUEUE_BIN} not found: run `npm ci` in {REPO_ROOT} (Azurite is pinned "
-            "in package.json)."
-        )
+    for binary in (AZURITE_QUEUE_BIN, AZURITE_TABLE_BIN):
+        if not binary.exists():
+            raise AzuriteError(
+                f"{binary} not found: run `npm ci` in {REPO_ROOT} (Azurite is pinned "
+                "in package.json)."
+            )
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    if port != 0 and not _port_is_free(port):
-        raise AzuriteError(f"port {HOST}:{port} is already in use: is another Azurite running?")
+    for wanted in (port, table_port):
+        if wanted != 0 and not _port_is_free(wanted):
+            raise AzuriteError(
+                f"port {HOST}:{wanted} is already in use: is another Azurite running?"
+            )
+    table = _start(data_dir, table_port, timeout, "table")
+    try:
+        queue = _start(data_dir, port, timeout, "queue")
+    except BaseException:
+        table.stop()
+        raise
+    queue.table = table
+    return queue
+
+
+def _start(data_dir: Path, port: int, timeout: float, service: str) -> Azurite:
     attempts = 3 if port == 0 else 1
     for attempt in range(attempts):
         try:
-            return _launch(data_dir, port or _free_port(), timeout)
+            return _launch(data_dir, port or _free_port(), timeout, service)
         except AzuriteError:
             if attempt == attempts - 1:
                 raise
@@ -202,15 +238,16 @@ def start_azurite(data_dir: Path, port: int = 0, *, timeout: float = 20.0) -> Az
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m local_stack.azurite", description="Run Azurite's queue service."
+        prog="python -m local_stack.azurite", description="Run Azurite's queue and table services."
     )
     parser.add_argument("--port", type=int, default=10001, help="queue port (0 = any free)")
+    parser.add_argument("--table-port", type=int, default=10002, help="table port (0 = any free)")
     parser.add_argument(
         "--location", type=Path, default=REPO_ROOT / ".state" / "azurite", help="data folder"
     )
     args = parser.parse_args(argv)
     try:
-        azurite = start_azurite(args.location, args.port)
+        azurite = start_azurite(args.location, args.port, table_port=args.table_port)
     except AzuriteError as error:
         print(f"[azurite] {error}", file=sys.stderr)
         return 1
@@ -222,7 +259,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     with azurite:
-        print(f"[azurite] queue service at {azurite.queue_endpoint}", file=sys.stderr)
+        print(
+            f"[azurite] queue service at {azurite.queue_endpoint}, table service on port "
+            f"{azurite.table_port}",
+            file=sys.stderr,
+        )
         print(azurite.connection_string, flush=True)
         while not stopping.wait(0.5):
             if azurite.process.poll() is not None:

@@ -27,8 +27,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from azure.storage.queue import QueueServiceClient
-
 from local_stack.stack import REPO, LocalStack
 
 STATE = REPO / ".state" / "bench"
@@ -267,40 +265,31 @@ def run_batch(
 async def park(stack: LocalStack, users: Sequence[str], concurrency: int = 16) -> float:
     """Admit every request through `handle_request` (users not synced yet): each lands on
     user-onboard-pending, due one second later."""
-    from shared.bootstrap import SystemClock
-    from shared.graph import connect
-    from shared.queues import storage_ports
-    from shared.service import OnboardingService, Policy
+    from shared.bootstrap import build_service
+    from shared.service import Policy
+    from shared.settings import Settings
     from shared.workflow import Backoff
 
-    assert stack.azurite is not None
-    assert stack.graph is not None
-    queues = QueueServiceClient.from_connection_string(stack.azurite.connection_string)
-    graph = connect(stack.graph.base_url, local=True)
-    pending, poison, events = storage_ports(queues)
-    service = OnboardingService(
-        directory=graph,
-        pending=pending,
-        poison=poison,
-        events=events,
-        clock=SystemClock(),
+    wiring = build_service(
+        Settings.from_env(stack.app_environment()),
         policy=Policy(
             backoff=Backoff(timedelta(seconds=1), timedelta(seconds=2)),
             sync_timeout=timedelta(hours=1),
         ),
     )
+    service = wiring.service
     gate = asyncio.Semaphore(concurrency)
 
     async def one(n: int, upn: str) -> str:
         async with gate:
-            return await service.handle_request(json.dumps(request(f"SWEEP-{n:05d}", upn)), "")
+            body = json.dumps(request(f"SWEEP-{n:05d}", upn))
+            return await service.handle_request(body, f"bench-{n}")
 
     started = time.monotonic()
     try:
         outcomes = await asyncio.gather(*(one(n, upn) for n, upn in enumerate(users)))
     finally:
-        await graph.aclose()
-        queues.close()
+        await wiring.aclose()
     if set(outcomes) != {"waiting"}:
         raise RuntimeError(f"parking gave {Counter(outcomes)}")
     return time.monotonic() - started

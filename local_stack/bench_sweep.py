@@ -34,7 +34,7 @@ async def sweep_once() -> dict[str, Any]:
         "sweep_seconds": seconds,
         "summary": report.summary(),
         "outcomes": dict(report.outcomes),
-        "errors": [repr(e) for e in report.errors[:3]],
+        "set_aside": report.set_aside[:3],
         "stopped_by_budget": report.stopped_by_budget,
         "max_rss_kib_before": before,
         "max_rss_kib_after": max_rss_kib(),

@@ -15,14 +15,14 @@ from pathlib import Path
 from azure.storage.queue import QueueClient
 
 from local_stack.azurite import connection_string_for
-from local_stack.serve import AZURITE_PORT
+from local_stack.serve import AZURITE_PORT, AZURITE_TABLE_PORT
 
 
 def connection_string() -> str:
     value = os.environ.get("AzureWebJobsStorage", "")  # noqa: SIM112 - the Functions name
     if value and value != "UseDevelopmentStorage=true":
         return value
-    return connection_string_for(AZURITE_PORT)
+    return connection_string_for(AZURITE_PORT, AZURITE_TABLE_PORT)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,8 +1,9 @@
 """`make serve`: keep the local stack running until Ctrl-C.
 
-Azurite on 127.0.0.1:10001 and the Graph emulator on 127.0.0.1:8765 (the ports in
-local.settings.sample.json), loaded with `samples/directory.json`, plus the development
-host. With `--no-host`, run the real Functions host yourself (`func start`) instead.
+Azurite on 127.0.0.1:10001 (queues) and :10002 (tables) and the Graph emulator on
+127.0.0.1:8765 (the ports in local.settings.sample.json), loaded with
+`samples/directory.json`, plus the development host. With `--no-host`, run the real
+Functions host yourself (`func start`) instead.
 Data stays in `.state/serve/` between runs; `make clean` removes it.
 """
 
@@ -18,6 +19,7 @@ from local_stack.stack import REPO, LocalStack
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 AZURITE_PORT = 10001
+AZURITE_TABLE_PORT = 10002
 GRAPH_PORT = 8765
 
 
@@ -31,7 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stack = LocalStack(
-        REPO / ".state" / "serve", args.directory, azurite_port=AZURITE_PORT, graph_port=GRAPH_PORT
+        REPO / ".state" / "serve",
+        args.directory,
+        azurite_port=AZURITE_PORT,
+        azurite_table_port=AZURITE_TABLE_PORT,
+        graph_port=GRAPH_PORT,
     )
     stack.start()
     try:
@@ -39,7 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         assert stack.graph is not None
         if not args.no_host:
             stack.start_host()
-        print(f"Azurite queues:  {stack.azurite.queue_endpoint}")
+        print(
+            f"Azurite:         queues {stack.azurite.queue_endpoint}, tables :{AZURITE_TABLE_PORT}"
+        )
         print(f"Graph emulator:  {stack.graph.base_url}  (control API {stack.graph.control_url})")
         print(
             "Development host: "

@@ -49,6 +49,7 @@ class LocalStack:
         *,
         settings: Mapping[str, str] | None = None,
         azurite_port: int = 0,
+        azurite_table_port: int = 0,
         graph_port: int = 0,
         emulator_options: Mapping[str, Any] | None = None,
     ) -> None:
@@ -56,6 +57,7 @@ class LocalStack:
         self.directory = directory
         self.overrides = dict(settings or {})
         self.azurite_port = azurite_port
+        self.azurite_table_port = azurite_table_port
         self.graph_port = graph_port
         self.emulator_options = dict(emulator_options or {})
         self.azurite: Azurite | None = None
@@ -69,7 +71,11 @@ class LocalStack:
     def start(self) -> LocalStack:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         try:
-            self.azurite = start_azurite(self.state_dir / "azurite", port=self.azurite_port)
+            self.azurite = start_azurite(
+                self.state_dir / "azurite",
+                port=self.azurite_port,
+                table_port=self.azurite_table_port,
+            )
             self.graph = start_emulator(
                 self.directory, port=self.graph_port, **self.emulator_options
             )

@@ -1,26 +1,27 @@
 """The composition root: settings read once, clients built once per process, and the
 service wired to them. Nothing here runs at import time.
+
+`build_service(settings, ...)` wires a service from settings and takes any port as an
+override (benchmarks and test harnesses swap in their own pieces); `service()` is the
+process's cached one, which the triggers use.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from azure.storage.queue import QueueServiceClient
-
-from shared.graph import GraphDirectory, connect
-from shared.names import ALL_QUEUES
+from shared.graph import connect
+from shared.ledger import TableLedger, ensure_table, table_service
+from shared.names import ALL_QUEUES, TABLE_REQUESTS
+from shared.ports import Clock, Directory, EventSink, PendingQueue, PoisonQueue, RequestLedger
 from shared.queues import ensure_queues, service_client, storage_ports
 from shared.service import OnboardingService, Policy
 from shared.settings import Settings
 from shared.workflow import Backoff
-
-_settings: Settings | None = None
-_service: OnboardingService | None = None
-_directory: GraphDirectory | None = None
-_queues: QueueServiceClient | None = None
 
 
 class SystemClock:
@@ -29,15 +30,6 @@ class SystemClock:
 
     def monotonic(self) -> float:
         return time.monotonic()
-
-
-def settings() -> Settings:
-    """The app settings, read from the environment on first use; SettingsError names a
-    missing or malformed one."""
-    global _settings
-    if _settings is None:
-        _settings = Settings.from_env(os.environ)
-    return _settings
 
 
 def policy_from(config: Settings) -> Policy:
@@ -50,35 +42,95 @@ def policy_from(config: Settings) -> Policy:
     )
 
 
-def service() -> OnboardingService:
-    """The process's service; its Graph client and SKU cache live across invocations."""
-    global _service, _directory, _queues
-    if _service is None:
-        config = settings()
-        _queues = queues = service_client(config.storage)
+@dataclass
+class Wiring:
+    """A built service and what must be closed when the process is done with it."""
+
+    service: OnboardingService
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+    async def aclose(self) -> None:
+        for close in reversed(self.closers):
+            await close()
+        self.closers.clear()
+
+
+def build_service(
+    config: Settings,
+    *,
+    directory: Directory | None = None,
+    pending: PendingQueue | None = None,
+    poison: PoisonQueue | None = None,
+    events: EventSink | None = None,
+    ledger: RequestLedger | None = None,
+    clock: Clock | None = None,
+    policy: Policy | None = None,
+) -> Wiring:
+    """The service for `config`; every port given replaces the one built from settings."""
+    closers: list[Callable[[], Awaitable[None]]] = []
+    if pending is None or poison is None or events is None:
+        queues = service_client(config.storage)
         if config.storage.connection_string is not None:
             # Local and key-based storage: create what Bicep creates in Azure.
             ensure_queues(queues, ALL_QUEUES)
-        pending, poison, events = storage_ports(queues)
-        _directory = directory = connect(
+        built = storage_ports(queues)
+        pending, poison, events = pending or built[0], poison or built[1], events or built[2]
+        closers.append(_closer(queues.close))
+    if ledger is None:
+        tables = table_service(config.storage)
+        if config.storage.connection_string is not None:
+            ensure_table(tables)
+        ledger = TableLedger(tables.get_table_client(TABLE_REQUESTS))
+        closers.append(_closer(tables.close))
+    if directory is None:
+        graph = connect(
             config.graph_base_url, local=config.graph_is_local, client_id=config.azure_client_id
         )
-        _service = OnboardingService(
-            directory=directory,
-            pending=pending,
-            poison=poison,
-            events=events,
-            clock=SystemClock(),
-            policy=policy_from(config),
-        )
-    return _service
+        directory = graph
+        closers.append(graph.aclose)
+    service = OnboardingService(
+        directory=directory,
+        pending=pending,
+        poison=poison,
+        events=events,
+        ledger=ledger,
+        clock=clock or SystemClock(),
+        policy=policy or policy_from(config),
+    )
+    return Wiring(service, closers)
+
+
+def _closer(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    async def run() -> None:
+        close()
+
+    return run
+
+
+_settings: Settings | None = None
+_wiring: Wiring | None = None
+
+
+def settings() -> Settings:
+    """The app settings, read from the environment on first use; SettingsError names a
+    missing or malformed one."""
+    global _settings
+    if _settings is None:
+        _settings = Settings.from_env(os.environ)
+    return _settings
+
+
+def service() -> OnboardingService:
+    """The process's service; its Graph client and SKU cache live across invocations."""
+    global _wiring
+    if _wiring is None:
+        _wiring = build_service(settings())
+    return _wiring.service
 
 
 async def aclose() -> None:
-    """Close the process's Graph client and forget settings and service (tests, shutdown)."""
-    global _settings, _service, _directory, _queues
-    if _directory is not None:
-        await _directory.aclose()
-    if _queues is not None:
-        _queues.close()
-    _settings = _service = _directory = _queues = None
+    """Close the process's clients and forget settings and service (tests, shutdown)."""
+    global _settings, _wiring
+    if _wiring is not None:
+        await _wiring.aclose()
+    _settings = _wiring = None

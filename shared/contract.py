@@ -21,9 +21,15 @@ from shared.countries import ISO_3166_ALPHA2
 from shared.errors import FieldError, InvalidRequest
 
 MAX_MESSAGE_BYTES: Final = 32 * 1024
+# A valid request nests 4 levels (request, licenses, a license, its disabledPlans).
+MAX_DEPTH: Final = 32
 MAX_LICENSES: Final = 10
 MAX_DISABLED_PLANS: Final = 50
 EVENT_SOURCE: Final = "/user-onboarding"
+# A queue message holds at most 64 KiB; events stay well below (they are ASCII JSON).
+MAX_EVENT_BYTES: Final = 48 * 1024
+MAX_ERRORS: Final = 50
+MAX_REASON_CHARS: Final = 2_000
 
 
 class EventType:
@@ -161,28 +167,98 @@ def parse_time(text: str) -> datetime:
 
 
 def decode_body(body: bytes | str) -> Any:
-    """The JSON value of a message body, plain or base64-encoded; InvalidRequest otherwise."""
-    raw = body.encode("utf-8") if isinstance(body, str) else body
+    """The JSON value of a message body, plain or base64-encoded; InvalidRequest otherwise.
+
+    Total on purpose (guarantee 6): whatever arrives (any bytes, encoding, depth, size or
+    characters), the answer is a value or an InvalidRequest, never another exception.
+    The size is checked before anything is decoded, UTF-8 strictly, nesting before
+    `json.loads` recurses, and base64 is tried only on text made of base64 characters.
+    """
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
+    text = _utf8_text(raw, "message")
+    try:
+        return _json_value(text)
+    except InvalidRequest as plain:
+        compact = "".join(text.split())
+        if not compact or not _BASE64.fullmatch(compact):
+            raise
+        # The Azure portal base64-encodes message text by default.
+        try:
+            decoded = base64.b64decode(compact, validate=True)
+        except (binascii.Error, ValueError):
+            raise plain from None
+        try:
+            return _json_value(_utf8_text(decoded, "the base64-decoded message"))
+        except InvalidRequest:
+            raise plain from None
+
+
+_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?")
+
+
+def _utf8_text(raw: bytes, what: str) -> str:
     if len(raw) > MAX_MESSAGE_BYTES:
         raise InvalidRequest(
-            [FieldError("", f"message is {len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES}")]
+            [FieldError("", f"{what} is {len(raw)} bytes; the limit is {MAX_MESSAGE_BYTES}")]
         )
     try:
         text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidRequest([FieldError("", "message is not UTF-8 text")]) from None
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(
+            [FieldError("", f"{what} is not UTF-8 text (invalid byte at offset {exc.start})")]
+        ) from None
+    return text.removeprefix("\ufeff")  # a byte order mark some producers put first
+
+
+def _json_value(text: str) -> Any:
+    depth = _nesting(text)
+    if depth > MAX_DEPTH:
+        raise InvalidRequest(
+            [FieldError("", f"message nests {depth} levels deep; the limit is {MAX_DEPTH}")]
+        )
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=_unique_keys)
     except json.JSONDecodeError as exc:
-        plain_error = exc
-    try:  # the Azure portal base64-encodes message text by default
-        decoded = base64.b64decode(text.strip(), validate=True).decode("utf-8")
-        return json.loads(decoded)
-    except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError):
-        pass
-    raise InvalidRequest(
-        [FieldError("", f"message is not valid JSON (nor base64-encoded JSON): {plain_error}")]
-    )
+        problem = f"message is not valid JSON (nor base64-encoded JSON): {exc.msg} at {exc.pos}"
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        problem = f"message is not valid JSON: {str(exc)[:120]}"
+    raise InvalidRequest([FieldError("", problem)])
+
+
+class _DuplicateField(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose member names repeat is ambiguous: which `requestId` is meant?"""
+    out: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in out:
+            raise _DuplicateField(f"the field {name[:200]!r} appears twice in one object")
+        out[name] = value
+    return out
+
+
+def _nesting(text: str) -> int:
+    """How deep arrays and objects nest, counted without recursion (strings skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
 
 
 def request_id_of(document: Any) -> str | None:
@@ -382,8 +458,39 @@ class Event:
         out["data"] = dict(self.data)
         return out
 
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> Event:
+        """An event read back from its JSON form (the ledger keeps decided events)."""
+        return cls(
+            type=str(document["type"]),
+            id=str(document["id"]),
+            time=parse_time(str(document["time"])),
+            data=dict(document["data"]),
+            subject=document.get("subject"),
+        )
+
     def serialize(self) -> str:
-        return json.dumps(self.to_json(), ensure_ascii=False, separators=(",", ":"))
+        """Printable ASCII JSON: what any queue carries (no raw control characters, no
+        lone surrogates, nothing an XML body refuses), however hostile the echoed text."""
+        return json.dumps(carryable(self.to_json()), ensure_ascii=True, separators=(",", ":"))
+
+    def size(self) -> int:
+        return len(self.serialize())
+
+
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def carryable(value: Any) -> Any:
+    """`value` with every lone surrogate (which no UTF-8 text can hold) written out as
+    the six characters of its escape, `\\udc80`, in strings and in object keys."""
+    if isinstance(value, str):
+        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
+    if isinstance(value, Mapping):
+        return {carryable(k): carryable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [carryable(v) for v in value]
+    return value
 
 
 def event_id(request_id: str, event_type: str) -> str:
@@ -500,15 +607,23 @@ def rejected_event(
     errors: Sequence[FieldError] = (),
     details: Mapping[str, Any] | None = None,
 ) -> Event:
-    """`rejected`; a message without a usable requestId is named by its queue message id."""
+    """`rejected`; a message without a usable requestId is named by its queue message id.
+
+    It echoes what the message held (field names, the original text), so it is cut to fit
+    the events queue: at most `MAX_ERRORS` errors (with `errorsOmitted`), a bounded reason,
+    and `originalMessage` shortened (with `originalMessageTruncated`) until the whole
+    event is at most `MAX_EVENT_BYTES`.
+    """
     data: dict[str, Any] = {}
     if request_id is not None:
         data["requestId"] = request_id
-    data["reason"] = reason.to_json()
-    data["errors"] = [e.to_json() for e in errors]
+    data["reason"] = Reason(reason.code, _clip(reason.message, MAX_REASON_CHARS)).to_json()
+    data["errors"] = [e.to_json() for e in errors[:MAX_ERRORS]]
+    if len(errors) > MAX_ERRORS:
+        data["errorsOmitted"] = len(errors) - MAX_ERRORS
     data["queueMessageId"] = message_id
     data.update(details or {})
-    return Event(
+    event = Event(
         type=EventType.REJECTED,
         id=(
             event_id(request_id, EventType.REJECTED)
@@ -519,3 +634,27 @@ def rejected_event(
         data=data,
         subject=request_id,
     )
+    return _fit(event)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _fit(event: Event) -> Event:
+    """Shorten the echoed original text, then the error list, until the event fits."""
+    data = dict(event.data)
+    while len(Event(event.type, event.id, event.time, data, event.subject).serialize()) > (
+        MAX_EVENT_BYTES
+    ):
+        original = data.get("originalMessage")
+        if isinstance(original, str) and original:
+            data["originalMessage"] = original[: len(original) // 2]
+            data["originalMessageTruncated"] = True
+        elif data.get("errors"):
+            dropped = max(1, len(data["errors"]) // 2)
+            data["errors"] = data["errors"][:-dropped]
+            data["errorsOmitted"] = int(data.get("errorsOmitted", 0)) + dropped
+        else:  # pragma: no cover - nothing else grows with the input
+            break
+    return Event(event.type, event.id, event.time, data, event.subject)

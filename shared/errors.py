@@ -4,14 +4,18 @@
     OnboardingError
     ├── InvalidRequest   the message breaks the contract: `rejected`, never retried
     ├── SettingsError    a missing or malformed app setting: the app refuses to start
+    ├── StorageUnavailable  the storage account did not answer (network, 5xx, throttling):
+    │                    the sweep stops (what it holds comes back after its lease) and
+    │                    intake raises, for the Functions host to retry
     └── GraphError       Microsoft Graph did not do what was asked. `kind` says what Graph
                          meant (throttled, unavailable, access denied, not found, or one of
                          assignLicense's refusals); `call` says which call it refused. Whether
                          that is worth waiting for or final is a decision, and decisions are
                          `shared.workflow.after_graph_error`'s, not the adapter's.
 
-Failures of the storage queues are deliberately not in this tree: they propagate to the
-Functions host, whose retries and poison handling deal with them.
+Other storage errors (a 4xx refusal of one message) stay the storage SDK's: at intake
+they reach the Functions host, whose retries and poison queue deal with them; in the sweep
+they set that one message aside.
 """
 
 from __future__ import annotations
@@ -52,6 +56,11 @@ class SettingsError(OnboardingError):
     def __init__(self, setting: str, problem: str) -> None:
         self.setting = setting
         super().__init__(f"app setting {setting}: {problem}")
+
+
+class StorageUnavailable(OnboardingError):
+    """The storage account (queues or tables) could not be reached; translated in
+    `shared.queues` and `shared.ledger` from azure-core's transport and 5xx errors."""
 
 
 class GraphCall(StrEnum):

@@ -7,6 +7,9 @@ QUEUE_POISON: Final = "user-onboard-poison"
 QUEUE_PENDING: Final = "user-onboard-pending"
 QUEUE_EVENTS: Final = "user-onboard-events"
 ALL_QUEUES: Final = (QUEUE_REQUESTS, QUEUE_POISON, QUEUE_PENDING, QUEUE_EVENTS)
+# The request ledger (Azure Table storage, same account): decided outcomes, the operators'
+# view of every request, and the messages set aside.
+TABLE_REQUESTS: Final = "onboardingrequests"
 
 STORAGE_CONNECTION: Final = "AzureWebJobsStorage"
 

@@ -5,10 +5,10 @@ in-memory fakes both satisfy these.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from shared.contract import Event, UserIdentifiers
 from shared.errors import GraphError
@@ -176,6 +176,90 @@ class EventSink(Protocol):
     """`user-onboard-events`."""
 
     async def publish(self, event: Event) -> None: ...
+
+
+# --- the request ledger ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A terminal outcome, recorded before it is published: a replay publishes this event
+    again instead of deciding anew (guarantee 7). `by` is the queue message that decided."""
+
+    event: Event
+    by: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the ledger shows of a request that is not finished (the operators' view)."""
+
+    status: str  # received | scheduled | waiting | blocked
+    parked: bool  # a pending message holds the request's state
+    deadline: datetime | None = None
+    next_check_at: datetime | None = None
+    not_before: datetime | None = None
+    last_seen: str | None = None
+    last_error: Mapping[str, Any] | None = None
+    user_id: str | None = None
+    sent: Mapping[str, datetime] = field(default_factory=dict)  # event type word -> time
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as the ledger knows it."""
+
+    request_id: str
+    owner: str  # the queue message that opened it (its first valid delivery)
+    received_at: datetime
+    progress: Progress
+    decided: Decided | None = None
+
+    @property
+    def status(self) -> str:
+        return self.decided.event.type.rsplit(".", 1)[-1] if self.decided else self.progress.status
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """A queue message the app could not handle, kept for operators (never lost)."""
+
+    source: str  # "poison" | "pending"
+    message_id: str
+    content: str
+    reason: str
+    request_id: str | None = None
+    reported: bool = False  # a terminal event answers it already
+
+
+class RequestLedger(Protocol):
+    """A record of requests keyed by requestId (Azure Table storage in production)."""
+
+    async def open(self, request_id: str, message_id: str, now: datetime) -> RequestRecord | None:
+        """Record the request as received by `message_id`; None when this created it,
+        else what was already recorded (a redelivery, a duplicate, or a decided request)."""
+        ...
+
+    async def read(self, request_id: str) -> RequestRecord | None: ...
+
+    async def decide(self, request_id: str, decided: Decided) -> Decided:
+        """Record a terminal outcome unless one is recorded already; return the one that
+        stands (the first decision wins, for ever)."""
+        ...
+
+    async def claim(self, request_id: str, decided: Decided, now: datetime) -> bool:
+        """Record `decided` only if nothing at all is recorded for `request_id`, in one
+        step; False when the requestId is already in use. For messages that must not take
+        over another message's request (an invalid or a poisoned one)."""
+        ...
+
+    async def note(self, request_id: str, progress: Progress) -> None:
+        """Update the operators' view of a request still in progress."""
+        ...
+
+    async def set_aside(self, item: SetAside, now: datetime) -> None:
+        """Keep a message the app could not handle (idempotent per source and message id)."""
+        ...
 
 
 class Clock(Protocol):

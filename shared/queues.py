@@ -2,13 +2,12 @@
 
 Messages are plain UTF-8 text (host.json sets `messageEncoding: none`, and the SDK sends
 text as is by default). The SDK is synchronous; its calls run in a worker thread so the
-event loop keeps serving Graph calls. Storage errors are deliberately not caught: they
-belong to the Functions host's retry and poison handling.
+event loop keeps serving Graph calls (`shared.storage.storage_call`, which also turns an
+outage into `StorageUnavailable`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from datetime import timedelta
 from typing import Final
@@ -20,6 +19,7 @@ from shared.contract import Event
 from shared.names import QUEUE_EVENTS, QUEUE_PENDING, QUEUE_POISON
 from shared.ports import QueuedMessage
 from shared.settings import StorageConnection
+from shared.storage import storage_call
 
 NEVER_EXPIRES: Final = -1
 
@@ -66,9 +66,7 @@ class StorageEventSink:
         self._queue = queue
 
     async def publish(self, event: Event) -> None:
-        await asyncio.to_thread(
-            self._queue.send_message, event.serialize(), time_to_live=NEVER_EXPIRES
-        )
+        await storage_call(self._queue.send_message, event.serialize(), time_to_live=NEVER_EXPIRES)
 
 
 class StoragePendingQueue:
@@ -78,7 +76,7 @@ class StoragePendingQueue:
         self._queue = queue
 
     async def park(self, content: str, visible_in: timedelta) -> None:
-        await asyncio.to_thread(
+        await storage_call(
             self._queue.send_message,
             content,
             visibility_timeout=_seconds(visible_in),
@@ -86,7 +84,7 @@ class StoragePendingQueue:
         )
 
     async def receive_due(self, max_messages: int, lease: timedelta) -> list[QueuedMessage]:
-        return await asyncio.to_thread(self._receive, max_messages, lease)
+        return await storage_call(self._receive, max_messages, lease)
 
     def _receive(self, max_messages: int, lease: timedelta) -> list[QueuedMessage]:
         pages = self._queue.receive_messages(
@@ -99,7 +97,7 @@ class StoragePendingQueue:
     async def reschedule(self, message: QueuedMessage, content: str, visible_in: timedelta) -> None:
         # One call replaces the content and hides the message: the new state is durable
         # at the moment the old one stops being the current one.
-        await asyncio.to_thread(
+        await storage_call(
             self._queue.update_message,
             message.id,
             message.pop_receipt,
@@ -108,7 +106,7 @@ class StoragePendingQueue:
         )
 
     async def complete(self, message: QueuedMessage) -> None:
-        await asyncio.to_thread(self._queue.delete_message, message.id, message.pop_receipt)
+        await storage_call(self._queue.delete_message, message.id, message.pop_receipt)
 
 
 class StoragePoisonQueue:

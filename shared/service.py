@@ -1,10 +1,17 @@
 """The two use cases: `handle_request` (queue trigger) and `sweep` (timer trigger).
 
 They carry out `shared.workflow`'s decisions through the ports, in an order that makes a
-crash at any line safe: a message is acknowledged (deleted, or rescheduled with its new
-state) only after its outcome is durable (event published or next state written). A
-replay after a crash repeats events with the same deterministic ids, which consumers
-deduplicate on.
+crash at any line safe:
+
+- a message is acknowledged (deleted, or rescheduled with its new state) only after its
+  outcome is durable (event published, next state written);
+- a terminal outcome is recorded in the ledger *before* it is published, and the first
+  one recorded stands: a replay after a crash publishes that same event instead of
+  deciding again, even if the world changed in between (guarantee 7);
+- no message stops the others (guarantee 6): whatever a body holds, intake answers it; in
+  the sweep, a message that cannot be read, reported or rewritten is set aside (kept in
+  the ledger's dead letters, counted, logged) and the sweep goes on. Only a storage
+  outage (`StorageUnavailable`) stops a sweep.
 """
 
 from __future__ import annotations
@@ -14,13 +21,17 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
 from shared.contract import (
+    Event,
+    EventType,
     FailureCode,
+    LicenseOutcome,
     LicenseRequest,
+    LicenseStatus,
     Reason,
     RejectionCode,
     Subject,
@@ -33,9 +44,16 @@ from shared.contract import (
     rejected_event,
     request_id_of,
 )
-from shared.errors import GraphError, GraphErrorKind, InvalidRequest
+from shared.errors import (
+    FieldError,
+    GraphError,
+    GraphErrorKind,
+    InvalidRequest,
+    StorageUnavailable,
+)
 from shared.ports import (
     Clock,
+    Decided,
     Directory,
     DirectoryUser,
     EventSink,
@@ -43,7 +61,10 @@ from shared.ports import (
     LookupFailed,
     PendingQueue,
     PoisonQueue,
+    Progress,
     QueuedMessage,
+    RequestLedger,
+    SetAside,
     SkuCatalog,
 )
 from shared.workflow import (
@@ -124,7 +145,7 @@ Outcome = Decision | Licensed
 @dataclass
 class SweepReport:
     outcomes: Counter[str] = field(default_factory=Counter)
-    errors: list[BaseException] = field(default_factory=list)
+    set_aside: list[str] = field(default_factory=list)  # "<source>:<message id>: <why>"
     stopped_by_budget: bool = False
 
     def summary(self) -> str:
@@ -142,6 +163,7 @@ class OnboardingService:
         pending: PendingQueue,
         poison: PoisonQueue,
         events: EventSink,
+        ledger: RequestLedger,
         clock: Clock,
         policy: Policy,
         skus: SkuCache | None = None,
@@ -150,6 +172,7 @@ class OnboardingService:
         self._pending = pending
         self._poison = poison
         self._events = events
+        self._ledger = ledger
         self._clock = clock
         self._policy = policy
         self._skus = skus or SkuCache(directory, clock, policy.sku_cache_ttl)
@@ -157,7 +180,10 @@ class OnboardingService:
     # --- queue trigger ---------------------------------------------------------------
 
     async def handle_request(self, body: bytes | str, message_id: str) -> str:
-        """Handle one `user-onboard` message; returns the outcome's name for the log."""
+        """Handle one `user-onboard` message; returns the outcome's name for the log.
+
+        Never raises for what the body holds (guarantee 6); a storage failure raises, for
+        the host to retry (then poison, which the sweep reports)."""
         now = self._clock.now()
         try:
             state = admit(
@@ -167,23 +193,74 @@ class OnboardingService:
                 sync_timeout=self._policy.sync_timeout,
             )
         except InvalidRequest as exc:
-            await self._events.publish(
-                rejected_event(
-                    now,
-                    reason=Reason(RejectionCode.INVALID_MESSAGE, str(exc)),
-                    request_id=exc.request_id,
-                    message_id=message_id,
-                    errors=exc.errors,
+            return await self._reject(exc, message_id, now)
+        except Exception:  # a bug must not turn a message into poison: answer it
+            log.exception("user-onboard message %s could not be read", message_id)
+            unreadable = InvalidRequest([FieldError("", "the app could not read this message")])
+            return await self._reject(unreadable, message_id, now)
+        request_id = state.request.request_id
+        known = await self._ledger.open(request_id, message_id, now)
+        if known is not None:
+            if known.decided is not None:
+                await self._events.publish(_redelivered(known.decided, message_id, now))
+                return "redelivered"
+            if known.owner != message_id or known.progress.parked:
+                log.warning(
+                    "user-onboard message %s: request %s is already in progress (message %s)",
+                    message_id,
+                    request_id,
+                    known.owner,
                 )
-            )
-            return "rejected"
+                return "duplicate"
         lookup = await self._directory.find_user(state.request.identifiers)
-        return await self._advance(state, self._after_lookup(state, lookup, now))
+        outcome = await self._check(state, self._after_lookup(state, lookup, now))
+        return await self._settle(state, outcome, by=message_id)
+
+    async def _reject(self, problem: InvalidRequest, message_id: str, now: datetime) -> str:
+        """`rejected`. With a requestId, the message claims it (so the request ends with
+        exactly this event), unless another message holds it already: then the message
+        is rejected under its own id, and the request it named goes on untouched."""
+        reason = Reason(RejectionCode.INVALID_MESSAGE, str(problem))
+        request_id = problem.request_id
+        event = rejected_event(
+            now,
+            reason=reason,
+            request_id=request_id,
+            message_id=message_id,
+            errors=problem.errors,
+        )
+        if request_id is None or await self._ledger.claim(
+            request_id, Decided(event, message_id), now
+        ):
+            await self._events.publish(event)
+            return "rejected"
+        record = await self._ledger.read(request_id)
+        if record is not None and record.decided is not None and record.decided.by == message_id:
+            await self._events.publish(record.decided.event)  # our own earlier answer
+            return "rejected"
+        taken = Reason(
+            RejectionCode.INVALID_MESSAGE,
+            f"{reason.message}; the requestId {request_id} belongs to another message, "
+            "whose request is not affected",
+        )
+        await self._events.publish(
+            rejected_event(
+                now,
+                reason=taken,
+                request_id=None,
+                message_id=message_id,
+                errors=problem.errors,
+                details={"requestId": request_id},
+            )
+        )
+        return "rejected"
 
     # --- timer trigger ---------------------------------------------------------------
 
     async def sweep(self) -> SweepReport:
-        """Report poisoned messages, then recheck every due pending request, within budget."""
+        """Report poisoned messages, then recheck every due pending request, within budget.
+
+        Raises only StorageUnavailable (what was received comes back after its lease)."""
         report = SweepReport()
         started = self._clock.monotonic()
 
@@ -198,8 +275,7 @@ class OnboardingService:
             if not poisoned:
                 break
             for message in poisoned:
-                await self._report_poison(message)
-                report.outcomes["poison_reported"] += 1
+                await self._isolated(self._report_poison(message), "poison", message, report)
 
         while not out_of_time():
             chunk = await self._receive_chunk()
@@ -224,40 +300,73 @@ class OnboardingService:
             try:
                 parked.append((message, PendingState.deserialize(message.content)))
             except ValueError as exc:
-                await self._reject_unreadable_pending(message, str(exc))
-                report.outcomes["rejected"] += 1
+                await self._isolated(
+                    self._give_up(message, "pending", f"unreadable pending state: {exc}"),
+                    "pending",
+                    message,
+                    report,
+                )
         lookups = await self._directory.find_users([s.request.identifiers for _, s in parked])
         now = self._clock.now()
         jobs = [
-            self._advance(state, self._after_lookup(state, lookup, now), message)
+            self._isolated(
+                self._recheck_one(message, state, lookup, now), "pending", message, report
+            )
             for (message, state), lookup in zip(parked, lookups, strict=True)
         ]
-        for result in await self._bounded(jobs):
-            if isinstance(result, BaseException):
-                log.error("sweep item failed", exc_info=result)
-                report.errors.append(result)
-                report.outcomes["error"] += 1
-            else:
-                report.outcomes[result] += 1
+        await self._bounded(jobs)
 
-    async def _bounded(self, jobs: Sequence[Awaitable[T]]) -> list[T | BaseException]:
+    async def _recheck_one(
+        self, message: QueuedMessage, state: PendingState, lookup: Lookup, now: datetime
+    ) -> str:
+        if message.dequeue_count > state.receipts + 1:
+            # Received before without an outcome (a crash, an error): maybe it was decided.
+            record = await self._ledger.read(state.request.request_id)
+            if record is not None and record.decided is not None:
+                await self._events.publish(record.decided.event)
+                await self._pending.complete(message)
+                return "replayed"
+        outcome = await self._check(state, self._after_lookup(state, lookup, now))
+        return await self._settle(state, outcome, by=message.id, message=message)
+
+    async def _isolated(
+        self, job: Awaitable[str], source: str, message: QueuedMessage, report: SweepReport
+    ) -> None:
+        """Run one item's job; set the message aside if it fails for a reason of its own."""
+        try:
+            report.outcomes[await job] += 1
+        except StorageUnavailable:
+            raise
+        except Exception as exc:
+            problem = f"{type(exc).__name__}: {str(exc)[:500]}"
+            log.exception("%s message %s could not be handled: %s", source, message.id, problem)
+            await self._give_up(message, source, problem)
+            report.outcomes["set_aside"] += 1
+            report.set_aside.append(f"{source}:{message.id}: {problem}")
+
+    async def _bounded(self, jobs: Sequence[Awaitable[None]]) -> None:
         gate = asyncio.Semaphore(self._policy.concurrency)
 
-        async def run(job: Awaitable[T]) -> T:
+        async def run(job: Awaitable[None]) -> None:
             async with gate:
-                return await job
+                await job
 
-        return await asyncio.gather(*(run(job) for job in jobs), return_exceptions=True)
+        results = await asyncio.gather(*(run(job) for job in jobs), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result  # StorageUnavailable: stop the sweep
 
-    # --- carrying decisions out ------------------------------------------------------
+    # --- deciding --------------------------------------------------------------------
 
-    async def _advance(
-        self, state: PendingState, decision: Decision, message: QueuedMessage | None = None
-    ) -> str:
-        outcome: Outcome = decision
+    def _after_lookup(self, state: PendingState, lookup: Lookup, now: datetime) -> Decision:
+        if isinstance(lookup, LookupFailed) and lookup.error.kind == GraphErrorKind.ACCESS_DENIED:
+            log_access_denied(state.request.request_id, lookup.error)
+        return after_lookup(state, lookup, now, self._policy.backoff)
+
+    async def _check(self, state: PendingState, decision: Decision) -> Outcome:
         if isinstance(decision, License):
-            outcome = await self._license(decision.state, decision.user)
-        return await self._settle(state, outcome, message)
+            return await self._license(decision.state, decision.user)
+        return decision
 
     async def _license(self, state: PendingState, user: DirectoryUser) -> Outcome:
         """Plan against the SKU catalog (refreshed once if it looks stale) and write."""
@@ -313,11 +422,6 @@ class OnboardingService:
             return Licensed(user, plan)
         raise AssertionError("unreachable: the second pass always returns")  # pragma: no cover
 
-    def _after_lookup(self, state: PendingState, lookup: Lookup, now: datetime) -> Decision:
-        if isinstance(lookup, LookupFailed) and lookup.error.kind == GraphErrorKind.ACCESS_DENIED:
-            log_access_denied(state.request.request_id, lookup.error)
-        return after_lookup(state, lookup, now, self._policy.backoff)
-
     def _graph_trouble(
         self,
         state: PendingState,
@@ -338,10 +442,17 @@ class OnboardingService:
             wrote_usage_location=wrote_usage_location,
         )
 
+    # --- carrying outcomes out -------------------------------------------------------
+
     async def _settle(
-        self, state: PendingState, outcome: Outcome, message: QueuedMessage | None
+        self,
+        state: PendingState,
+        outcome: Outcome,
+        *,
+        by: str,
+        message: QueuedMessage | None = None,
     ) -> str:
-        """Publish what has to be published, then acknowledge: never the other way round."""
+        """Record, publish, acknowledge: never the other way round."""
         now = self._clock.now()
         request = state.request
         user = outcome.user if isinstance(outcome, Licensed) else None
@@ -352,18 +463,13 @@ class OnboardingService:
         )
         match outcome:
             case Licensed(plan=plan):
-                await self._events.publish(
-                    licensed_event(
-                        who,
-                        now,
-                        licenses=plan.outcomes,
-                        usage_location=plan.usage_location or "",
-                    )
+                event = licensed_event(
+                    who, now, licenses=plan.outcomes, usage_location=plan.usage_location or ""
                 )
-                name = "licensed"
+                return await self._finish(request.request_id, event, by=by, message=message)
             case Fail(reason=reason, details=details):
-                await self._events.publish(failed_event(who, now, reason=reason, details=details))
-                name = f"failed:{reason.code}"
+                event = failed_event(who, now, reason=reason, details=details)
+                return await self._finish(request.request_id, event, by=by, message=message)
             case Wait(
                 state=next_state,
                 next_check=next_check,
@@ -371,6 +477,7 @@ class OnboardingService:
                 reason=reason,
                 details=details,
             ):
+                sent: dict[str, datetime] = {}
                 if announce == "awaiting_sync":
                     await self._events.publish(
                         awaiting_sync_event(
@@ -381,6 +488,7 @@ class OnboardingService:
                             deadline=next_state.deadline,
                         )
                     )
+                    sent["awaiting_sync"] = now
                 elif announce == "blocked":
                     assert reason is not None
                     await self._events.publish(
@@ -393,45 +501,129 @@ class OnboardingService:
                             details=details,
                         )
                     )
+                    sent["blocked"] = now
                 delay = _visibility_delay(next_check, now)
                 if message is None:
                     await self._pending.park(next_state.serialize(), delay)
                 else:
-                    await self._pending.reschedule(message, next_state.serialize(), delay)
-                return "blocked" if next_state.blocked_sent else "waiting"
+                    rewritten = replace(next_state, receipts=state.receipts + 1)
+                    await self._pending.reschedule(message, rewritten.serialize(), delay)
+                status = "blocked" if next_state.blocked_sent else "waiting"
+                await self._ledger.note(
+                    request.request_id,
+                    Progress(
+                        status=status,
+                        parked=True,
+                        deadline=next_state.deadline,
+                        next_check_at=next_check,
+                        last_seen=next_state.last_seen,
+                        last_error=(
+                            next_state.last_error.to_json() if next_state.last_error else None
+                        ),
+                        sent=sent,
+                    ),
+                )
+                return status
             case _:  # pragma: no cover
                 raise AssertionError(f"unexpected outcome {outcome!r}")
+
+    async def _finish(
+        self, request_id: str, event: Event, *, by: str, message: QueuedMessage | None
+    ) -> str:
+        """A terminal outcome: recorded first (the first one recorded stands), published,
+        then the pending message (if any) acknowledged."""
+        decided = await self._ledger.decide(request_id, Decided(event, by))
+        await self._events.publish(decided.event)
         if message is not None:
             await self._pending.complete(message)
-        return name
+        return _outcome_name(decided.event)
 
-    async def _report_poison(self, message: QueuedMessage) -> None:
-        event = rejected_event(
-            self._clock.now(),
-            reason=Reason(
-                RejectionCode.POISON,
-                "the Functions host gave up on this message after repeated failures",
+    # --- poison and messages set aside -----------------------------------------------
+
+    async def _report_poison(self, message: QueuedMessage) -> str:
+        """A message the host gave up on: its request ends `rejected`/`poison`, unless the
+        request has an outcome already (then that one is published again) or is still
+        alive on the pending queue (then it goes on). The message is kept, then removed."""
+        request_id = _request_id_in(message.content)
+        name = await self._answer_given_up(
+            message,
+            request_id,
+            "the Functions host gave up on this message after repeated failures",
+        )
+        await self._ledger.set_aside(
+            SetAside(
+                "poison",
+                message.id,
+                message.content,
+                "the Functions host gave up on it (maxDequeueCount)",
+                request_id,
+                reported=name != "alive",
             ),
-            request_id=_request_id_in(message.content),
+            self._clock.now(),
+        )
+        await self._poison.remove(message)
+        return "poison_reported" if name != "alive" else "poison_alive"
+
+    async def _give_up(self, message: QueuedMessage, source: str, problem: str) -> str:
+        """Set a message aside (kept in the ledger), answer its request if it has one
+        without an outcome, and take it off its queue."""
+        request_id = _request_id_in(message.content)
+        await self._ledger.set_aside(
+            SetAside(source, message.id, message.content, problem, request_id, reported=True),
+            self._clock.now(),
+        )
+        await self._answer_given_up(
+            message, request_id, f"the app could not handle this request ({problem})"
+        )
+        if source == "poison":
+            await self._poison.remove(message)
+        else:
+            await self._pending.complete(message)
+        return "set_aside"
+
+    async def _answer_given_up(
+        self, message: QueuedMessage, request_id: str | None, why: str
+    ) -> str:
+        now = self._clock.now()
+        event = rejected_event(
+            now,
+            reason=Reason(RejectionCode.POISON, why),
+            request_id=request_id,
             message_id=message.id,
             details={"originalMessage": message.content[:MAX_ORIGINAL_CHARS]},
         )
-        await self._events.publish(event)
-        await self._poison.remove(message)
+        if request_id is None:
+            await self._events.publish(event)
+            return "rejected"
+        record = await self._ledger.read(request_id)
+        if record is not None and record.decided is not None:
+            await self._events.publish(record.decided.event)
+            return "decided"
+        if record is not None and record.progress.parked and message.id != record.owner:
+            return "alive"  # a leftover copy; the request itself is parked and goes on
+        decided = await self._ledger.decide(request_id, Decided(event, message.id))
+        await self._events.publish(decided.event)
+        return "rejected"
 
-    async def _reject_unreadable_pending(self, message: QueuedMessage, problem: str) -> None:
-        await self._events.publish(
-            rejected_event(
-                self._clock.now(),
-                reason=Reason(
-                    RejectionCode.INVALID_MESSAGE, f"unreadable pending state: {problem}"
-                ),
-                request_id=_request_id_in(message.content),
-                message_id=message.id,
-                details={"originalMessage": message.content[:MAX_ORIGINAL_CHARS]},
-            )
-        )
-        await self._pending.complete(message)
+
+def _redelivered(decided: Decided, message_id: str, now: datetime) -> Event:
+    """What a request delivered again after its outcome gets: the same event (same id).
+    A new delivery of a licensed request reports its licenses `already_assigned` (they
+    are, and no second seat is used); a replay of the deciding message repeats it as is."""
+    event = decided.event
+    if decided.by == message_id or event.type != EventType.LICENSED:
+        return event
+    licenses = [
+        LicenseOutcome(lic["skuPartNumber"], lic["skuId"], LicenseStatus.ALREADY_ASSIGNED).to_json()
+        for lic in event.data.get("licenses", [])
+    ]
+    return Event(event.type, event.id, now, {**event.data, "licenses": licenses}, event.subject)
+
+
+def _outcome_name(event: Event) -> str:
+    word = event.type.rsplit(".", 1)[-1]
+    reason = event.data.get("reason")
+    return f"{word}:{reason['code']}" if word == "failed" and isinstance(reason, dict) else word
 
 
 def log_access_denied(request_id: str, error: GraphError) -> None:

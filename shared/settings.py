@@ -48,6 +48,7 @@ class StorageConnection:
 
     connection_string: str | None = None
     queue_service_uri: str | None = None
+    table_service_uri: str | None = None
     credential: str | None = None
     client_id: str | None = None
 
@@ -106,22 +107,32 @@ def _storage(env: Mapping[str, str]) -> StorageConnection:
             raise SettingsError(name, "is not a storage connection string")
         return StorageConnection(connection_string=direct)
     uri = _optional(env, f"{name}__queueServiceUri")
+    table_uri = _optional(env, f"{name}__tableServiceUri")
     account = _optional(env, f"{name}__accountName")
-    if uri is None and account is not None:
-        uri = f"https://{account}.queue.core.windows.net"
+    if account is not None:
+        uri = uri or f"https://{account}.queue.core.windows.net"
+        table_uri = table_uri or f"https://{account}.table.core.windows.net"
     if uri is None:
         raise SettingsError(
             name,
             "is required: a connection string, UseDevelopmentStorage=true, or "
-            f"{name}__queueServiceUri (identity-based)",
+            f"{name}__queueServiceUri and {name}__tableServiceUri (identity-based)",
         )
     if urlsplit(uri).scheme != "https":
         raise SettingsError(f"{name}__queueServiceUri", "must be an https:// URL")
+    if table_uri is None:
+        raise SettingsError(
+            f"{name}__tableServiceUri",
+            "is required with an identity-based connection (the request ledger is a table)",
+        )
+    if urlsplit(table_uri).scheme != "https":
+        raise SettingsError(f"{name}__tableServiceUri", "must be an https:// URL")
     credential = _optional(env, f"{name}__credential")
     if credential is not None and credential != "managedidentity":
         raise SettingsError(f"{name}__credential", "must be 'managedidentity' when set")
     return StorageConnection(
         queue_service_uri=uri.rstrip("/"),
+        table_service_uri=table_uri.rstrip("/"),
         credential=credential,
         client_id=_optional(env, f"{name}__clientId"),
     )

@@ -112,6 +112,9 @@ class PendingState:
     request: OnboardingRequest  # licenses and sync_deadline resolved at admission
     received_at: datetime
     checks: int = 0
+    # Times the pending message was rewritten: a message received more often than that
+    # (its dequeue count) was received before without an outcome (a crash, an error).
+    receipts: int = 0
     last_seen: str | None = None
     seen_synced: bool = False  # a lookup has seen the user synced at least once
     usage_location_written: bool = False  # the app has written the user's usageLocation
@@ -135,6 +138,7 @@ class PendingState:
             "request": self.request.to_json(),
             "receivedAt": format_time(self.received_at),
             "checks": self.checks,
+            "receipts": self.receipts,
             "lastSeen": self.last_seen,
             "seenSynced": self.seen_synced,
             "usageLocationWritten": self.usage_location_written,
@@ -159,6 +163,7 @@ class PendingState:
                 request=request,
                 received_at=parse_time(document["receivedAt"]),
                 checks=int(document["checks"]),
+                receipts=int(document.get("receipts", 0)),
                 last_seen=document.get("lastSeen"),
                 seen_synced=bool(document.get("seenSynced")),
                 usage_location_written=bool(document.get("usageLocationWritten")),

@@ -5,21 +5,25 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.contract import Event, UserIdentifiers
-from shared.errors import GraphCall, GraphError, GraphErrorKind
+from shared.errors import GraphCall, GraphError, GraphErrorKind, StorageUnavailable
 from shared.ports import (
     Ambiguous,
+    Decided,
     DirectoryUser,
     Found,
     LicenseAssignment,
     Lookup,
     LookupFailed,
     NotFound,
+    Progress,
     QueuedMessage,
+    RequestRecord,
+    SetAside,
     ServicePlan,
     Sku,
     SkuCatalog,
@@ -300,7 +304,7 @@ class FakeEventSink:
     async def publish(self, event: Event) -> None:
         if self.fail_next:
             self.fail_next -= 1
-            raise ConnectionError("storage is down")
+            raise StorageUnavailable("storage is down")
         self.events.append(event)
 
     def of_type(self, suffix: str) -> list[Event]:
@@ -312,3 +316,56 @@ class FakeEventSink:
             for e in self.events
             if e.type.rsplit(".", 1)[-1] in ("licensed", "failed", "rejected")
         }
+
+
+class FakeLedger:
+    """The request ledger in memory, with the table adapter's semantics."""
+
+    def __init__(self) -> None:
+        self.records: dict[str, RequestRecord] = {}
+        self.set_aside_items: list[SetAside] = []
+
+    async def open(self, request_id: str, message_id: str, now: datetime) -> RequestRecord | None:
+        if request_id in self.records:
+            return self.records[request_id]
+        self.records[request_id] = RequestRecord(
+            request_id, message_id, now, Progress("received", parked=False)
+        )
+        return None
+
+    async def read(self, request_id: str) -> RequestRecord | None:
+        return self.records.get(request_id)
+
+    async def decide(self, request_id: str, decided: Decided) -> Decided:
+        record = self.records.get(request_id) or RequestRecord(
+            request_id, "", decided.event.time, Progress("received", parked=False)
+        )
+        if record.decided is not None:
+            return record.decided
+        self.records[request_id] = replace(record, decided=decided)
+        return decided
+
+    async def claim(self, request_id: str, decided: Decided, now: datetime) -> bool:
+        if request_id in self.records:
+            return False
+        self.records[request_id] = RequestRecord(
+            request_id, decided.by, now, Progress("rejected", parked=False), decided
+        )
+        return True
+
+    async def note(self, request_id: str, progress: Progress) -> None:
+        record = self.records.get(request_id) or RequestRecord(
+            request_id, "", T0, Progress("received", parked=False)
+        )
+        sent = {**record.progress.sent, **progress.sent}
+        self.records[request_id] = replace(record, progress=replace(progress, sent=sent))
+
+    async def set_aside(self, item: SetAside, now: datetime) -> None:
+        if not any(
+            (i.source, i.message_id) == (item.source, item.message_id)
+            for i in self.set_aside_items
+        ):
+            self.set_aside_items.append(item)
+
+    def decided_ids(self) -> set[str]:
+        return {r.decided.event.id for r in self.records.values() if r.decided is not None}

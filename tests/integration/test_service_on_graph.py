@@ -14,10 +14,11 @@ from typing import Any, TypeVar
 import pytest
 
 from local_stack.graph_emulator import Emulator
-from shared.graph import connect
+from shared.bootstrap import build_service
 from shared.service import OnboardingService, Policy
+from shared.settings import Settings
 from shared.workflow import Backoff
-from tests.fakes import FakeClock, FakeEventSink, FakeQueue
+from tests.fakes import FakeClock, FakeEventSink, FakeLedger, FakeQueue
 from tests.support.graph import E3_SKU, SAMPLE_DIRECTORY
 
 T = TypeVar("T")
@@ -38,15 +39,22 @@ class Harness:
         self.pending = FakeQueue(self.clock)
         self.poison = FakeQueue(self.clock)
         self.events = FakeEventSink()
+        self.ledger = FakeLedger()
 
     def run(self, use: Callable[[OnboardingService], Awaitable[T]]) -> T:
         async def main() -> T:
-            directory = connect(self.emulator.base_url, local=True)
-            service = OnboardingService(
-                directory=directory,
+            settings = Settings.from_env(
+                {
+                    "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+                    "GRAPH_BASE_URL": self.emulator.base_url,
+                }
+            )
+            wiring = build_service(  # the Graph adapter from settings, the rest in memory
+                settings,
                 pending=self.pending,
                 poison=self.poison,
                 events=self.events,
+                ledger=self.ledger,
                 clock=self.clock,
                 policy=Policy(
                     backoff=Backoff(timedelta(minutes=5), timedelta(minutes=30)),
@@ -55,9 +63,9 @@ class Harness:
                 ),
             )
             try:
-                return await use(service)
+                return await use(wiring.service)
             finally:
-                await directory.aclose()
+                await wiring.aclose()
 
         return asyncio.run(main())
 

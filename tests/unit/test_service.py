@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from shared.contract import LicenseRequest
-from shared.errors import GraphCall, GraphErrorKind
+from shared.errors import GraphCall, GraphErrorKind, StorageUnavailable
 from shared.service import OnboardingService, Policy
 from shared.workflow import Backoff
 from tests.fakes import (
@@ -21,6 +21,7 @@ from tests.fakes import (
     FakeClock,
     FakeDirectory,
     FakeEventSink,
+    FakeLedger,
     FakeQueue,
     FakeSku,
     FakeUser,
@@ -37,6 +38,7 @@ class World:
         self.pending = FakeQueue(self.clock)
         self.poison = FakeQueue(self.clock)
         self.events = FakeEventSink()
+        self.ledger = FakeLedger()
         settings: dict[str, Any] = {
             "backoff": Backoff(timedelta(minutes=5), timedelta(minutes=30)),
             "sync_timeout": timedelta(hours=2),
@@ -47,6 +49,7 @@ class World:
             pending=self.pending,
             poison=self.poison,
             events=self.events,
+            ledger=self.ledger,
             clock=self.clock,
             policy=Policy(**settings),
         )
@@ -145,8 +148,8 @@ def test_a_request_delivered_twice_uses_one_seat_and_repeats_the_same_event_id()
     """Guarantee 3: the second delivery reports already_assigned under the same id."""
     world = World()
     jane(world)
-    world.handle(request())
-    world.handle(request())
+    world.handle(request(), message_id="q1")
+    world.handle(request(), message_id="q2")
     first, second = world.events.of_type("licensed")
     assert first.id == second.id == "HR-1:licensed"
     assert {lic["status"] for lic in second.data["licenses"]} == {"already_assigned"}
@@ -349,8 +352,8 @@ def test_a_failed_event_publish_leaves_the_pending_message_for_the_next_sweep() 
     user.sync_enabled = True
     world.events.fail_next = 1
     world.clock.advance(timedelta(minutes=5))
-    report = asyncio.run(world.service.sweep())
-    assert report.errors
+    with pytest.raises(StorageUnavailable):  # an outage stops the sweep
+        asyncio.run(world.service.sweep())
     assert len(world.pending.stored) == 1  # still there, hidden for its lease
     world.sweep_after(timedelta(minutes=6))
     assert world.events.terminal_ids() == {"HR-1:licensed"}
@@ -361,7 +364,7 @@ def test_a_failed_publish_at_intake_raises_so_the_host_retries() -> None:
     """Storage trouble is the host's business (retry, then poison)."""
     world = World()
     world.events.fail_next = 1
-    with pytest.raises(ConnectionError):
+    with pytest.raises(StorageUnavailable):
         world.handle({"requestId": "HR-1"})
 
 

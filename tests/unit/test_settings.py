@@ -29,11 +29,13 @@ def test_identity_based_storage_is_accepted() -> None:
     config = Settings.from_env(
         {
             "AzureWebJobsStorage__queueServiceUri": "https://st1.queue.core.windows.net",
+            "AzureWebJobsStorage__tableServiceUri": "https://st1.table.core.windows.net",
             "AzureWebJobsStorage__credential": "managedidentity",
             "AzureWebJobsStorage__clientId": "cid",
         }
     )
     assert config.storage.queue_service_uri == "https://st1.queue.core.windows.net"
+    assert config.storage.table_service_uri == "https://st1.table.core.windows.net"
     assert config.storage.client_id == "cid"
 
 
@@ -54,6 +56,10 @@ def test_identity_based_storage_is_accepted() -> None:
         (
             {"AzureWebJobsStorage__queueServiceUri": "http://st1.queue.core.windows.net"},
             "AzureWebJobsStorage__queueServiceUri",
+        ),
+        (
+            {"AzureWebJobsStorage__queueServiceUri": "https://st1.queue.core.windows.net"},
+            "AzureWebJobsStorage__tableServiceUri",
         ),
     ],
 )

@@ -420,9 +420,7 @@ def test_a_lookup_that_answers_after_a_denial_forgets_the_denial() -> None:
 
 def test_invalid_usage_location_after_the_app_wrote_one_is_replication_lag() -> None:
     """The app's own PATCH succeeded: the replica has not seen it yet."""
-    error = graph_error(
-        GraphErrorKind.USAGE_LOCATION_INVALID, GraphCall.ASSIGN_LICENSE, status=400
-    )
+    error = graph_error(GraphErrorKind.USAGE_LOCATION_INVALID, GraphCall.ASSIGN_LICENSE, status=400)
     first = after_graph_error(
         SYNCED, error, T0, BACKOFF, user=user(usage_location=None), wrote_usage_location=True
     )
@@ -435,18 +433,14 @@ def test_invalid_usage_location_after_the_app_wrote_one_is_replication_lag() -> 
 
 def test_invalid_usage_location_when_the_user_has_one_is_replication_lag_too() -> None:
     """Set by AD a moment ago: Graph's lookup shows it, assignLicense does not yet."""
-    error = graph_error(
-        GraphErrorKind.USAGE_LOCATION_INVALID, GraphCall.ASSIGN_LICENSE, status=400
-    )
+    error = graph_error(GraphErrorKind.USAGE_LOCATION_INVALID, GraphCall.ASSIGN_LICENSE, status=400)
     decision = after_graph_error(SYNCED, error, T0, BACKOFF, user=user(usage_location="FR"))
     assert isinstance(decision, Wait)
 
 
 def test_a_genuine_invalid_usage_location_fails_at_once() -> None:
     """Nobody wrote one and the user has none: usage_location_missing."""
-    error = graph_error(
-        GraphErrorKind.USAGE_LOCATION_INVALID, GraphCall.ASSIGN_LICENSE, status=400
-    )
+    error = graph_error(GraphErrorKind.USAGE_LOCATION_INVALID, GraphCall.ASSIGN_LICENSE, status=400)
     decision = after_graph_error(SYNCED, error, T0, BACKOFF, user=user(usage_location=None))
     assert isinstance(decision, Fail)
     assert decision.reason.code == "usage_location_missing"

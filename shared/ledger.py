@@ -1,0 +1,248 @@
+"""The `RequestLedger` port on Azure Table storage (azure-data-tables), in the same storage
+account as the queues (`AzureWebJobsStorage`).
+
+One partition per request (PartitionKey = the requestId, `/` written as `|` because table
+keys cannot hold it):
+
+- row `request`: who opened it (`Owner`, the queue message id of its first valid
+  delivery), `ReceivedAt`, and the operators' view (`Status`, `Parked`, `Deadline`,
+  `NextCheckAt`, `NotBefore`, `LastSeen`, `LastError`, `UserId`, `Sent_<event>`);
+- row `terminal`: the decided terminal event (`Event`, its JSON), `DecidedBy`,
+  `DecidedAt`. It is only ever *inserted*: the first decision wins, and an insert that
+  finds one returns it, so a replay after a crash publishes the same outcome.
+
+Messages the app could not handle are kept in the partition `~deadletter` (no requestId
+starts with `~`), one row per source queue and message id, the text split over
+`Content0`, `Content1`... (a table string holds at most 32K characters).
+
+Like the queue adapter, every call goes through `shared.storage.storage_call`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Final
+
+from azure.core.exceptions import ResourceExistsError
+from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
+
+from shared.contract import Event, carryable, format_time, parse_time
+from shared.names import TABLE_REQUESTS
+from shared.ports import Decided, Progress, RequestRecord, SetAside
+from shared.settings import StorageConnection
+from shared.storage import storage_call
+
+REQUEST_ROW: Final = "request"
+TERMINAL_ROW: Final = "terminal"
+DEAD_LETTERS: Final = "~deadletter"
+CONTENT_CHUNK: Final = 30_000  # characters per table string (at most 32,767 UTF-16 units)
+
+
+def partition(request_id: str) -> str:
+    """A requestId as a table key: `/`, which keys cannot hold, becomes `|` (not allowed
+    in a requestId, so the mapping is one to one)."""
+    return request_id.replace("/", "|")
+
+
+def table_service(connection: StorageConnection) -> TableServiceClient:
+    """A client for the tables of the Functions storage account (AzureWebJobsStorage)."""
+    if connection.connection_string is not None:
+        return TableServiceClient.from_connection_string(connection.connection_string)
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    assert connection.table_service_uri is not None
+    credential = (
+        ManagedIdentityCredential(client_id=connection.client_id)
+        if connection.credential == "managedidentity"
+        else DefaultAzureCredential()
+    )
+    return TableServiceClient(endpoint=connection.table_service_uri, credential=credential)
+
+
+def ensure_table(service: TableServiceClient) -> None:
+    """Create the ledger table if missing (locally; Bicep creates it in Azure)."""
+    service.create_table_if_not_exists(TABLE_REQUESTS)
+
+
+class TableLedger:
+    """`shared.ports.RequestLedger` on one Azure table."""
+
+    def __init__(self, table: TableClient) -> None:
+        self._table = table
+
+    async def open(self, request_id: str, message_id: str, now: datetime) -> RequestRecord | None:
+        entity = {
+            "PartitionKey": partition(request_id),
+            "RowKey": REQUEST_ROW,
+            "RequestId": request_id,
+            "Owner": message_id,
+            "ReceivedAt": format_time(now),
+            "Status": "received",
+            "Parked": False,
+            "UpdatedAt": format_time(now),
+        }
+        try:
+            await storage_call(self._table.create_entity, entity)
+            return None
+        except ResourceExistsError:
+            record = await self.read(request_id)
+            assert record is not None  # rows are never deleted
+            return record
+
+    async def read(self, request_id: str) -> RequestRecord | None:
+        rows = await storage_call(self._partition, partition(request_id))
+        return record_of(request_id, rows)
+
+    def _partition(self, key: str) -> dict[str, dict[str, Any]]:
+        found = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": key})
+        return {str(row["RowKey"]): dict(row) for row in found}
+
+    async def decide(self, request_id: str, decided: Decided) -> Decided:
+        try:
+            await storage_call(self._table.create_entity, _terminal_row(request_id, decided))
+            return decided
+        except ResourceExistsError:
+            row = await storage_call(self._table.get_entity, partition(request_id), TERMINAL_ROW)
+            return _decided_of(row)
+
+    async def claim(self, request_id: str, decided: Decided, now: datetime) -> bool:
+        request_row = {
+            "PartitionKey": partition(request_id),
+            "RowKey": REQUEST_ROW,
+            "RequestId": request_id,
+            "Owner": decided.by,
+            "ReceivedAt": format_time(now),
+            "Status": decided.event.type.rsplit(".", 1)[-1],
+            "Parked": False,
+            "UpdatedAt": format_time(now),
+        }
+        operations: list[Any] = [
+            ("create", request_row),
+            ("create", _terminal_row(request_id, decided)),
+        ]
+        try:
+            await storage_call(self._table.submit_transaction, operations)
+        except TableTransactionError as exc:
+            if exc.status_code == 409:  # EntityAlreadyExists: the requestId is in use
+                return False
+            raise
+        return True
+
+    async def note(self, request_id: str, progress: Progress) -> None:
+        entity: dict[str, Any] = {
+            "PartitionKey": partition(request_id),
+            "RowKey": REQUEST_ROW,
+            "RequestId": request_id,
+            "Status": progress.status,
+            "Parked": progress.parked,
+        }
+        for name, moment in (
+            ("Deadline", progress.deadline),
+            ("NextCheckAt", progress.next_check_at),
+            ("NotBefore", progress.not_before),
+        ):
+            if moment is not None:
+                entity[name] = format_time(moment)
+        if progress.last_seen is not None:
+            entity["LastSeen"] = progress.last_seen
+        entity["LastError"] = (
+            json.dumps(carryable(progress.last_error)) if progress.last_error else ""
+        )
+        if progress.user_id is not None:
+            entity["UserId"] = progress.user_id
+        for word, moment in progress.sent.items():
+            entity[f"Sent_{word}"] = format_time(moment)
+        await storage_call(self._table.upsert_entity, entity, mode=UpdateMode.MERGE)
+
+    async def set_aside(self, item: SetAside, now: datetime) -> None:
+        content = carryable(item.content)
+        entity: dict[str, Any] = {
+            "PartitionKey": DEAD_LETTERS,
+            "RowKey": f"{item.source}-{item.message_id}".replace("/", "|"),
+            "Source": item.source,
+            "MessageId": item.message_id,
+            "Reason": carryable(item.reason)[:CONTENT_CHUNK],
+            "RequestId": item.request_id or "",
+            "Reported": item.reported,
+            "SetAsideAt": format_time(now),
+            "Replayed": False,
+        }
+        for n in range(0, max(1, len(content)), CONTENT_CHUNK):
+            entity[f"Content{n // CONTENT_CHUNK}"] = content[n : n + CONTENT_CHUNK]
+        with contextlib.suppress(ResourceExistsError):  # set aside already, by an earlier try
+            await storage_call(self._table.create_entity, entity)
+
+
+def record_of(request_id: str, rows: Mapping[str, Mapping[str, Any]]) -> RequestRecord | None:
+    """A request's two rows as a RequestRecord (None when neither exists)."""
+    if not rows:
+        return None
+    request = rows.get(REQUEST_ROW, {})
+    terminal = rows.get(TERMINAL_ROW)
+    decided = _decided_of(terminal) if terminal is not None else None
+    received = request.get("ReceivedAt") or (terminal or {}).get("DecidedAt")
+    last_error = request.get("LastError")
+    progress = Progress(
+        status=str(request.get("Status") or "received"),
+        parked=bool(request.get("Parked")),
+        deadline=_time(request.get("Deadline")),
+        next_check_at=_time(request.get("NextCheckAt")),
+        not_before=_time(request.get("NotBefore")),
+        last_seen=request.get("LastSeen") or None,
+        last_error=json.loads(last_error) if last_error else None,
+        user_id=request.get("UserId") or None,
+        sent={
+            name.removeprefix("Sent_"): parse_time(str(value))
+            for name, value in request.items()
+            if name.startswith("Sent_")
+        },
+    )
+    return RequestRecord(
+        request_id=request_id,
+        owner=str(request.get("Owner") or ""),
+        received_at=parse_time(str(received)),
+        progress=progress,
+        decided=decided,
+    )
+
+
+def dead_letter_content(row: Mapping[str, Any]) -> str:
+    """The kept message text of a `~deadletter` row."""
+    parts = sorted(
+        (int(name.removeprefix("Content")), str(value))
+        for name, value in row.items()
+        if name.startswith("Content") and name.removeprefix("Content").isdigit()
+    )
+    return "".join(value for _, value in parts)
+
+
+def _terminal_row(request_id: str, decided: Decided) -> dict[str, Any]:
+    return {
+        "PartitionKey": partition(request_id),
+        "RowKey": TERMINAL_ROW,
+        "Event": decided.event.serialize(),
+        "DecidedBy": decided.by,
+        "DecidedAt": format_time(decided.event.time),
+    }
+
+
+def _decided_of(row: Mapping[str, Any]) -> Decided:
+    return Decided(Event.from_json(json.loads(str(row["Event"]))), str(row.get("DecidedBy", "")))
+
+
+def _time(value: Any) -> datetime | None:
+    return parse_time(str(value)) if value else None
+
+
+__all__ = [
+    "DEAD_LETTERS",
+    "TableLedger",
+    "dead_letter_content",
+    "ensure_table",
+    "partition",
+    "record_of",
+    "table_service",
+]

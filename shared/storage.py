@@ -1,0 +1,39 @@
+"""Calls to the storage account (queues and tables), made in one way: the synchronous SDK
+in a worker thread (so the event loop keeps serving Graph calls), and an outage
+translated into `StorageUnavailable` here and nowhere else.
+
+An outage is what says nothing about the message at hand: no connection, a timeout, a 5xx,
+or the account throttling us (503 ServerBusy, 429). A 4xx is about the message or entity
+(too large, a stale pop receipt, an entity that exists) and stays the SDK's error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+
+from shared.errors import StorageUnavailable
+
+T = TypeVar("T")
+
+
+def is_outage(error: BaseException) -> bool:
+    if isinstance(error, ServiceRequestError | ServiceResponseError | ConnectionError):
+        return True
+    if isinstance(error, HttpResponseError):
+        status = error.status_code
+        return status is None or status >= 500 or status in (408, 429)
+    return False
+
+
+async def storage_call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run one storage SDK call in a thread; StorageUnavailable when storage is out."""
+    try:
+        return await asyncio.to_thread(function, *args, **kwargs)
+    except Exception as exc:
+        if is_outage(exc):
+            raise StorageUnavailable(f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+        raise
