@@ -70,6 +70,9 @@ from shared.ports import (
 from shared.settings import LOCAL_GRAPH_TOKEN
 
 log = logging.getLogger("user_onboarding.graph")
+# httpx logs every request at INFO: in Application Insights that is a trace per Graph call.
+# What matters (retries, refusals) is logged here instead.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 USER_FIELDS: Final = (
     "id",

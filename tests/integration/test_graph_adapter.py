@@ -305,3 +305,112 @@ def test_paths_in_the_request_log_decode_back_to_the_exact_upn(graph_emulator: E
     lookup(graph_emulator, user_principal_name=GUEST_UPN)
     (call,) = graph_calls(graph_emulator)
     assert unquote(call["path"].removeprefix("/v1.0/users/")) == GUEST_UPN
+
+
+# --- a real tenant: replication lag, permissions, the app-wide throttle -----------------
+
+
+def test_a_key_lookup_lagging_behind_the_filter_still_finds_the_user(
+    graph_emulator: Emulator,
+) -> None:
+    """GET /users/{upn} 404s right after the user appears; the UPN filter finds them."""
+    graph_emulator.set_user_lag(JANE_UPN, key_lookup_lag=1)
+    result = lookup(graph_emulator, user_principal_name=JANE_UPN)
+    assert isinstance(result, Found)
+    assert result.user.id == JANE_ID
+    calls = graph_calls(graph_emulator)
+    assert [c["status"] for c in calls] == [404, 200]
+    assert parse_qs(calls[1]["query"])["$filter"] == [f"userPrincipalName eq '{JANE_UPN}'"]
+
+
+def test_a_404_on_a_write_to_a_user_just_looked_up_is_retried_inline(
+    graph_emulator: Emulator,
+) -> None:
+    """Replication lag: the write is tried again after a short nap and succeeds."""
+    graph_emulator.set_user_lag(JANE_ID, write_not_found=1)
+    naps = Naps()
+    run(
+        graph_emulator,
+        lambda d: d.assign_licenses(JANE_ID, [LicenseAssignment(TEAMS_SKU)]),
+        sleep=naps,
+    )
+    assert [c["status"] for c in graph_calls(graph_emulator)] == [404, 200]
+    assert len(naps.taken) == 1
+
+
+def test_lag_longer_than_the_inline_retries_is_reported_as_not_found(
+    graph_emulator: Emulator,
+) -> None:
+    """After two short retries the adapter gives up: the workflow parks the request."""
+    graph_emulator.set_user_lag(JANE_ID, write_not_found=10)
+
+    async def attempt(directory: GraphDirectory) -> GraphError:
+        with pytest.raises(GraphError) as caught:
+            await directory.set_usage_location(JANE_ID, "BE")
+        return caught.value
+
+    error = run(graph_emulator, attempt, sleep=Naps())
+    assert error.kind == GraphErrorKind.NOT_FOUND
+    assert error.call == GraphCall.SET_USAGE_LOCATION
+    assert len(graph_calls(graph_emulator)) == 3
+
+
+@pytest.mark.parametrize("written", [True, False])
+def test_invalid_usage_location_is_retried_inline_only_after_the_apps_own_patch(
+    graph_emulator: Emulator, written: bool
+) -> None:
+    """The flag says the app just wrote the location: then the refusal is lag."""
+    nolocation = graph_emulator.user_record("nolocation@contoso.com")["id"]
+    graph_emulator.set_user_lag(nolocation, usage_location_lag=1)
+
+    async def attempt(directory: GraphDirectory) -> GraphError | None:
+        await directory.set_usage_location(nolocation, "FR")
+        try:
+            await directory.assign_licenses(
+                nolocation, [LicenseAssignment(TEAMS_SKU)], usage_location_written=written
+            )
+        except GraphError as exc:
+            return exc
+        return None
+
+    error = run(graph_emulator, attempt, sleep=Naps())
+    if written:
+        assert error is None
+    else:
+        assert error is not None
+        assert error.kind == GraphErrorKind.USAGE_LOCATION_INVALID
+
+
+def test_a_missing_permission_is_access_denied_naming_the_call(graph_emulator: Emulator) -> None:
+    """403 Authorization_RequestDenied on assignLicense: no retry, the call is named."""
+    graph_emulator.set_permissions(["User.Read.All", "LicenseAssignment.Read.All"])
+    error = refusal_of(graph_emulator, JANE_ID, [LicenseAssignment(TEAMS_SKU)])
+    assert (error.kind, error.status, error.code) == (
+        GraphErrorKind.ACCESS_DENIED,
+        403,
+        "Authorization_RequestDenied",
+    )
+    assert error.call.permission == "LicenseAssignment.ReadWrite.All"
+    assert len(graph_calls(graph_emulator)) == 1
+
+
+def test_after_a_429_no_call_of_the_process_is_sent_until_retry_after_passes(
+    graph_emulator: Emulator,
+) -> None:
+    """Graph throttles the app as a whole: the next call waits (here: too long, so it is
+    refused without reaching Graph)."""
+    graph_emulator.add_fault(path="^/users/", status=429, retryAfter=30, count=1)
+
+    async def attempt(directory: GraphDirectory) -> tuple[Any, GraphError]:
+        first = await directory.find_user(UserIdentifiers(JANE_UPN))
+        with pytest.raises(GraphError) as caught:
+            await directory.subscribed_skus()
+        return first, caught.value
+
+    first, second = run(graph_emulator, attempt, sleep=Naps())
+    assert isinstance(first, LookupFailed)
+    assert second.kind == GraphErrorKind.THROTTLED
+    assert second.call == GraphCall.SUBSCRIBED_SKUS
+    assert second.retry_after is not None
+    assert 25 < second.retry_after <= 30
+    assert len(graph_calls(graph_emulator)) == 1  # subscribedSkus never left the process
