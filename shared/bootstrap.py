@@ -2,8 +2,10 @@
 service wired to them. Nothing here runs at import time.
 
 `build_service(settings, ...)` wires a service from settings and takes any port as an
-override (benchmarks and test harnesses swap in their own pieces); `service()` is the
-process's cached one, which the triggers use.
+override (benchmarks and test harnesses swap in their own pieces), and `decorate` wraps
+every port on its way in (instrumentation, fault injection); `service()` is the process's
+cached one, which the triggers use, and `use()` installs one built elsewhere (a host that
+wires the service itself, such as the stress suite's crash-point app).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from shared.graph import connect
 from shared.ledger import TableLedger, ensure_table, table_service
@@ -65,8 +68,11 @@ def build_service(
     ledger: RequestLedger | None = None,
     clock: Clock | None = None,
     policy: Policy | None = None,
+    decorate: Callable[[str, Any], Any] | None = None,
 ) -> Wiring:
-    """The service for `config`; every port given replaces the one built from settings."""
+    """The service for `config`; every port given replaces the one built from settings.
+    `decorate(name, port)` may wrap each port (name: directory, pending, poison, events,
+    ledger) in an object with the same methods."""
     closers: list[Callable[[], Awaitable[None]]] = []
     if pending is None or poison is None or events is None:
         queues = service_client(config.storage)
@@ -88,16 +94,24 @@ def build_service(
         )
         directory = graph
         closers.append(graph.aclose)
+    wrap = decorate or _unchanged
     service = OnboardingService(
-        directory=directory,
-        pending=pending,
-        poison=poison,
-        events=events,
-        ledger=ledger,
+        directory=wrap("directory", directory),
+        pending=wrap("pending", pending),
+        poison=wrap("poison", poison),
+        events=wrap("events", events),
+        ledger=wrap("ledger", ledger),
         clock=clock or SystemClock(),
         policy=policy or policy_from(config),
     )
     return Wiring(service, closers)
+
+
+T = TypeVar("T")
+
+
+def _unchanged(name: str, port: T) -> T:
+    return port
 
 
 def _closer(close: Callable[[], None]) -> Callable[[], Awaitable[None]]:
@@ -126,6 +140,12 @@ def service() -> OnboardingService:
     if _wiring is None:
         _wiring = build_service(settings())
     return _wiring.service
+
+
+def use(wiring: Wiring) -> None:
+    """Make `wiring` the process's service (a host that wires the service itself)."""
+    global _wiring
+    _wiring = wiring
 
 
 async def aclose() -> None:

@@ -306,6 +306,7 @@ class OnboardingService:
                     message,
                     report,
                 )
+                report.set_aside.append(f"pending:{message.id}: unreadable pending state")
         lookups = await self._directory.find_users([s.request.identifiers for _, s in parked])
         now = self._clock.now()
         jobs = [
@@ -332,17 +333,24 @@ class OnboardingService:
     async def _isolated(
         self, job: Awaitable[str], source: str, message: QueuedMessage, report: SweepReport
     ) -> None:
-        """Run one item's job; set the message aside if it fails for a reason of its own."""
+        """Run one item's job; set the message aside if it fails for a reason of its own.
+        Only a storage outage goes further (it stops the sweep)."""
         try:
             report.outcomes[await job] += 1
+            return
         except StorageUnavailable:
             raise
         except Exception as exc:
             problem = f"{type(exc).__name__}: {str(exc)[:500]}"
             log.exception("%s message %s could not be handled: %s", source, message.id, problem)
+        report.outcomes["set_aside"] += 1
+        report.set_aside.append(f"{source}:{message.id}: {problem}")
+        try:
             await self._give_up(message, source, problem)
-            report.outcomes["set_aside"] += 1
-            report.set_aside.append(f"{source}:{message.id}: {problem}")
+        except StorageUnavailable:
+            raise
+        except Exception:
+            log.exception("%s message %s could not even be set aside", source, message.id)
 
     async def _bounded(self, jobs: Sequence[Awaitable[None]]) -> None:
         gate = asyncio.Semaphore(self._policy.concurrency)
@@ -549,6 +557,7 @@ class OnboardingService:
             message,
             request_id,
             "the Functions host gave up on this message after repeated failures",
+            "poison",
         )
         await self._ledger.set_aside(
             SetAside(
@@ -565,16 +574,21 @@ class OnboardingService:
         return "poison_reported" if name != "alive" else "poison_alive"
 
     async def _give_up(self, message: QueuedMessage, source: str, problem: str) -> str:
-        """Set a message aside (kept in the ledger), answer its request if it has one
+        """Set a message aside (kept in the ledger first), answer its request if it has one
         without an outcome, and take it off its queue."""
         request_id = _request_id_in(message.content)
         await self._ledger.set_aside(
             SetAside(source, message.id, message.content, problem, request_id, reported=True),
             self._clock.now(),
         )
-        await self._answer_given_up(
-            message, request_id, f"the app could not handle this request ({problem})"
-        )
+        try:
+            await self._answer_given_up(
+                message, request_id, f"the app could not handle this request ({problem})", source
+            )
+        except StorageUnavailable:
+            raise
+        except Exception:
+            log.exception("%s message %s: its request could not be answered", source, message.id)
         if source == "poison":
             await self._poison.remove(message)
         else:
@@ -582,7 +596,7 @@ class OnboardingService:
         return "set_aside"
 
     async def _answer_given_up(
-        self, message: QueuedMessage, request_id: str | None, why: str
+        self, message: QueuedMessage, request_id: str | None, why: str, source: str
     ) -> str:
         now = self._clock.now()
         event = rejected_event(
@@ -599,7 +613,7 @@ class OnboardingService:
         if record is not None and record.decided is not None:
             await self._events.publish(record.decided.event)
             return "decided"
-        if record is not None and record.progress.parked and message.id != record.owner:
+        if source == "poison" and record is not None and record.progress.parked:
             return "alive"  # a leftover copy; the request itself is parked and goes on
         decided = await self._ledger.decide(request_id, Decided(event, message.id))
         await self._events.publish(decided.event)

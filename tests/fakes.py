@@ -114,6 +114,7 @@ class FakeDirectory:
         self.denied: set[GraphCall] = set()  # calls answered 403 (a permission missing)
         self.write_lag = 0  # the next N writes answer 404 (replication lag)
         self.usage_location_lag = 0  # after a PATCH, the next N assignLicense: invalid location
+        self.bug_for: set[str] = set()  # user ids whose assignLicense hits a bug (RuntimeError)
         self.writes: list[tuple[str, str, Any]] = []
         self.lookup_calls: list[int] = []  # size of each lookup call
         self.sku_reads = 0
@@ -198,6 +199,8 @@ class FakeDirectory:
         usage_location_written: bool = False,
     ) -> None:
         self._trouble(GraphCall.ASSIGN_LICENSE)
+        if user_id in self.bug_for:
+            raise RuntimeError(f"a bug met by user {user_id}")
         if self.assign_refusal is not None:
             raise self.assign_refusal
         user = self.users[user_id]
@@ -254,6 +257,7 @@ class FakeQueue:
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
         self.stored: list[_Stored] = []
+        self.crash_on_complete = 0  # the next N deletes kill the "process" instead
         self._ids = itertools.count(1)
 
     def put(self, content: str, visible_in: timedelta = timedelta(0)) -> str:
@@ -288,6 +292,9 @@ class FakeQueue:
         stored.visible_at = self.clock.now() + visible_in
 
     async def complete(self, message: QueuedMessage) -> None:
+        if self.crash_on_complete:
+            self.crash_on_complete -= 1
+            raise Crash("killed before the message was deleted")
         self.stored.remove(self._find(message))
 
     remove = complete
@@ -296,15 +303,22 @@ class FakeQueue:
         return [json.loads(m.content) for m in self.stored]
 
 
+class Crash(BaseException):
+    """A power cut at a given line: not an error the code could catch and handle."""
+
+
 class FakeEventSink:
     def __init__(self) -> None:
         self.events: list[Event] = []
         self.fail_next = 0
+        self.refuse: set[str] = set()  # event ids the queue refuses (a 4xx, not an outage)
 
     async def publish(self, event: Event) -> None:
         if self.fail_next:
             self.fail_next -= 1
             raise StorageUnavailable("storage is down")
+        if event.id in self.refuse:
+            raise ValueError(f"the queue refused event {event.id}")
         self.events.append(event)
 
     def of_type(self, suffix: str) -> list[Event]:

@@ -55,10 +55,9 @@ resource appQueueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01
   }
 }
 
-// Storage Table Data Contributor: the app uses no tables, but the Functions host
-// writes its diagnostic events to a table in AzureWebJobsStorage
-// (AzureWebJobsStorage__tableServiceUri is set); without it the host logs
-// authorization errors and those diagnostics are lost.
+// Storage Table Data Contributor: the app's request ledger is a table
+// (onboardingrequests, storage.bicep), and the Functions host writes its diagnostic
+// events to a table in AzureWebJobsStorage (AzureWebJobsStorage__tableServiceUri).
 resource appTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(storage.id, identityPrincipalId, storageTableDataContributor)
   scope: storage

@@ -1,5 +1,6 @@
 // The storage account: the Functions host's storage, the four queues of the
-// contract, and the blob container Flex Consumption deploys the app package from.
+// contract, the request ledger table, and the blob container Flex Consumption deploys
+// the app package from.
 // No account keys: everything reaches it with Entra ID (role assignments in roles.bicep).
 
 param name string
@@ -79,6 +80,20 @@ resource pendingQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@20
 resource eventsQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2023-05-01' = {
   parent: queueService
   name: 'user-onboard-events'
+}
+
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+// The request ledger (shared/ledger.py, shared.names.TABLE_REQUESTS): each request's
+// decided outcome, recorded before it is published, the operators' view of every
+// request, and the messages set aside. The app's identity has Storage Table Data
+// Contributor on the account (roles.bicep).
+resource ledgerTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
+  parent: tableService
+  name: 'onboardingrequests'
 }
 
 output name string = storage.name

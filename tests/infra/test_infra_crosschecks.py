@@ -165,6 +165,15 @@ def test_bicep_declares_exactly_the_contract_queues() -> None:
     assert sorted(queues) == sorted(names.ALL_QUEUES)
 
 
+def test_bicep_declares_the_request_ledger_table() -> None:
+    """The ledger table in storage.bicep is shared.names.TABLE_REQUESTS."""
+    tables = _of_type(
+        _resources("modules/storage.bicep"), "Microsoft.Storage/storageAccounts/tableServices/tables"
+    )
+    assert [d.body["name"] for d in tables] == [names.TABLE_REQUESTS]
+    assert all(d.body.get("parent") == Expr("tableService") for d in tables)
+
+
 def test_queues_are_top_level_resources_with_a_parent() -> None:
     """Nested child resources are invisible to checkov's parser; `parent:` ones are not."""
     queues = _of_type(_resources("modules/storage.bicep"), QUEUE_TYPE)
