@@ -53,7 +53,6 @@ from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph_core import GraphClientFactory
 
-from shared.contract import UserIdentifiers
 from shared.errors import GraphCall, GraphError, GraphErrorKind
 from shared.ports import (
     Ambiguous,
@@ -67,6 +66,7 @@ from shared.ports import (
     Sku,
     SkuCatalog,
 )
+from shared.requests import UserIdentifiers
 from shared.settings import LOCAL_GRAPH_TOKEN
 
 log = logging.getLogger("user_onboarding.graph")

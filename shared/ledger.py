@@ -29,11 +29,12 @@ from typing import Any, Final
 from azure.core.exceptions import ResourceExistsError
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
-from shared.contract import Event, carryable, format_time, parse_time
+from shared.events import Event, carryable
 from shared.names import TABLE_REQUESTS
 from shared.ports import Decided, Progress, RequestRecord, SetAside
 from shared.settings import StorageConnection
 from shared.storage import storage_call
+from shared.times import format_time, parse_time
 
 REQUEST_ROW: Final = "request"
 TERMINAL_ROW: Final = "terminal"

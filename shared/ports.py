@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from shared.contract import Event, UserIdentifiers
 from shared.errors import GraphError
+from shared.events import Event
+from shared.requests import UserIdentifiers
 
 # --- directory data ------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from typing import Final
 from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
 
-from shared.contract import Event
+from shared.events import Event
 from shared.names import QUEUE_EVENTS, QUEUE_PENDING, QUEUE_POISON
 from shared.ports import QueuedMessage
 from shared.settings import StorageConnection

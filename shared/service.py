@@ -25,31 +25,24 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
-from shared.contract import (
-    Event,
-    EventType,
-    FailureCode,
-    LicenseOutcome,
-    LicenseRequest,
-    LicenseStatus,
-    Reason,
-    RejectionCode,
-    Subject,
-    awaiting_sync_event,
-    blocked_event,
-    decode_body,
-    failed_event,
-    licensed_event,
-    parse_request,
-    rejected_event,
-    request_id_of,
-)
+from shared.codes import EventType, FailureCode, LastSeen, LicenseStatus, RejectionCode
 from shared.errors import (
     FieldError,
     GraphError,
     GraphErrorKind,
     InvalidRequest,
     StorageUnavailable,
+)
+from shared.events import (
+    Event,
+    LicenseOutcome,
+    Reason,
+    Subject,
+    awaiting_sync_event,
+    blocked_event,
+    failed_event,
+    licensed_event,
+    rejected_event,
 )
 from shared.ports import (
     Clock,
@@ -67,11 +60,11 @@ from shared.ports import (
     SetAside,
     SkuCatalog,
 )
+from shared.requests import LicenseRequest, decode_body, parse_request, request_id_of
 from shared.workflow import (
     Backoff,
     Decision,
     Fail,
-    LastSeen,
     License,
     LicensePlan,
     PendingState,

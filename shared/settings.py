@@ -6,6 +6,7 @@ deployment fails at start-up (function indexing) instead of on the first message
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -14,10 +15,11 @@ from datetime import timedelta
 from typing import Final
 from urllib.parse import urlsplit
 
-from shared.contract import LicenseRequest, parse_license_list
 from shared.countries import ISO_3166_ALPHA2
 from shared.errors import SettingsError
 from shared.names import STORAGE_CONNECTION
+from shared.requests import LicenseRequest, parse_license_list
+from shared.times import parse_duration, parse_timespan
 
 DEFAULT_GRAPH_BASE_URL: Final = "https://graph.microsoft.com/v1.0"
 # The fixed token the app sends to a loopback Graph emulator instead of a real credential.
@@ -25,21 +27,7 @@ LOCAL_GRAPH_TOKEN: Final = "local-graph-emulator-token"  # noqa: S105 - not a se
 # Azure Storage hides a message for at most seven days.
 MAX_QUEUE_DELAY: Final = timedelta(days=7)
 
-_DURATION = re.compile(
-    r"P(?:(?P<days>\d+)D)?(?:T(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?"
-    r"(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?"
-)
 _CRON_FIELD = re.compile(r"[0-9A-Za-z*/,\-]+")
-_TIMESPAN = re.compile(r"(\d+\.)?\d{1,2}:\d{2}:\d{2}")
-
-
-def parse_duration(text: str) -> timedelta:
-    """ISO 8601 duration with days, hours, minutes, seconds (`PT24H`, `P1DT30M`, `PT2.5S`)."""
-    match = _DURATION.fullmatch(text.strip())
-    if not match or text.strip() in ("P", "PT") or text.strip().endswith("T"):
-        raise ValueError(f"{text!r} is not an ISO 8601 duration such as PT24H or PT30M")
-    parts = {k: float(v) for k, v in match.groupdict().items() if v is not None}
-    return timedelta(**parts)
 
 
 @dataclass(frozen=True)
@@ -175,8 +163,9 @@ def _duration(env: Mapping[str, str], name: str, default: str) -> timedelta:
 def _schedule(env: Mapping[str, str]) -> str:
     text = _optional(env, "SWEEP_SCHEDULE") or "0 */5 * * * *"
     fields = text.split()
-    if _TIMESPAN.fullmatch(text):
-        return text
+    with contextlib.suppress(ValueError):
+        if parse_timespan(text) > timedelta(0):
+            return text
     if len(fields) != 6 or not all(_CRON_FIELD.fullmatch(f) for f in fields):
         raise SettingsError(
             "SWEEP_SCHEDULE",

@@ -14,18 +14,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from shared.contract import (
-    FailureCode,
-    LicenseOutcome,
-    LicenseRequest,
-    LicenseStatus,
-    OnboardingRequest,
-    Reason,
-    format_time,
-    parse_time,
-    validate_request,
-)
+from shared.codes import FailureCode, LastSeen, LicenseStatus
 from shared.errors import FieldError, GraphCall, GraphError, GraphErrorKind, InvalidRequest
+from shared.events import LicenseOutcome, Reason
 from shared.ports import (
     Ambiguous,
     DirectoryUser,
@@ -36,17 +27,10 @@ from shared.ports import (
     NotFound,
     SkuCatalog,
 )
+from shared.requests import LicenseRequest, OnboardingRequest, validate_request
+from shared.times import format_time, parse_time
 
 STATE_VERSION: Final = 1
-
-
-class LastSeen:
-    """What the last lookup observed, for `awaiting_sync` and `sync_timeout` events."""
-
-    NOT_FOUND: Final = "not_found"
-    NOT_SYNCED: Final = "not_synced"
-    SYNCED: Final = "synced"
-    UNREACHABLE: Final = "unreachable"  # Graph never answered a lookup of this request
 
 
 @dataclass(frozen=True)
@@ -115,7 +99,7 @@ class PendingState:
     # Times the pending message was rewritten: a message received more often than that
     # (its dequeue count) was received before without an outcome (a crash, an error).
     receipts: int = 0
-    last_seen: str | None = None
+    last_seen: LastSeen | None = None
     seen_synced: bool = False  # a lookup has seen the user synced at least once
     usage_location_written: bool = False  # the app has written the user's usageLocation
     awaiting_sync_sent: bool = False
@@ -164,7 +148,7 @@ class PendingState:
                 received_at=parse_time(document["receivedAt"]),
                 checks=int(document["checks"]),
                 receipts=int(document.get("receipts", 0)),
-                last_seen=document.get("lastSeen"),
+                last_seen=LastSeen(document["lastSeen"]) if document.get("lastSeen") else None,
                 seen_synced=bool(document.get("seenSynced")),
                 usage_location_written=bool(document.get("usageLocationWritten")),
                 awaiting_sync_sent=bool(document.get("awaitingSyncSent")),
@@ -315,7 +299,7 @@ def after_graph_error(
             return _refused(_REFUSALS[kind], error)
 
 
-def _refused(code: str, error: GraphError) -> Fail:
+def _refused(code: FailureCode, error: GraphError) -> Fail:
     return Fail(Reason(code, error.graph_message), {"graphError": LastError.of(error).to_json()})
 
 

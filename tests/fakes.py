@@ -9,8 +9,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.contract import Event, UserIdentifiers
 from shared.errors import GraphCall, GraphError, GraphErrorKind, StorageUnavailable
+from shared.events import Event
 from shared.ports import (
     Ambiguous,
     Decided,
@@ -23,11 +23,12 @@ from shared.ports import (
     Progress,
     QueuedMessage,
     RequestRecord,
-    SetAside,
     ServicePlan,
+    SetAside,
     Sku,
     SkuCatalog,
 )
+from shared.requests import UserIdentifiers
 
 MCOEV = "e43b5b99-8dfb-405f-9987-dc307f34bcbd"
 E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
@@ -376,8 +377,7 @@ class FakeLedger:
 
     async def set_aside(self, item: SetAside, now: datetime) -> None:
         if not any(
-            (i.source, i.message_id) == (item.source, item.message_id)
-            for i in self.set_aside_items
+            (i.source, i.message_id) == (item.source, item.message_id) for i in self.set_aside_items
         ):
             self.set_aside_items.append(item)
 

@@ -17,7 +17,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from local_stack.ncrontab import Schedule, ScheduleError, parse_schedule
+from local_stack.devhost.ncrontab import Schedule, ScheduleError, parse_schedule
+from shared import times
 
 __all__ = [
     "DEFAULT_CONNECTION",
@@ -47,7 +48,6 @@ DEFAULT_FUNCTION_TIMEOUT = timedelta(minutes=30)
 MAX_BATCH_SIZE = 32
 MIN_POLLING_INTERVAL = timedelta(milliseconds=100)
 
-_TIMESPAN = re.compile(r"^(-)?(?:(\d+)\.)?(\d{1,2}):(\d{1,2})(?::(\d{1,2})(?:\.(\d{1,7}))?)?$")
 _SETTING_REF = re.compile(r"%([^%]+)%")
 _QUEUE_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
@@ -63,20 +63,14 @@ def parse_timespan(value: object, what: str) -> timedelta:
     """Parse a .NET TimeSpan string (``hh:mm:ss``, ``d.hh:mm:ss``, ``hh:mm:ss.fff``)."""
     if not isinstance(value, str):
         raise DevHostError(f"{what} must be a TimeSpan string like '00:00:30', got {value!r}")
-    match = _TIMESPAN.match(value.strip())
-    if match is None:
-        raise DevHostError(f"{what} must be a TimeSpan like '00:00:30' (hh:mm:ss), got {value!r}")
-    sign, days, hours, minutes, seconds, fraction = match.groups()
-    if int(hours) > 23 or int(minutes) > 59 or int(seconds or 0) > 59:
-        raise DevHostError(f"{what}: {value!r} is out of range (hh < 24, mm and ss < 60)")
-    span = timedelta(
-        days=int(days or 0),
-        hours=int(hours),
-        minutes=int(minutes),
-        seconds=int(seconds or 0),
-        microseconds=int((fraction or "0").ljust(7, "0")) / 10,
-    )
-    return -span if sign else span
+    try:
+        return times.parse_timespan(value)
+    except ValueError as error:
+        if "out of range" in str(error):
+            raise DevHostError(f"{what}: {error}") from None
+        raise DevHostError(
+            f"{what} must be a TimeSpan like '00:00:30' (hh:mm:ss), got {value!r}"
+        ) from None
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from local_stack.ncrontab import IntervalSchedule, ScheduleError, next_after, parse_schedule
+from local_stack.devhost.ncrontab import IntervalSchedule, ScheduleError, next_after, parse_schedule
 
 
 def at(text: str) -> datetime:

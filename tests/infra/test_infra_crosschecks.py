@@ -168,7 +168,8 @@ def test_bicep_declares_exactly_the_contract_queues() -> None:
 def test_bicep_declares_the_request_ledger_table() -> None:
     """The ledger table in storage.bicep is shared.names.TABLE_REQUESTS."""
     tables = _of_type(
-        _resources("modules/storage.bicep"), "Microsoft.Storage/storageAccounts/tableServices/tables"
+        _resources("modules/storage.bicep"),
+        "Microsoft.Storage/storageAccounts/tableServices/tables",
     )
     assert [d.body["name"] for d in tables] == [names.TABLE_REQUESTS]
     assert all(d.body.get("parent") == Expr("tableService") for d in tables)

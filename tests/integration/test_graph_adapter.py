@@ -14,10 +14,10 @@ from urllib.parse import parse_qs, unquote
 import pytest
 
 from local_stack.graph_emulator import Emulator
-from shared.contract import UserIdentifiers
 from shared.errors import GraphCall, GraphError, GraphErrorKind
 from shared.graph import GraphDirectory, connect
 from shared.ports import Ambiguous, Found, LicenseAssignment, LookupFailed, NotFound
+from shared.requests import UserIdentifiers
 from tests.support.graph import (
     DOLLAR_UPN,
     E3_SKU,

@@ -14,7 +14,8 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 from local_stack.azurite import Azurite, start_azurite
-from shared.contract import Event
+from shared.codes import EventType
+from shared.events import Event
 from shared.ledger import DEAD_LETTERS, TableLedger, dead_letter_content, ensure_table
 from shared.names import TABLE_REQUESTS
 from shared.ports import Decided, Progress, SetAside
@@ -44,7 +45,8 @@ def run(tables: TableServiceClient, use: Callable[[TableLedger], Awaitable[T]]) 
 
 
 def event(request_id: str, word: str) -> Event:
-    return Event(f"onboarding.user.{word}", f"{request_id}:{word}", NOW, {"requestId": request_id})
+    (kind,) = [t for t in EventType if t.word == word]
+    return Event(kind, f"{request_id}:{word}", NOW, {"requestId": request_id})
 
 
 def test_opening_twice_tells_the_second_delivery_who_opened_it(tables: TableServiceClient) -> None:

@@ -6,16 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.contract import (
-    EventType,
-    Reason,
-    Subject,
-    licensed_event,
-    parse_license_list,
-    parse_request,
-    rejected_event,
-)
+from shared.codes import EventType
 from shared.errors import FieldError, InvalidRequest
+from shared.events import Reason, Subject, licensed_event, rejected_event
+from shared.requests import parse_license_list, parse_request
 
 EXAMPLE = {
     "requestId": "HR-2026-000123",

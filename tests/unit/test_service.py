@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from shared.contract import LicenseRequest
 from shared.errors import GraphCall, GraphErrorKind, StorageUnavailable
+from shared.requests import LicenseRequest
 from shared.service import OnboardingService, Policy
 from shared.workflow import Backoff
 from tests.fakes import (

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.contract import MAX_ERRORS, MAX_EVENT_BYTES
+from shared.events import MAX_ERRORS, MAX_EVENT_BYTES
 from tests.fakes import MCOEV, Crash, FakeUser
 from tests.unit.test_service import World, jane, request
 
@@ -50,7 +50,8 @@ def test_every_hostile_body_is_answered_with_one_rejection_that_fits_the_queue(
     assert event.data["reason"]["code"] == "invalid_message"
     text = event.serialize()
     assert len(text.encode()) <= MAX_EVENT_BYTES
-    assert text.isascii() and text.isprintable()
+    assert text.isascii()
+    assert text.isprintable()
     assert json.loads(text)["id"] == event.id
     assert len(event.data["errors"]) <= MAX_ERRORS
 
@@ -76,7 +77,7 @@ def test_a_lone_surrogate_is_written_out_as_its_escape() -> None:
 # --- a decision is never taken twice ------------------------------------------------------
 
 
-def test_a_crash_after_publishing_a_terminal_event_republishes_it_instead_of_deciding_again() -> None:
+def test_a_crash_after_a_terminal_event_republishes_it_instead_of_deciding_again() -> None:
     """The issue's power cut: failed/sync_timeout is published, the process dies before
     deleting the pending message, the user syncs meanwhile: the replay publishes the same
     failed event, and no seat is taken."""

@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 
-from shared.contract import LicenseRequest, OnboardingRequest, UserIdentifiers
 from shared.errors import GraphCall, GraphError, GraphErrorKind, InvalidRequest
 from shared.ports import (
     Ambiguous,
@@ -19,6 +18,7 @@ from shared.ports import (
     Sku,
     SkuCatalog,
 )
+from shared.requests import LicenseRequest, OnboardingRequest, UserIdentifiers
 from shared.workflow import (
     Backoff,
     Fail,

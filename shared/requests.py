@@ -1,9 +1,8 @@
-"""The external contract (v1): onboarding requests in, CloudEvents out.
+"""Onboarding requests (`user-onboard` messages): decoding and validation, field by
+field, exactly as the contract says. Pure standard library.
 
-Pure standard library. `parse_request` turns a queue message body into an
-`OnboardingRequest` or raises `InvalidRequest` listing every field-level problem;
-the `*_event` functions build the CloudEvents the app publishes, with the
-deterministic ids consumers deduplicate on (`<requestId>:<last word of type>`).
+`parse_request` turns a queue message body into an `OnboardingRequest` or raises
+`InvalidRequest` listing every field-level problem. Decoding is total (guarantee 6).
 """
 
 from __future__ import annotations
@@ -12,63 +11,20 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final
 
 from shared.countries import ISO_3166_ALPHA2
 from shared.errors import FieldError, InvalidRequest
+from shared.times import format_time, parse_time
 
 MAX_MESSAGE_BYTES: Final = 32 * 1024
 # A valid request nests 4 levels (request, licenses, a license, its disabledPlans).
 MAX_DEPTH: Final = 32
 MAX_LICENSES: Final = 10
 MAX_DISABLED_PLANS: Final = 50
-EVENT_SOURCE: Final = "/user-onboarding"
-# A queue message holds at most 64 KiB; events stay well below (they are ASCII JSON).
-MAX_EVENT_BYTES: Final = 48 * 1024
-MAX_ERRORS: Final = 50
-MAX_REASON_CHARS: Final = 2_000
-
-
-class EventType:
-    """CloudEvents `type` values of the contract."""
-
-    AWAITING_SYNC: Final = "onboarding.user.awaiting_sync"
-    BLOCKED: Final = "onboarding.user.blocked"
-    LICENSED: Final = "onboarding.user.licensed"
-    FAILED: Final = "onboarding.user.failed"
-    REJECTED: Final = "onboarding.request.rejected"
-
-
-class FailureCode:
-    """`data.reason.code` values of `onboarding.user.failed`."""
-
-    SYNC_TIMEOUT: Final = "sync_timeout"
-    USER_AMBIGUOUS: Final = "user_ambiguous"
-    UNKNOWN_SKU: Final = "unknown_sku"
-    UNKNOWN_SERVICE_PLAN: Final = "unknown_service_plan"
-    NO_SEATS: Final = "no_seats"
-    USAGE_LOCATION_MISSING: Final = "usage_location_missing"
-    MUTUALLY_EXCLUSIVE_PLANS: Final = "mutually_exclusive_plans"
-    MISSING_PREREQUISITE: Final = "missing_prerequisite"
-    GRAPH_REJECTED: Final = "graph_rejected"
-    GRAPH_UNAVAILABLE: Final = "graph_unavailable"
-    GRAPH_ACCESS_DENIED: Final = "graph_access_denied"
-
-
-class RejectionCode:
-    """`data.reason.code` values of `onboarding.request.rejected`."""
-
-    INVALID_MESSAGE: Final = "invalid_message"
-    POISON: Final = "poison"
-
-
-class LicenseStatus:
-    ASSIGNED: Final = "assigned"
-    ALREADY_ASSIGNED: Final = "already_assigned"
-
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:/-]{1,128}")
 _EMPLOYEE_ID = re.compile(r"[A-Za-z0-9._-]{1,16}")
@@ -80,7 +36,6 @@ _DOMAIN = re.compile(
 )
 _SKU_PART = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 _PLAN_NAME = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
-_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 _KNOWN_FIELDS: Final = frozenset(
     {
         "requestId",
@@ -144,26 +99,6 @@ class OnboardingRequest:
         if self.sync_deadline is not None:
             out["syncDeadline"] = format_time(self.sync_deadline)
         return out
-
-
-def format_time(moment: datetime) -> str:
-    """RFC 3339 in UTC with a `Z`, to the second unless sub-second precision is present."""
-    moment = moment.astimezone(UTC)
-    text = moment.isoformat(timespec="milliseconds" if moment.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
-
-
-def parse_time(text: str) -> datetime:
-    """Parse an RFC 3339 timestamp with offset; ValueError otherwise."""
-    if not _RFC3339.fullmatch(text):
-        raise ValueError("not an RFC 3339 timestamp with offset")
-    normalised = text.upper().replace("Z", "+00:00")
-    if "." in normalised:  # Python takes at most 6 fractional digits
-        head, _, rest = normalised.partition(".")
-        digits = re.match(r"\d+", rest)
-        assert digits is not None
-        normalised = f"{head}.{digits.group()[:6].ljust(6, '0')}{rest[digits.end() :]}"
-    return datetime.fromisoformat(normalised)
 
 
 def decode_body(body: bytes | str) -> Any:
@@ -429,232 +364,3 @@ def parse_license_list(text: str) -> tuple[LicenseRequest, ...]:
     if len({n.upper() for n in names}) != len(names):
         raise ValueError("lists a skuPartNumber twice")
     return tuple(LicenseRequest(name) for name in names)
-
-
-# --- events ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Event:
-    """A CloudEvents 1.0 event in JSON structured mode."""
-
-    type: str
-    id: str
-    time: datetime
-    data: Mapping[str, Any]
-    subject: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "specversion": "1.0",
-            "id": self.id,
-            "source": EVENT_SOURCE,
-            "type": self.type,
-        }
-        if self.subject is not None:
-            out["subject"] = self.subject
-        out["time"] = format_time(self.time)
-        out["datacontenttype"] = "application/json"
-        out["data"] = dict(self.data)
-        return out
-
-    @classmethod
-    def from_json(cls, document: Mapping[str, Any]) -> Event:
-        """An event read back from its JSON form (the ledger keeps decided events)."""
-        return cls(
-            type=str(document["type"]),
-            id=str(document["id"]),
-            time=parse_time(str(document["time"])),
-            data=dict(document["data"]),
-            subject=document.get("subject"),
-        )
-
-    def serialize(self) -> str:
-        """Printable ASCII JSON: what any queue carries (no raw control characters, no
-        lone surrogates, nothing an XML body refuses), however hostile the echoed text."""
-        return json.dumps(carryable(self.to_json()), ensure_ascii=True, separators=(",", ":"))
-
-    def size(self) -> int:
-        return len(self.serialize())
-
-
-_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
-
-
-def carryable(value: Any) -> Any:
-    """`value` with every lone surrogate (which no UTF-8 text can hold) written out as
-    the six characters of its escape, `\\udc80`, in strings and in object keys."""
-    if isinstance(value, str):
-        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", value)
-    if isinstance(value, Mapping):
-        return {carryable(k): carryable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [carryable(v) for v in value]
-    return value
-
-
-def event_id(request_id: str, event_type: str) -> str:
-    """`<requestId>:<last word of the type>`: the id consumers deduplicate on."""
-    return f"{request_id}:{event_type.rsplit('.', 1)[-1]}"
-
-
-@dataclass(frozen=True)
-class Reason:
-    code: str
-    message: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"code": self.code, "message": self.message}
-
-
-@dataclass(frozen=True)
-class LicenseOutcome:
-    sku_part_number: str
-    sku_id: str
-    status: str
-
-    def to_json(self) -> dict[str, str]:
-        return {"skuPartNumber": self.sku_part_number, "skuId": self.sku_id, "status": self.status}
-
-
-@dataclass(frozen=True)
-class Subject:
-    """Who an event is about: the request and, once found, the user."""
-
-    request_id: str
-    user_principal_name: str | None
-    user_id: str | None = None
-
-    def data(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"requestId": self.request_id}
-        if self.user_principal_name is not None:
-            out["userPrincipalName"] = self.user_principal_name
-        if self.user_id is not None:
-            out["userId"] = self.user_id
-        return out
-
-
-def _user_event(event_type: str, who: Subject, now: datetime, data: Mapping[str, Any]) -> Event:
-    return Event(
-        type=event_type,
-        id=event_id(who.request_id, event_type),
-        time=now,
-        data={**who.data(), **data},
-        subject=who.request_id,
-    )
-
-
-def awaiting_sync_event(
-    who: Subject, now: datetime, *, last_seen: str, next_check: datetime, deadline: datetime
-) -> Event:
-    return _user_event(
-        EventType.AWAITING_SYNC,
-        who,
-        now,
-        {
-            "lastSeen": last_seen,
-            "nextCheckAt": format_time(next_check),
-            "deadline": format_time(deadline),
-        },
-    )
-
-
-def blocked_event(
-    who: Subject,
-    now: datetime,
-    *,
-    reason: Reason,
-    next_check: datetime,
-    deadline: datetime,
-    details: Mapping[str, Any] | None = None,
-) -> Event:
-    return _user_event(
-        EventType.BLOCKED,
-        who,
-        now,
-        {
-            "reason": reason.to_json(),
-            **(details or {}),
-            "nextCheckAt": format_time(next_check),
-            "deadline": format_time(deadline),
-        },
-    )
-
-
-def licensed_event(
-    who: Subject, now: datetime, *, licenses: Sequence[LicenseOutcome], usage_location: str
-) -> Event:
-    return _user_event(
-        EventType.LICENSED,
-        who,
-        now,
-        {"usageLocation": usage_location, "licenses": [lic.to_json() for lic in licenses]},
-    )
-
-
-def failed_event(
-    who: Subject, now: datetime, *, reason: Reason, details: Mapping[str, Any] | None = None
-) -> Event:
-    return _user_event(EventType.FAILED, who, now, {"reason": reason.to_json(), **(details or {})})
-
-
-def rejected_event(
-    now: datetime,
-    *,
-    reason: Reason,
-    request_id: str | None,
-    message_id: str,
-    errors: Sequence[FieldError] = (),
-    details: Mapping[str, Any] | None = None,
-) -> Event:
-    """`rejected`; a message without a usable requestId is named by its queue message id.
-
-    It echoes what the message held (field names, the original text), so it is cut to fit
-    the events queue: at most `MAX_ERRORS` errors (with `errorsOmitted`), a bounded reason,
-    and `originalMessage` shortened (with `originalMessageTruncated`) until the whole
-    event is at most `MAX_EVENT_BYTES`.
-    """
-    data: dict[str, Any] = {}
-    if request_id is not None:
-        data["requestId"] = request_id
-    data["reason"] = Reason(reason.code, _clip(reason.message, MAX_REASON_CHARS)).to_json()
-    data["errors"] = [e.to_json() for e in errors[:MAX_ERRORS]]
-    if len(errors) > MAX_ERRORS:
-        data["errorsOmitted"] = len(errors) - MAX_ERRORS
-    data["queueMessageId"] = message_id
-    data.update(details or {})
-    event = Event(
-        type=EventType.REJECTED,
-        id=(
-            event_id(request_id, EventType.REJECTED)
-            if request_id is not None
-            else f"message:{message_id}:rejected"
-        ),
-        time=now,
-        data=data,
-        subject=request_id,
-    )
-    return _fit(event)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _fit(event: Event) -> Event:
-    """Shorten the echoed original text, then the error list, until the event fits."""
-    data = dict(event.data)
-    while len(Event(event.type, event.id, event.time, data, event.subject).serialize()) > (
-        MAX_EVENT_BYTES
-    ):
-        original = data.get("originalMessage")
-        if isinstance(original, str) and original:
-            data["originalMessage"] = original[: len(original) // 2]
-            data["originalMessageTruncated"] = True
-        elif data.get("errors"):
-            dropped = max(1, len(data["errors"]) // 2)
-            data["errors"] = data["errors"][:-dropped]
-            data["errorsOmitted"] = int(data.get("errorsOmitted", 0)) + dropped
-        else:  # pragma: no cover - nothing else grows with the input
-            break
-    return Event(event.type, event.id, event.time, data, event.subject)

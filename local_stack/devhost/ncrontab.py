@@ -20,9 +20,10 @@ Times are compared as given: pass UTC datetimes (Azure's default time zone).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+
+from shared.times import parse_timespan
 
 __all__ = [
     "CronSchedule",
@@ -49,7 +50,6 @@ _MONTH_NAMES = [
 ]
 _DAY_NAMES = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
 
-_TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{1,2}):(\d{1,2})(?:\.(\d{1,7}))?$")
 # How far ahead to look before declaring that a schedule never fires (e.g. 30 February).
 _SEARCH_YEARS = 8
 
@@ -201,19 +201,10 @@ Schedule = CronSchedule | IntervalSchedule
 
 
 def _parse_timespan(expression: str) -> IntervalSchedule:
-    match = _TIMESPAN.match(expression)
-    if match is None:
-        raise ScheduleError(f"'{expression}' is not a TimeSpan (expected hh:mm:ss)")
-    days, hours, minutes, seconds, fraction = match.groups()
-    if int(hours) > 23 or int(minutes) > 59 or int(seconds) > 59:
-        raise ScheduleError(f"'{expression}' is not a valid TimeSpan (hh < 24, mm and ss < 60)")
-    interval = timedelta(
-        days=int(days or 0),
-        hours=int(hours),
-        minutes=int(minutes),
-        seconds=int(seconds),
-        microseconds=int((fraction or "0").ljust(7, "0")) / 10,
-    )
+    try:
+        interval = parse_timespan(expression)
+    except ValueError as error:
+        raise ScheduleError(f"'{expression}' is not a valid TimeSpan: {error}") from None
     if interval <= timedelta(0):
         raise ScheduleError(f"TimeSpan schedule '{expression}' must be longer than zero")
     return IntervalSchedule(expression, interval)

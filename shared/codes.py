@@ -1,0 +1,77 @@
+"""Every code the app puts on the wire, as string enums (their values are the contract's
+words, so the JSON is what it always was). Model: httpx's `_status_codes.py`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EventType(StrEnum):
+    """CloudEvents `type` values of the contract."""
+
+    SCHEDULED = "onboarding.user.scheduled"
+    AWAITING_SYNC = "onboarding.user.awaiting_sync"
+    BLOCKED = "onboarding.user.blocked"
+    LICENSED = "onboarding.user.licensed"
+    FAILED = "onboarding.user.failed"
+    REJECTED = "onboarding.request.rejected"
+
+    @property
+    def word(self) -> str:
+        """The last word of the type: what event ids end with (`HR-1:licensed`)."""
+        return self.value.rsplit(".", 1)[-1]
+
+    @property
+    def terminal(self) -> bool:
+        return self in (EventType.LICENSED, EventType.FAILED, EventType.REJECTED)
+
+
+class FailureCode(StrEnum):
+    """`data.reason.code` values of `onboarding.user.failed` (and of `blocked`)."""
+
+    SYNC_TIMEOUT = "sync_timeout"
+    USER_AMBIGUOUS = "user_ambiguous"
+    UNKNOWN_SKU = "unknown_sku"
+    UNKNOWN_SERVICE_PLAN = "unknown_service_plan"
+    NO_SEATS = "no_seats"
+    USAGE_LOCATION_MISSING = "usage_location_missing"
+    MUTUALLY_EXCLUSIVE_PLANS = "mutually_exclusive_plans"
+    MISSING_PREREQUISITE = "missing_prerequisite"
+    GRAPH_REJECTED = "graph_rejected"
+    GRAPH_UNAVAILABLE = "graph_unavailable"
+    GRAPH_ACCESS_DENIED = "graph_access_denied"
+
+
+class RejectionCode(StrEnum):
+    """`data.reason.code` values of `onboarding.request.rejected`."""
+
+    INVALID_MESSAGE = "invalid_message"
+    POISON = "poison"
+
+
+ReasonCode = FailureCode | RejectionCode
+
+
+class LicenseStatus(StrEnum):
+    """`status` of each license in `licensed`."""
+
+    ASSIGNED = "assigned"
+    ALREADY_ASSIGNED = "already_assigned"
+
+
+class LastSeen(StrEnum):
+    """What the last lookup observed, for `awaiting_sync` and `sync_timeout` events."""
+
+    NOT_FOUND = "not_found"
+    NOT_SYNCED = "not_synced"
+    SYNCED = "synced"
+    UNREACHABLE = "unreachable"  # Graph never answered a lookup of this request
+
+
+class Announcement(StrEnum):
+    """The non-terminal events, each sent at most once per request."""
+
+    SCHEDULED = "scheduled"
+    AWAITING_SYNC = "awaiting_sync"
+    BLOCKED = "blocked"
