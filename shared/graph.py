@@ -54,7 +54,9 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph_core import GraphClientFactory
 
 from shared.errors import GraphCall, GraphError, GraphErrorKind
-from shared.ports import (
+from shared.requests import UserIdentifiers
+from shared.settings import LOCAL_GRAPH_TOKEN
+from shared.tenant import (
     Ambiguous,
     DirectoryUser,
     Found,
@@ -66,8 +68,6 @@ from shared.ports import (
     Sku,
     SkuCatalog,
 )
-from shared.requests import UserIdentifiers
-from shared.settings import LOCAL_GRAPH_TOKEN
 
 log = logging.getLogger("user_onboarding.graph")
 # httpx logs every request at INFO: in Application Insights that is a trace per Graph call.

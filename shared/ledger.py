@@ -31,7 +31,7 @@ from azure.data.tables import TableClient, TableServiceClient, TableTransactionE
 
 from shared.events import Event, carryable
 from shared.names import TABLE_REQUESTS
-from shared.ports import Decided, Progress, RequestRecord, SetAside
+from shared.records import Decided, Progress, RequestRecord, SetAside
 from shared.settings import StorageConnection
 from shared.storage import storage_call
 from shared.times import format_time, parse_time

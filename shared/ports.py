@@ -1,110 +1,18 @@
-"""What the service needs from the outside world, as Protocols, and the plain data it
-exchanges with it. The real adapters (`shared.graph`, `shared.queues`) and the tests'
-in-memory fakes both satisfy these.
+"""What the service needs from the outside world, as Protocols. The real adapters
+(`shared.graph`, `shared.queues`, `shared.ledger`) and the tests' in-memory fakes both
+satisfy these; the data they exchange is in `shared.tenant` and `shared.records`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
-from shared.errors import GraphError
 from shared.events import Event
+from shared.records import Decided, Progress, QueuedMessage, RequestRecord, SetAside
 from shared.requests import UserIdentifiers
-
-# --- directory data ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DirectoryUser:
-    """The fields of an Entra ID user the app decides on."""
-
-    id: str
-    user_principal_name: str
-    sync_enabled: bool | None
-    usage_location: str | None
-    assigned_sku_ids: frozenset[str] = frozenset()
-
-    @property
-    def synced(self) -> bool:
-        """Synced from AD now: `onPremisesSyncEnabled` is true (null/false mean not yet)."""
-        return self.sync_enabled is True
-
-
-@dataclass(frozen=True)
-class Found:
-    user: DirectoryUser
-
-
-@dataclass(frozen=True)
-class NotFound:
-    pass
-
-
-@dataclass(frozen=True)
-class Ambiguous:
-    """An employeeId or immutableId matched several users."""
-
-    field: str
-    count: int
-
-
-@dataclass(frozen=True)
-class LookupFailed:
-    """Graph did not answer the lookup: what that means is `workflow.after_graph_error`'s call."""
-
-    error: GraphError
-
-
-Lookup = Found | NotFound | Ambiguous | LookupFailed
-
-
-@dataclass(frozen=True)
-class ServicePlan:
-    id: str
-    name: str
-
-
-@dataclass(frozen=True)
-class Sku:
-    id: str
-    part_number: str
-    applies_to: str
-    capability_status: str
-    enabled_units: int
-    consumed_units: int
-    service_plans: tuple[ServicePlan, ...] = ()
-
-    @property
-    def free_units(self) -> int:
-        return self.enabled_units - self.consumed_units
-
-
-@dataclass(frozen=True)
-class SkuCatalog:
-    """The tenant's `subscribedSkus`, looked up by skuPartNumber (case-insensitive)."""
-
-    skus: tuple[Sku, ...]
-    by_part_number: dict[str, Sku] = field(init=False, compare=False, repr=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(
-            self, "by_part_number", {sku.part_number.upper(): sku for sku in self.skus}
-        )
-
-    def find(self, part_number: str) -> Sku | None:
-        return self.by_part_number.get(part_number.upper())
-
-
-@dataclass(frozen=True)
-class LicenseAssignment:
-    sku_id: str
-    disabled_plan_ids: tuple[str, ...] = ()
-
-
-# --- ports ---------------------------------------------------------------------------
+from shared.tenant import LicenseAssignment, Lookup, SkuCatalog
 
 
 class Directory(Protocol):
@@ -139,16 +47,6 @@ class Directory(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class QueuedMessage:
-    """A message received from a queue: enough to update or delete it later."""
-
-    id: str
-    pop_receipt: str
-    content: str
-    dequeue_count: int = 1
-
-
 class PendingQueue(Protocol):
     """`user-onboard-pending`: requests waiting for their next check. Messages never expire."""
 
@@ -177,60 +75,6 @@ class EventSink(Protocol):
     """`user-onboard-events`."""
 
     async def publish(self, event: Event) -> None: ...
-
-
-# --- the request ledger ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Decided:
-    """A terminal outcome, recorded before it is published: a replay publishes this event
-    again instead of deciding anew (guarantee 7). `by` is the queue message that decided."""
-
-    event: Event
-    by: str
-
-
-@dataclass(frozen=True)
-class Progress:
-    """What the ledger shows of a request that is not finished (the operators' view)."""
-
-    status: str  # received | scheduled | waiting | blocked
-    parked: bool  # a pending message holds the request's state
-    deadline: datetime | None = None
-    next_check_at: datetime | None = None
-    not_before: datetime | None = None
-    last_seen: str | None = None
-    last_error: Mapping[str, Any] | None = None
-    user_id: str | None = None
-    sent: Mapping[str, datetime] = field(default_factory=dict)  # event type word -> time
-
-
-@dataclass(frozen=True)
-class RequestRecord:
-    """One request as the ledger knows it."""
-
-    request_id: str
-    owner: str  # the queue message that opened it (its first valid delivery)
-    received_at: datetime
-    progress: Progress
-    decided: Decided | None = None
-
-    @property
-    def status(self) -> str:
-        return self.decided.event.type.rsplit(".", 1)[-1] if self.decided else self.progress.status
-
-
-@dataclass(frozen=True)
-class SetAside:
-    """A queue message the app could not handle, kept for operators (never lost)."""
-
-    source: str  # "poison" | "pending"
-    message_id: str
-    content: str
-    reason: str
-    request_id: str | None = None
-    reported: bool = False  # a terminal event answers it already
 
 
 class RequestLedger(Protocol):

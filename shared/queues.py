@@ -17,7 +17,7 @@ from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
 
 from shared.events import Event
 from shared.names import QUEUE_EVENTS, QUEUE_PENDING, QUEUE_POISON
-from shared.ports import QueuedMessage
+from shared.records import QueuedMessage
 from shared.settings import StorageConnection
 from shared.storage import storage_call
 

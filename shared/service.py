@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
+from shared import pending
 from shared.codes import EventType, FailureCode, LastSeen, LicenseStatus, RejectionCode
 from shared.errors import (
     FieldError,
@@ -44,30 +45,17 @@ from shared.events import (
     licensed_event,
     rejected_event,
 )
-from shared.ports import (
-    Clock,
-    Decided,
-    Directory,
-    DirectoryUser,
-    EventSink,
-    Lookup,
-    LookupFailed,
-    PendingQueue,
-    PoisonQueue,
-    Progress,
-    QueuedMessage,
-    RequestLedger,
-    SetAside,
-    SkuCatalog,
-)
+from shared.ports import Clock, Directory, EventSink, PendingQueue, PoisonQueue, RequestLedger
+from shared.records import Decided, Progress, QueuedMessage, SetAside
 from shared.requests import LicenseRequest, decode_body, parse_request, request_id_of
+from shared.state import PendingState
+from shared.tenant import DirectoryUser, Lookup, LookupFailed, SkuCatalog
 from shared.workflow import (
     Backoff,
     Decision,
     Fail,
     License,
     LicensePlan,
-    PendingState,
     Wait,
     access_denied_message,
     admit,
@@ -291,7 +279,7 @@ class OnboardingService:
         parked: list[tuple[QueuedMessage, PendingState]] = []
         for message in chunk:
             try:
-                parked.append((message, PendingState.deserialize(message.content)))
+                parked.append((message, pending.from_message(message.content)))
             except ValueError as exc:
                 await self._isolated(
                     self._give_up(message, "pending", f"unreadable pending state: {exc}"),
@@ -505,10 +493,10 @@ class OnboardingService:
                     sent["blocked"] = now
                 delay = _visibility_delay(next_check, now)
                 if message is None:
-                    await self._pending.park(next_state.serialize(), delay)
+                    await self._pending.park(pending.to_message(next_state), delay)
                 else:
                     rewritten = replace(next_state, receipts=state.receipts + 1)
-                    await self._pending.reschedule(message, rewritten.serialize(), delay)
+                    await self._pending.reschedule(message, pending.to_message(rewritten), delay)
                 status = "blocked" if next_state.blocked_sent else "waiting"
                 await self._ledger.note(
                     request.request_id,

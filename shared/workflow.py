@@ -8,16 +8,17 @@ for lack of seats (`after_no_seats`), which waits like a sync does, until the de
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
 from shared.codes import FailureCode, LastSeen, LicenseStatus
-from shared.errors import FieldError, GraphCall, GraphError, GraphErrorKind, InvalidRequest
+from shared.errors import FieldError, GraphError, GraphErrorKind, InvalidRequest
 from shared.events import LicenseOutcome, Reason
-from shared.ports import (
+from shared.requests import LicenseRequest, OnboardingRequest
+from shared.state import LastError, PendingState
+from shared.tenant import (
     Ambiguous,
     DirectoryUser,
     Found,
@@ -27,10 +28,7 @@ from shared.ports import (
     NotFound,
     SkuCatalog,
 )
-from shared.requests import LicenseRequest, OnboardingRequest, validate_request
-from shared.times import format_time, parse_time
-
-STATE_VERSION: Final = 1
+from shared.times import format_time
 
 
 @dataclass(frozen=True)
@@ -42,123 +40,6 @@ class Backoff:
         """Delay after the `checks`-th check: initial, doubling, capped at maximum."""
         factor = 1 << max(0, min(checks - 1, 30))
         return min(self.initial * factor, self.maximum)
-
-
-@dataclass(frozen=True)
-class LastError:
-    """The last Graph failure a request met: what `lastError` reports, and what the
-    deadline rule reads (`kind`)."""
-
-    kind: GraphErrorKind
-    call: GraphCall
-    status: int
-    code: str
-    message: str
-    request_id: str | None = None
-
-    @classmethod
-    def of(cls, error: GraphError) -> LastError:
-        return cls(
-            error.kind, error.call, error.status, error.code, error.graph_message, error.request_id
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """The event form (`data.lastError`), also what the pending state stores."""
-        out: dict[str, Any] = {
-            "status": self.status,
-            "code": self.code,
-            "message": self.message,
-            "call": str(self.call),
-        }
-        if self.request_id:
-            out["requestId"] = self.request_id
-        return out
-
-    def to_state(self) -> dict[str, Any]:
-        return {**self.to_json(), "kind": str(self.kind)}
-
-    @classmethod
-    def from_state(cls, document: Mapping[str, Any]) -> LastError:
-        return cls(
-            kind=GraphErrorKind(document["kind"]),
-            call=GraphCall(document["call"]),
-            status=int(document["status"]),
-            code=str(document["code"]),
-            message=str(document["message"]),
-            request_id=document.get("requestId"),
-        )
-
-
-@dataclass(frozen=True)
-class PendingState:
-    """A parked request: what the pending queue message holds (an internal format)."""
-
-    request: OnboardingRequest  # licenses and sync_deadline resolved at admission
-    received_at: datetime
-    checks: int = 0
-    # Times the pending message was rewritten: a message received more often than that
-    # (its dequeue count) was received before without an outcome (a crash, an error).
-    receipts: int = 0
-    last_seen: LastSeen | None = None
-    seen_synced: bool = False  # a lookup has seen the user synced at least once
-    usage_location_written: bool = False  # the app has written the user's usageLocation
-    awaiting_sync_sent: bool = False
-    blocked_sent: bool = False
-    last_error: LastError | None = None
-
-    @property
-    def deadline(self) -> datetime:
-        assert self.request.sync_deadline is not None
-        return self.request.sync_deadline
-
-    @property
-    def licenses(self) -> tuple[LicenseRequest, ...]:
-        assert self.request.licenses is not None
-        return self.request.licenses
-
-    def serialize(self) -> str:
-        document: dict[str, Any] = {
-            "v": STATE_VERSION,
-            "request": self.request.to_json(),
-            "receivedAt": format_time(self.received_at),
-            "checks": self.checks,
-            "receipts": self.receipts,
-            "lastSeen": self.last_seen,
-            "seenSynced": self.seen_synced,
-            "usageLocationWritten": self.usage_location_written,
-            "awaitingSyncSent": self.awaiting_sync_sent,
-            "blockedSent": self.blocked_sent,
-            "lastError": self.last_error.to_state() if self.last_error else None,
-        }
-        return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
-
-    @classmethod
-    def deserialize(cls, text: str) -> PendingState:
-        """Read a pending message back; ValueError when it is not one of ours."""
-        try:
-            document = json.loads(text)
-            if document.get("v") != STATE_VERSION:
-                raise ValueError(f"unknown pending state version {document.get('v')!r}")
-            request = validate_request(document["request"])
-            if request.licenses is None or request.sync_deadline is None:
-                raise ValueError("pending state without resolved licenses or deadline")
-            last_error = document.get("lastError")
-            return cls(
-                request=request,
-                received_at=parse_time(document["receivedAt"]),
-                checks=int(document["checks"]),
-                receipts=int(document.get("receipts", 0)),
-                last_seen=LastSeen(document["lastSeen"]) if document.get("lastSeen") else None,
-                seen_synced=bool(document.get("seenSynced")),
-                usage_location_written=bool(document.get("usageLocationWritten")),
-                awaiting_sync_sent=bool(document.get("awaitingSyncSent")),
-                blocked_sent=bool(document.get("blockedSent")),
-                last_error=LastError.from_state(last_error) if last_error else None,
-            )
-        except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"not a pending state: {exc}") from None
-        except InvalidRequest as exc:
-            raise ValueError(f"pending state holds an invalid request: {exc}") from None
 
 
 def admit(

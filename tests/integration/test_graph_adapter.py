@@ -16,8 +16,8 @@ import pytest
 from local_stack.graph_emulator import Emulator
 from shared.errors import GraphCall, GraphError, GraphErrorKind
 from shared.graph import GraphDirectory, connect
-from shared.ports import Ambiguous, Found, LicenseAssignment, LookupFailed, NotFound
 from shared.requests import UserIdentifiers
+from shared.tenant import Ambiguous, Found, LicenseAssignment, LookupFailed, NotFound
 from tests.support.graph import (
     DOLLAR_UPN,
     E3_SKU,

@@ -18,7 +18,7 @@ from shared.codes import EventType
 from shared.events import Event
 from shared.ledger import DEAD_LETTERS, TableLedger, dead_letter_content, ensure_table
 from shared.names import TABLE_REQUESTS
-from shared.ports import Decided, Progress, SetAside
+from shared.records import Decided, Progress, SetAside
 
 pytestmark = pytest.mark.stack
 T = TypeVar("T")

@@ -8,7 +8,9 @@ from datetime import timedelta
 import pytest
 
 from shared.errors import GraphCall, GraphError, GraphErrorKind, InvalidRequest
-from shared.ports import (
+from shared.requests import LicenseRequest, OnboardingRequest, UserIdentifiers
+from shared.state import PendingState
+from shared.tenant import (
     Ambiguous,
     DirectoryUser,
     Found,
@@ -18,14 +20,11 @@ from shared.ports import (
     Sku,
     SkuCatalog,
 )
-from shared.requests import LicenseRequest, OnboardingRequest, UserIdentifiers
 from shared.workflow import (
     Backoff,
     Fail,
-    LastError,
     License,
     LicensePlan,
-    PendingState,
     Wait,
     admit,
     after_graph_error,
@@ -305,28 +304,6 @@ def test_a_sku_that_is_not_enabled_for_users_cannot_be_assigned() -> None:
     )
     assert isinstance(result, Fail)
     assert "Suspended" in result.reason.message
-
-
-def test_pending_state_round_trips_through_its_queue_message() -> None:
-    """Everything the next check needs survives serialization."""
-    original = state(
-        checks=3,
-        last_seen="synced",
-        seen_synced=True,
-        usage_location_written=True,
-        awaiting_sync_sent=True,
-        last_error=LastError.of(graph_error(GraphErrorKind.NOT_FOUND, GraphCall.ASSIGN_LICENSE)),
-    )
-    assert PendingState.deserialize(original.serialize()) == original
-
-
-@pytest.mark.parametrize(
-    "text", ["", "[]", '{"v": 2}', '{"v": 1, "request": {"requestId": "x"}}', "not json"]
-)
-def test_anything_else_on_the_pending_queue_is_not_a_state(text: str) -> None:
-    """A ValueError the sweep turns into a rejected event."""
-    with pytest.raises(ValueError, match=r"pending state|not a pending"):
-        PendingState.deserialize(text)
 
 
 # --- real tenants: replication lag, permissions, honest codes ---------------------------

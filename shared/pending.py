@@ -1,0 +1,77 @@
+"""The pending queue message's format: a `PendingState` as versioned JSON (internal to
+the app, but it outlives a deployment: a new version must read what the old one parked).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+from shared.codes import LastSeen
+from shared.errors import GraphCall, GraphErrorKind, InvalidRequest
+from shared.requests import validate_request
+from shared.state import LastError, PendingState
+from shared.times import format_time, parse_time
+
+STATE_VERSION: Final = 1
+
+
+def to_message(state: PendingState) -> str:
+    document: dict[str, Any] = {
+        "v": STATE_VERSION,
+        "request": state.request.to_json(),
+        "receivedAt": format_time(state.received_at),
+        "checks": state.checks,
+        "receipts": state.receipts,
+        "lastSeen": state.last_seen,
+        "seenSynced": state.seen_synced,
+        "usageLocationWritten": state.usage_location_written,
+        "awaitingSyncSent": state.awaiting_sync_sent,
+        "blockedSent": state.blocked_sent,
+        "lastError": _error_to_json(state.last_error) if state.last_error else None,
+    }
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+
+def from_message(text: str) -> PendingState:
+    """Read a pending message back; ValueError when it is not one of ours."""
+    try:
+        document = json.loads(text)
+        if document.get("v") != STATE_VERSION:
+            raise ValueError(f"unknown pending state version {document.get('v')!r}")
+        request = validate_request(document["request"])
+        if request.licenses is None or request.sync_deadline is None:
+            raise ValueError("pending state without resolved licenses or deadline")
+        last_error = document.get("lastError")
+        return PendingState(
+            request=request,
+            received_at=parse_time(document["receivedAt"]),
+            checks=int(document["checks"]),
+            receipts=int(document.get("receipts", 0)),
+            last_seen=LastSeen(document["lastSeen"]) if document.get("lastSeen") else None,
+            seen_synced=bool(document.get("seenSynced")),
+            usage_location_written=bool(document.get("usageLocationWritten")),
+            awaiting_sync_sent=bool(document.get("awaitingSyncSent")),
+            blocked_sent=bool(document.get("blockedSent")),
+            last_error=_error_from_json(last_error) if last_error else None,
+        )
+    except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"not a pending state: {exc}") from None
+    except InvalidRequest as exc:
+        raise ValueError(f"pending state holds an invalid request: {exc}") from None
+
+
+def _error_to_json(error: LastError) -> dict[str, Any]:
+    return {**error.to_json(), "kind": str(error.kind)}
+
+
+def _error_from_json(document: Mapping[str, Any]) -> LastError:
+    return LastError(
+        kind=GraphErrorKind(document["kind"]),
+        call=GraphCall(document["call"]),
+        status=int(document["status"]),
+        code=str(document["code"]),
+        message=str(document["message"]),
+        request_id=document.get("requestId"),
+    )

@@ -1,0 +1,73 @@
+"""What the app's stores hand back: a received queue message, and the request ledger's
+records (decided outcomes, progress, messages set aside). Plain data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from shared.events import Event
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """A message received from a queue: enough to update or delete it later."""
+
+    id: str
+    pop_receipt: str
+    content: str
+    dequeue_count: int = 1
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A terminal outcome, recorded before it is published: a replay publishes this event
+    again instead of deciding anew (guarantee 7). `by` is the queue message that decided."""
+
+    event: Event
+    by: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What the ledger shows of a request that is not finished (the operators' view)."""
+
+    status: str  # received | scheduled | waiting | blocked
+    parked: bool  # a pending message holds the request's state
+    deadline: datetime | None = None
+    next_check_at: datetime | None = None
+    not_before: datetime | None = None
+    last_seen: str | None = None
+    last_error: Mapping[str, Any] | None = None
+    user_id: str | None = None
+    sent: Mapping[str, datetime] = field(default_factory=dict)  # event type word -> time
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as the ledger knows it."""
+
+    request_id: str
+    owner: str  # the queue message that opened it (its first valid delivery)
+    received_at: datetime
+    progress: Progress
+    decided: Decided | None = None
+
+    @property
+    def status(self) -> str:
+        return self.decided.event.type.rsplit(".", 1)[-1] if self.decided else self.progress.status
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """A queue message the app could not handle, kept for operators (never lost)."""
+
+    source: str  # "poison" | "pending"
+    message_id: str
+    content: str
+    reason: str
+    request_id: str | None = None
+    reported: bool = False  # a terminal event answers it already

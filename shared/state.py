@@ -1,0 +1,72 @@
+"""A request's state between checks: what the pending queue message holds (its format
+is `shared.pending`'s business) and what every decision of the workflow reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.codes import LastSeen
+from shared.errors import GraphCall, GraphError, GraphErrorKind
+from shared.requests import LicenseRequest, OnboardingRequest
+
+
+@dataclass(frozen=True)
+class LastError:
+    """The last Graph failure a request met: what `lastError` reports, and what the
+    deadline rule reads (`kind`)."""
+
+    kind: GraphErrorKind
+    call: GraphCall
+    status: int
+    code: str
+    message: str
+    request_id: str | None = None
+
+    @classmethod
+    def of(cls, error: GraphError) -> LastError:
+        return cls(
+            error.kind, error.call, error.status, error.code, error.graph_message, error.request_id
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The event form (`data.lastError`), also what the pending state stores."""
+        out: dict[str, Any] = {
+            "status": self.status,
+            "code": self.code,
+            "message": self.message,
+            "call": str(self.call),
+        }
+        if self.request_id:
+            out["requestId"] = self.request_id
+        return out
+
+
+@dataclass(frozen=True)
+class PendingState:
+    """A parked request: what the pending queue message holds (an internal format)."""
+
+    request: OnboardingRequest  # licenses and sync_deadline resolved at admission
+    received_at: datetime
+    checks: int = 0
+    # Times the pending message was rewritten: a message received more often than that
+    # (its dequeue count) was received before without an outcome (a crash, an error).
+    receipts: int = 0
+    last_seen: LastSeen | None = None
+    seen_synced: bool = False  # a lookup has seen the user synced at least once
+    usage_location_written: bool = False  # the app has written the user's usageLocation
+    awaiting_sync_sent: bool = False
+    blocked_sent: bool = False
+    last_error: LastError | None = None
+
+    @property
+    def deadline(self) -> datetime:
+        assert self.request.sync_deadline is not None
+        return self.request.sync_deadline
+
+    @property
+    def licenses(self) -> tuple[LicenseRequest, ...]:
+        assert self.request.licenses is not None
+        return self.request.licenses
