@@ -11,24 +11,20 @@ from typing import Any
 
 from shared.errors import GraphCall, GraphError, GraphErrorKind, StorageUnavailable
 from shared.events import Event
-from shared.ports import (
+from shared.records import Decided, Progress, QueuedMessage, RequestRecord, SetAside
+from shared.requests import UserIdentifiers
+from shared.tenant import (
     Ambiguous,
-    Decided,
     DirectoryUser,
     Found,
     LicenseAssignment,
     Lookup,
     LookupFailed,
     NotFound,
-    Progress,
-    QueuedMessage,
-    RequestRecord,
     ServicePlan,
-    SetAside,
     Sku,
     SkuCatalog,
 )
-from shared.requests import UserIdentifiers
 
 MCOEV = "e43b5b99-8dfb-405f-9987-dc307f34bcbd"
 E3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
