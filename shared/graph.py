@@ -1,12 +1,15 @@
 """The `Directory` port on Microsoft Graph, through msgraph-sdk.
 
-Request URLs come from msgraph-sdk's request builders (which percent-encode path
-segments and query values); answers are read as raw JSON through the SDK's request
-adapter (auth, middleware), which avoids loading ~1,200 typed model modules on a cold
-start. `$batch` bodies are built here (msgraph-core's helpers send `depends_on`).
+Lookup URLs are built in one place, `_Probe.relative_url` (the UPN as one percent-encoded
+path segment, or `users('...')` for a UPN starting with `$`; filter values as OData
+literals), and serve both single GETs and `$batch` items (whose body is built here:
+msgraph-core's helpers send `depends_on`). Writes use msgraph-sdk's request builders and
+models. Answers are read as raw JSON through the SDK's request adapter (auth,
+middleware), which avoids loading ~1,200 typed model modules on a cold start.
 
 Every msgraph-sdk `APIError`/`ODataError` and httpx error is translated into
-`shared.errors` in `_translate`, and nowhere else.
+`shared.errors.GraphError` in `_translate`, and nowhere else: what Graph meant (`kind`)
+and which call it refused; what to do about it is the workflow's decision.
 
 OData string literals escape `'` as `''` (`odata_literal`); that is the only way a
 value from a message reaches a `$filter`.
@@ -48,8 +51,6 @@ from msgraph.generated.models.user import User
 from msgraph.generated.users.item.assign_license.assign_license_post_request_body import (
     AssignLicensePostRequestBody,
 )
-from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
-from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph_core import GraphClientFactory
 
@@ -411,23 +412,10 @@ class GraphDirectory:
     # --- plumbing ------------------------------------------------------------------------
 
     def _probe_request(self, probe: _Probe) -> RequestInformation:
-        if probe.key and probe.value.startswith("$"):
-            info = RequestInformation(Method.GET)
-            info.url = self._adapter.base_url + probe.relative_url()
-            return info
-        if probe.key:
-            params = UserItemRequestBuilder.UserItemRequestBuilderGetQueryParameters(
-                select=list(USER_FIELDS)
-            )
-            return self._client.users.by_user_id(probe.value).to_get_request_information(
-                RequestConfiguration(query_parameters=params)
-            )
-        query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
-            filter=f"{probe.field} eq {odata_literal(probe.value)}", select=list(USER_FIELDS)
-        )
-        return self._client.users.to_get_request_information(
-            RequestConfiguration(query_parameters=query)
-        )
+        """The same URL as the probe's `$batch` item (one way to build it: `_Probe`)."""
+        info = RequestInformation(Method.GET)
+        info.url = self._adapter.base_url + probe.relative_url()
+        return info
 
     def _batch_request(self, body: dict[str, Any]) -> RequestInformation:
         info = RequestInformation(Method.POST)
@@ -449,6 +437,13 @@ class GraphDirectory:
 
         Retried inline: throttling and outages; for writes, a 404 (the user a lookup has
         just returned is not on the replica yet); and `also_retry`.
+
+        Hand-written rather than a retry library (stamina, tenacity; msgraph's own retry
+        handler is off): the wait depends on the process-wide throttling gate, which can
+        refuse to send at all; a wait longer than `max_inline_wait` must end the attempt
+        (not sleep), so the invocation stays short and the queue does the waiting; and
+        which answers are retryable depends on the call. stamina could express each of
+        these with hooks, but the loop would be no shorter and less plain.
         """
         retryable = {GraphErrorKind.THROTTLED, GraphErrorKind.UNAVAILABLE, *also_retry}
         if call.is_write:

@@ -26,7 +26,6 @@ from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
 from shared import pending
-from shared.codes import EventType, FailureCode, LastSeen, LicenseStatus, RejectionCode
 from shared.errors import (
     FieldError,
     GraphError,
@@ -34,42 +33,43 @@ from shared.errors import (
     InvalidRequest,
     StorageUnavailable,
 )
-from shared.events import (
-    Event,
-    LicenseOutcome,
-    Reason,
-    Subject,
-    awaiting_sync_event,
-    blocked_event,
-    failed_event,
-    licensed_event,
-    rejected_event,
-)
+from shared.events import Event
 from shared.ports import Clock, Directory, EventSink, PendingQueue, PoisonQueue, RequestLedger
-from shared.records import Decided, Progress, QueuedMessage, SetAside
+from shared.records import Decided, QueuedMessage, SetAside
 from shared.requests import LicenseRequest, decode_body, parse_request, request_id_of
 from shared.state import PendingState
 from shared.tenant import DirectoryUser, Lookup, LookupFailed, SkuCatalog
 from shared.workflow import (
     Backoff,
+    Conclude,
     Decision,
     Fail,
+    Ignore,
     License,
+    Licensed,
     LicensePlan,
+    Outcome,
+    Park,
+    RefreshCatalog,
+    Republish,
     Wait,
     access_denied_message,
     admit,
+    after_giving_up,
     after_graph_error,
     after_lookup,
-    after_no_seats,
-    plan_licenses,
+    after_write_error,
+    given_up,
+    plan_licensing,
+    redelivery,
+    rejection,
+    settle,
 )
 
 log = logging.getLogger("user_onboarding")
 
 LOOKUP_CHUNK: Final = 100  # pending messages looked up together: five full $batch requests
 RECEIVE_MAX: Final = 32  # Azure Storage returns at most 32 messages per receive
-MAX_ORIGINAL_CHARS: Final = 16_384
 
 T = TypeVar("T")
 
@@ -110,17 +110,10 @@ class SkuCache:
                 self._fetched_at = self._clock.monotonic()
             return self._catalog
 
-    def invalidate(self) -> None:
-        self._catalog = None
-
-
-@dataclass(frozen=True)
-class Licensed:
-    user: DirectoryUser
-    plan: LicensePlan
-
-
-Outcome = Decision | Licensed
+    def forget_if_contradicted(self, error: GraphError) -> None:
+        """Graph says there are no seats where the catalog counted some: read it anew."""
+        if error.kind == GraphErrorKind.NO_SEATS:
+            self._catalog = None
 
 
 @dataclass
@@ -179,37 +172,26 @@ class OnboardingService:
             log.exception("user-onboard message %s could not be read", message_id)
             unreadable = InvalidRequest([FieldError("", "the app could not read this message")])
             return await self._reject(unreadable, message_id, now)
-        request_id = state.request.request_id
-        known = await self._ledger.open(request_id, message_id, now)
+        known = await self._ledger.open(state.request.request_id, message_id, now)
         if known is not None:
-            if known.decided is not None:
-                await self._events.publish(_redelivered(known.decided, message_id, now))
-                return "redelivered"
-            if known.owner != message_id or known.progress.parked:
-                log.warning(
-                    "user-onboard message %s: request %s is already in progress (message %s)",
-                    message_id,
-                    request_id,
-                    known.owner,
-                )
-                return "duplicate"
+            match redelivery(known, message_id, now):
+                case Republish(event=event):
+                    await self._events.publish(event)
+                    return "redelivered"
+                case Ignore(why=why):
+                    log.warning(
+                        "user-onboard message %s: request %s %s", message_id, known.request_id, why
+                    )
+                    return "duplicate"
         lookup = await self._directory.find_user(state.request.identifiers)
         outcome = await self._check(state, self._after_lookup(state, lookup, now))
         return await self._settle(state, outcome, by=message_id)
 
     async def _reject(self, problem: InvalidRequest, message_id: str, now: datetime) -> str:
         """`rejected`. With a requestId, the message claims it (so the request ends with
-        exactly this event), unless another message holds it already: then the message
-        is rejected under its own id, and the request it named goes on untouched."""
-        reason = Reason(RejectionCode.INVALID_MESSAGE, str(problem))
+        exactly this event), unless another message holds it already."""
+        event = rejection(problem, message_id, now)
         request_id = problem.request_id
-        event = rejected_event(
-            now,
-            reason=reason,
-            request_id=request_id,
-            message_id=message_id,
-            errors=problem.errors,
-        )
         if request_id is None or await self._ledger.claim(
             request_id, Decided(event, message_id), now
         ):
@@ -218,22 +200,8 @@ class OnboardingService:
         record = await self._ledger.read(request_id)
         if record is not None and record.decided is not None and record.decided.by == message_id:
             await self._events.publish(record.decided.event)  # our own earlier answer
-            return "rejected"
-        taken = Reason(
-            RejectionCode.INVALID_MESSAGE,
-            f"{reason.message}; the requestId {request_id} belongs to another message, "
-            "whose request is not affected",
-        )
-        await self._events.publish(
-            rejected_event(
-                now,
-                reason=taken,
-                request_id=None,
-                message_id=message_id,
-                errors=problem.errors,
-                details={"requestId": request_id},
-            )
-        )
+        else:
+            await self._events.publish(rejection(problem, message_id, now, taken=True))
         return "rejected"
 
     # --- timer trigger ---------------------------------------------------------------
@@ -281,13 +249,8 @@ class OnboardingService:
             try:
                 parked.append((message, pending.from_message(message.content)))
             except ValueError as exc:
-                await self._isolated(
-                    self._give_up(message, "pending", f"unreadable pending state: {exc}"),
-                    "pending",
-                    message,
-                    report,
-                )
-                report.set_aside.append(f"pending:{message.id}: unreadable pending state")
+                unreadable = self._give_up(message, "pending", f"unreadable pending state: {exc}")
+                await self._isolated(unreadable, "pending", message, report)
         lookups = await self._directory.find_users([s.request.identifiers for _, s in parked])
         now = self._clock.now()
         jobs = [
@@ -345,7 +308,7 @@ class OnboardingService:
             if isinstance(result, BaseException):
                 raise result  # StorageUnavailable: stop the sweep
 
-    # --- deciding --------------------------------------------------------------------
+    # --- deciding: fetch, ask the workflow, write --------------------------------------
 
     def _after_lookup(self, state: PendingState, lookup: Lookup, now: datetime) -> Decision:
         if isinstance(lookup, LookupFailed) and lookup.error.kind == GraphErrorKind.ACCESS_DENIED:
@@ -358,37 +321,28 @@ class OnboardingService:
         return decision
 
     async def _license(self, state: PendingState, user: DirectoryUser) -> Outcome:
-        """Plan against the SKU catalog (refreshed once if it looks stale) and write."""
+        """Catalog, plan, write; every Graph answer goes back to the workflow once."""
         refreshed = False
-        backoff = self._policy.backoff
-        for _ in range(2):
+        while True:
             try:
                 catalog = await self._skus.get(refresh=refreshed)
             except GraphError as exc:
-                return self._graph_trouble(state, exc, user=user)
-            plan = plan_licenses(
-                state.licenses,
-                catalog,
+                return self._graph_trouble(state, exc)
+            plan = plan_licensing(
+                state,
                 user,
-                requested_location=state.request.usage_location,
+                catalog,
+                self._clock.now(),
+                self._policy.backoff,
+                refreshed=refreshed,
                 default_location=self._policy.default_usage_location,
                 may_write_location=self._policy.set_usage_location,
             )
-            stale = (isinstance(plan, Fail) and plan.reason.code == FailureCode.UNKNOWN_SKU) or (
-                isinstance(plan, LicensePlan) and bool(plan.short_of_seats)
-            )
-            if stale and not refreshed:
+            if isinstance(plan, RefreshCatalog):
                 refreshed = True
                 continue
-            if isinstance(plan, Fail):
+            if not isinstance(plan, LicensePlan):
                 return plan
-            if plan.short_of_seats:
-                return after_no_seats(
-                    state,
-                    f"no free seat for {', '.join(plan.short_of_seats)}",
-                    self._clock.now(),
-                    backoff,
-                )
             wrote = False
             try:
                 if plan.write_usage_location:
@@ -402,36 +356,32 @@ class OnboardingService:
                         usage_location_written=wrote or state.usage_location_written,
                     )
             except GraphError as exc:
-                if exc.kind == GraphErrorKind.NO_SEATS:
-                    self._skus.invalidate()
-                if exc.kind == GraphErrorKind.UNKNOWN_SKU and not refreshed:
+                self._skus.forget_if_contradicted(exc)
+                self._log_if_denied(state, exc)
+                after = after_write_error(
+                    state,
+                    exc,
+                    self._clock.now(),
+                    self._policy.backoff,
+                    user=user,
+                    wrote_usage_location=wrote,
+                    refreshed=refreshed,
+                )
+                if isinstance(after, RefreshCatalog):
                     refreshed = True
                     continue
-                return self._graph_trouble(state, exc, user=user, wrote_usage_location=wrote)
+                return after
             return Licensed(user, plan)
-        raise AssertionError("unreachable: the second pass always returns")  # pragma: no cover
 
-    def _graph_trouble(
-        self,
-        state: PendingState,
-        error: GraphError,
-        *,
-        user: DirectoryUser | None = None,
-        wrote_usage_location: bool = False,
-    ) -> Decision:
-        """Ask the workflow what a Graph failure means; say so loudly when it is a grant."""
+    def _graph_trouble(self, state: PendingState, error: GraphError) -> Wait | Fail:
+        self._log_if_denied(state, error)
+        return after_graph_error(state, error, self._clock.now(), self._policy.backoff)
+
+    def _log_if_denied(self, state: PendingState, error: GraphError) -> None:
         if error.kind == GraphErrorKind.ACCESS_DENIED:
             log_access_denied(state.request.request_id, error)
-        return after_graph_error(
-            state,
-            error,
-            self._clock.now(),
-            self._policy.backoff,
-            user=user,
-            wrote_usage_location=wrote_usage_location,
-        )
 
-    # --- carrying outcomes out -------------------------------------------------------
+    # --- carrying outcomes out: publish, then acknowledge --------------------------------
 
     async def _settle(
         self,
@@ -443,78 +393,24 @@ class OnboardingService:
     ) -> str:
         """Record, publish, acknowledge: never the other way round."""
         now = self._clock.now()
-        request = state.request
-        user = outcome.user if isinstance(outcome, Licensed) else None
-        who = Subject(
-            request.request_id,
-            user.user_principal_name if user else request.identifiers.user_principal_name,
-            user.id if user else None,
-        )
-        match outcome:
-            case Licensed(plan=plan):
-                event = licensed_event(
-                    who, now, licenses=plan.outcomes, usage_location=plan.usage_location or ""
-                )
-                return await self._finish(request.request_id, event, by=by, message=message)
-            case Fail(reason=reason, details=details):
-                event = failed_event(who, now, reason=reason, details=details)
-                return await self._finish(request.request_id, event, by=by, message=message)
-            case Wait(
-                state=next_state,
-                next_check=next_check,
-                announce=announce,
-                reason=reason,
-                details=details,
-            ):
-                sent: dict[str, datetime] = {}
-                if announce == "awaiting_sync":
-                    await self._events.publish(
-                        awaiting_sync_event(
-                            who,
-                            now,
-                            last_seen=next_state.last_seen or LastSeen.NOT_FOUND,
-                            next_check=next_check,
-                            deadline=next_state.deadline,
-                        )
-                    )
-                    sent["awaiting_sync"] = now
-                elif announce == "blocked":
-                    assert reason is not None
-                    await self._events.publish(
-                        blocked_event(
-                            who,
-                            now,
-                            reason=reason,
-                            next_check=next_check,
-                            deadline=next_state.deadline,
-                            details=details,
-                        )
-                    )
-                    sent["blocked"] = now
-                delay = _visibility_delay(next_check, now)
+        match settle(state, outcome, now):
+            case Conclude(event=event):
+                return await self._finish(state.request.request_id, event, by=by, message=message)
+            case Park() as park:
+                for announcement in park.announcements:
+                    await self._events.publish(announcement)
+                delay = _visibility_delay(park.next_check, now)
+                next_state = park.state
                 if message is None:
                     await self._pending.park(pending.to_message(next_state), delay)
                 else:
+                    # Count the rewrite: a later receive of this message that outnumbers
+                    # it was not followed by an outcome (see _recheck_one).
                     rewritten = replace(next_state, receipts=state.receipts + 1)
                     await self._pending.reschedule(message, pending.to_message(rewritten), delay)
-                status = "blocked" if next_state.blocked_sent else "waiting"
-                await self._ledger.note(
-                    request.request_id,
-                    Progress(
-                        status=status,
-                        parked=True,
-                        deadline=next_state.deadline,
-                        next_check_at=next_check,
-                        last_seen=next_state.last_seen,
-                        last_error=(
-                            next_state.last_error.to_json() if next_state.last_error else None
-                        ),
-                        sent=sent,
-                    ),
-                )
-                return status
-            case _:  # pragma: no cover
-                raise AssertionError(f"unexpected outcome {outcome!r}")
+                await self._ledger.note(state.request.request_id, park.progress)
+                return park.progress.status
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _finish(
         self, request_id: str, event: Event, *, by: str, message: QueuedMessage | None
@@ -530,11 +426,10 @@ class OnboardingService:
     # --- poison and messages set aside -----------------------------------------------
 
     async def _report_poison(self, message: QueuedMessage) -> str:
-        """A message the host gave up on: its request ends `rejected`/`poison`, unless the
-        request has an outcome already (then that one is published again) or is still
-        alive on the pending queue (then it goes on). The message is kept, then removed."""
+        """A message the host gave up on: its request ends `rejected`/`poison` unless
+        `after_giving_up` says otherwise. The message is kept (for replay), then removed."""
         request_id = _request_id_in(message.content)
-        name = await self._answer_given_up(
+        answered = await self._answer_given_up(
             message,
             request_id,
             "the Functions host gave up on this message after repeated failures",
@@ -547,12 +442,12 @@ class OnboardingService:
                 message.content,
                 "the Functions host gave up on it (maxDequeueCount)",
                 request_id,
-                reported=name != "alive",
+                reported=answered,
             ),
             self._clock.now(),
         )
         await self._poison.remove(message)
-        return "poison_reported" if name != "alive" else "poison_alive"
+        return "poison_reported" if answered else "poison_of_a_parked_request"
 
     async def _give_up(self, message: QueuedMessage, source: str, problem: str) -> str:
         """Set a message aside (kept in the ledger first), answer its request if it has one
@@ -563,9 +458,8 @@ class OnboardingService:
             self._clock.now(),
         )
         try:
-            await self._answer_given_up(
-                message, request_id, f"the app could not handle this request ({problem})", source
-            )
+            why = f"the app could not handle this request ({problem})"
+            await self._answer_given_up(message, request_id, why, source)
         except StorageUnavailable:
             raise
         except Exception:
@@ -578,47 +472,28 @@ class OnboardingService:
 
     async def _answer_given_up(
         self, message: QueuedMessage, request_id: str | None, why: str, source: str
-    ) -> str:
+    ) -> bool:
+        """Publish what the request of a message given up on gets; False when nothing."""
         now = self._clock.now()
-        event = rejected_event(
-            now,
-            reason=Reason(RejectionCode.POISON, why),
-            request_id=request_id,
-            message_id=message.id,
-            details={"originalMessage": message.content[:MAX_ORIGINAL_CHARS]},
-        )
+        event = given_up(message.content, message.id, request_id, why, now)
         if request_id is None:
             await self._events.publish(event)
-            return "rejected"
-        record = await self._ledger.read(request_id)
-        if record is not None and record.decided is not None:
-            await self._events.publish(record.decided.event)
-            return "decided"
-        if source == "poison" and record is not None and record.progress.parked:
-            return "alive"  # a leftover copy; the request itself is parked and goes on
-        decided = await self._ledger.decide(request_id, Decided(event, message.id))
-        await self._events.publish(decided.event)
-        return "rejected"
-
-
-def _redelivered(decided: Decided, message_id: str, now: datetime) -> Event:
-    """What a request delivered again after its outcome gets: the same event (same id).
-    A new delivery of a licensed request reports its licenses `already_assigned` (they
-    are, and no second seat is used); a replay of the deciding message repeats it as is."""
-    event = decided.event
-    if decided.by == message_id or event.type != EventType.LICENSED:
-        return event
-    licenses = [
-        LicenseOutcome(lic["skuPartNumber"], lic["skuId"], LicenseStatus.ALREADY_ASSIGNED).to_json()
-        for lic in event.data.get("licenses", [])
-    ]
-    return Event(event.type, event.id, now, {**event.data, "licenses": licenses}, event.subject)
+            return True
+        match after_giving_up(await self._ledger.read(request_id), source):
+            case Republish(event=decided):
+                await self._events.publish(decided)
+                return True
+            case Ignore():
+                return False
+        winner = await self._ledger.decide(request_id, Decided(event, message.id))
+        await self._events.publish(winner.event)
+        return True
 
 
 def _outcome_name(event: Event) -> str:
-    word = event.type.rsplit(".", 1)[-1]
     reason = event.data.get("reason")
-    return f"{word}:{reason['code']}" if word == "failed" and isinstance(reason, dict) else word
+    code = reason.get("code") if isinstance(reason, dict) else None
+    return f"{event.type.word}:{code}" if event.type.word == "failed" and code else event.type.word
 
 
 def log_access_denied(request_id: str, error: GraphError) -> None:

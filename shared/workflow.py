@@ -1,9 +1,13 @@
 """Pure decisions: given a request's state, what Graph said and the time, what happens
-next. No I/O here; `shared.service` carries the decisions out.
+next. No I/O here; `shared.service` carries the decisions out, one way: fetch, ask the
+workflow, write, publish, acknowledge.
 
 A request's life: admitted (`admit`) → looked up (`after_lookup`): wait, fail or license →
-licensing planned against the SKU catalog (`plan_licenses`) → licensed, failed, or blocked
-for lack of seats (`after_no_seats`), which waits like a sync does, until the deadline.
+licensing planned against the SKU catalog (`plan_licensing`, which also says when the
+catalog looks stale) → written; a Graph failure at any step is `after_graph_error`'s to
+judge → licensed, failed, or blocked, which waits like a sync does, until the deadline.
+`settle` turns the outcome into what to publish and keep; `redelivery` says what a
+message gets when its request is already known.
 """
 
 from __future__ import annotations
@@ -13,9 +17,27 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from shared.codes import FailureCode, LastSeen, LicenseStatus
+from shared.codes import (
+    Announcement,
+    EventType,
+    FailureCode,
+    LastSeen,
+    LicenseStatus,
+    RejectionCode,
+)
 from shared.errors import FieldError, GraphError, GraphErrorKind, InvalidRequest
-from shared.events import LicenseOutcome, Reason
+from shared.events import (
+    Event,
+    LicenseOutcome,
+    Reason,
+    Subject,
+    awaiting_sync_event,
+    blocked_event,
+    failed_event,
+    licensed_event,
+    rejected_event,
+)
+from shared.records import Progress, RequestRecord
 from shared.requests import LicenseRequest, OnboardingRequest
 from shared.state import LastError, PendingState
 from shared.tenant import (
@@ -76,7 +98,7 @@ class Wait:
 
     state: PendingState
     next_check: datetime
-    announce: str | None = None  # "awaiting_sync" | "blocked" | None
+    announce: Announcement | None = None
     reason: Reason | None = None
     details: Mapping[str, Any] = field(default_factory=dict)  # extra `blocked` data
 
@@ -125,10 +147,10 @@ def after_lookup(state: PendingState, lookup: Lookup, now: datetime, backoff: Ba
     raise AssertionError(f"unexpected lookup {lookup!r}")  # pragma: no cover
 
 
-def _not_yet(state: PendingState, now: datetime, backoff: Backoff) -> Decision:
+def _not_yet(state: PendingState, now: datetime, backoff: Backoff) -> Wait | Fail:
     if now >= state.deadline:
         return at_deadline(state)
-    announce = None if state.awaiting_sync_sent else "awaiting_sync"
+    announce = None if state.awaiting_sync_sent else Announcement.AWAITING_SYNC
     return Wait(
         replace(state, awaiting_sync_sent=True),
         _next_check(state, now, backoff),
@@ -153,7 +175,7 @@ def after_graph_error(
     *,
     user: DirectoryUser | None = None,
     wrote_usage_location: bool = False,
-) -> Decision:
+) -> Wait | Fail:
     """Every Graph failure, whatever the call: wait, block or fail.
 
     Graph is eventually consistent and throttles the app as a whole (graph-facts.md,
@@ -186,7 +208,7 @@ def _refused(code: FailureCode, error: GraphError) -> Fail:
 
 def _retry_later(
     state: PendingState, error: GraphError, now: datetime, backoff: Backoff
-) -> Decision:
+) -> Wait | Fail:
     """Transient trouble: try again later (never before Graph's Retry-After), until the
     deadline."""
     state = replace(state, last_error=LastError.of(error))
@@ -202,13 +224,13 @@ def _retry_later(
 
 def _access_denied(
     state: PendingState, error: GraphError, now: datetime, backoff: Backoff
-) -> Decision:
+) -> Wait | Fail:
     """401/403: `blocked` once (graph_access_denied), retried until the deadline."""
     state = replace(state, last_error=LastError.of(error))
     if now >= state.deadline:
         return at_deadline(state)
     reason = Reason(FailureCode.GRAPH_ACCESS_DENIED, access_denied_message(error))
-    announce = None if state.blocked_sent else "blocked"
+    announce = None if state.blocked_sent else Announcement.BLOCKED
     return Wait(
         replace(state, blocked_sent=True),
         _next_check(state, now, backoff),
@@ -239,12 +261,14 @@ def _permission_details(error: LastError | None) -> dict[str, Any]:
     return {"permission": error.call.permission}
 
 
-def after_no_seats(state: PendingState, message: str, now: datetime, backoff: Backoff) -> Decision:
+def after_no_seats(
+    state: PendingState, message: str, now: datetime, backoff: Backoff
+) -> Wait | Fail:
     """No free seat for a SKU: `blocked` once, retried until the deadline, then `no_seats`."""
     reason = Reason(FailureCode.NO_SEATS, message)
     if now >= state.deadline:
         return Fail(reason)
-    announce = None if state.blocked_sent else "blocked"
+    announce = None if state.blocked_sent else Announcement.BLOCKED
     blocked = replace(state, last_seen=LastSeen.SYNCED, blocked_sent=True, last_error=None)
     return Wait(blocked, _next_check(state, now, backoff), announce=announce, reason=reason)
 
@@ -287,6 +311,12 @@ def at_deadline(state: PendingState) -> Fail:
 
 
 # --- license planning ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RefreshCatalog:
+    """The cached SKU catalog looks stale (a SKU it does not know, a SKU without seats, or
+    Graph saying so): read it again and plan once more, before deciding anything."""
 
 
 @dataclass(frozen=True)
@@ -372,3 +402,242 @@ def plan_licenses(
             )
         write = True
     return LicensePlan(location, write, tuple(to_assign), tuple(outcomes), tuple(short))
+
+
+def plan_licensing(
+    state: PendingState,
+    user: DirectoryUser,
+    catalog: SkuCatalog,
+    now: datetime,
+    backoff: Backoff,
+    *,
+    refreshed: bool,
+    default_location: str | None,
+    may_write_location: bool,
+) -> LicensePlan | RefreshCatalog | Wait | Fail:
+    """What to write for a synced user, or why not (yet). A catalog read before this
+    request may not know a SKU bought since, or count seats freed since: it gets one
+    refresh before `unknown_sku` or `blocked`."""
+    plan = plan_licenses(
+        state.licenses,
+        catalog,
+        user,
+        requested_location=state.request.usage_location,
+        default_location=default_location,
+        may_write_location=may_write_location,
+    )
+    stale = (isinstance(plan, Fail) and plan.reason.code == FailureCode.UNKNOWN_SKU) or (
+        isinstance(plan, LicensePlan) and bool(plan.short_of_seats)
+    )
+    if stale and not refreshed:
+        return RefreshCatalog()
+    if isinstance(plan, LicensePlan) and plan.short_of_seats:
+        return after_no_seats(
+            state, f"no free seat for {', '.join(plan.short_of_seats)}", now, backoff
+        )
+    return plan
+
+
+def after_write_error(
+    state: PendingState,
+    error: GraphError,
+    now: datetime,
+    backoff: Backoff,
+    *,
+    user: DirectoryUser,
+    wrote_usage_location: bool,
+    refreshed: bool,
+) -> Wait | Fail | RefreshCatalog:
+    """A write Graph refused: an unknown skuId may be a stale catalog (one refresh), the
+    rest is `after_graph_error`'s."""
+    if error.kind == GraphErrorKind.UNKNOWN_SKU and not refreshed:
+        return RefreshCatalog()
+    return after_graph_error(
+        state, error, now, backoff, user=user, wrote_usage_location=wrote_usage_location
+    )
+
+
+# --- what to publish and keep -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Licensed:
+    """Every requested license is on the user."""
+
+    user: DirectoryUser
+    plan: LicensePlan
+
+
+Outcome = Wait | Fail | Licensed
+
+
+@dataclass(frozen=True)
+class Park:
+    """Publish the announcements, keep `state` on the pending queue until `next_check`,
+    and show `progress` in the ledger."""
+
+    announcements: tuple[Event, ...]
+    state: PendingState
+    next_check: datetime
+    progress: Progress
+
+
+@dataclass(frozen=True)
+class Conclude:
+    """Record the terminal event (the first one recorded stands), then publish it."""
+
+    event: Event
+
+
+def settle(state: PendingState, outcome: Outcome, now: datetime) -> Park | Conclude:
+    """The events an outcome gives, and what is kept of the request."""
+    request = state.request
+    user = outcome.user if isinstance(outcome, Licensed) else None
+    who = Subject(
+        request.request_id,
+        user.user_principal_name if user else request.identifiers.user_principal_name,
+        user.id if user else None,
+    )
+    match outcome:
+        case Licensed(plan=plan):
+            return Conclude(
+                licensed_event(
+                    who, now, licenses=plan.outcomes, usage_location=plan.usage_location or ""
+                )
+            )
+        case Fail(reason=reason, details=details):
+            return Conclude(failed_event(who, now, reason=reason, details=details))
+        case Wait(state=next_state, next_check=next_check, announce=announce):
+            announcements: list[Event] = []
+            if announce == Announcement.AWAITING_SYNC:
+                announcements.append(
+                    awaiting_sync_event(
+                        who,
+                        now,
+                        last_seen=next_state.last_seen or LastSeen.NOT_FOUND,
+                        next_check=next_check,
+                        deadline=next_state.deadline,
+                    )
+                )
+            elif announce == Announcement.BLOCKED:
+                assert outcome.reason is not None
+                announcements.append(
+                    blocked_event(
+                        who,
+                        now,
+                        reason=outcome.reason,
+                        next_check=next_check,
+                        deadline=next_state.deadline,
+                        details=outcome.details,
+                    )
+                )
+            progress = Progress(
+                status="blocked" if next_state.blocked_sent else "waiting",
+                parked=True,
+                deadline=next_state.deadline,
+                next_check_at=next_check,
+                last_seen=next_state.last_seen,
+                last_error=next_state.last_error.to_json() if next_state.last_error else None,
+                sent={str(announce): now} if announce else {},
+            )
+            return Park(tuple(announcements), next_state, next_check, progress)
+    raise AssertionError(f"unexpected outcome {outcome!r}")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class Republish:
+    """The request is decided: publish its outcome again (same id)."""
+
+    event: Event
+
+
+@dataclass(frozen=True)
+class Ignore:
+    """The request is in the hands of another delivery: nothing to do or publish."""
+
+    why: str
+
+
+def redelivery(record: RequestRecord, message_id: str, now: datetime) -> Republish | Ignore | None:
+    """What a valid message gets when the ledger already knows its request; None: handle
+    it (a redelivery of the message that opened it, before it was parked).
+
+    A new delivery of a licensed request reports its licenses `already_assigned` (they
+    are, and no second seat is used); a replay of the deciding message repeats its event
+    word for word."""
+    if record.decided is not None:
+        event = record.decided.event
+        if record.decided.by == message_id or event.type != EventType.LICENSED:
+            return Republish(event)
+        licenses = [
+            LicenseOutcome(
+                lic["skuPartNumber"], lic["skuId"], LicenseStatus.ALREADY_ASSIGNED
+            ).to_json()
+            for lic in event.data.get("licenses", [])
+        ]
+        return Republish(
+            Event(event.type, event.id, now, {**event.data, "licenses": licenses}, event.subject)
+        )
+    if record.owner != message_id:
+        return Ignore(f"already in progress, opened by message {record.owner}")
+    if record.progress.parked:
+        return Ignore("already parked by this same message")
+    return None
+
+
+# --- messages the app cannot take further ---------------------------------------------------
+
+MAX_ORIGINAL_CHARS: Final = 16_384
+
+
+def rejection(
+    problem: InvalidRequest, message_id: str, now: datetime, *, taken: bool = False
+) -> Event:
+    """`rejected`/`invalid_message`. `taken`: the requestId belongs to another message, so
+    this one is rejected under its own id and the request it named is not touched."""
+    reason = Reason(RejectionCode.INVALID_MESSAGE, str(problem))
+    if not taken:
+        return rejected_event(
+            now,
+            reason=reason,
+            request_id=problem.request_id,
+            message_id=message_id,
+            errors=problem.errors,
+        )
+    return rejected_event(
+        now,
+        reason=Reason(
+            RejectionCode.INVALID_MESSAGE,
+            f"{reason.message}; the requestId {problem.request_id} belongs to another "
+            "message, whose request is not affected",
+        ),
+        request_id=None,
+        message_id=message_id,
+        errors=problem.errors,
+        details={"requestId": problem.request_id},
+    )
+
+
+def given_up(
+    content: str, message_id: str, request_id: str | None, why: str, now: datetime
+) -> Event:
+    """`rejected`/`poison`: the app gave up on a message (the host poisoned it, or the app
+    could not handle it); the original text goes with it."""
+    return rejected_event(
+        now,
+        reason=Reason(RejectionCode.POISON, why),
+        request_id=request_id,
+        message_id=message_id,
+        details={"originalMessage": content[:MAX_ORIGINAL_CHARS]},
+    )
+
+
+def after_giving_up(record: RequestRecord | None, source: str) -> Republish | Ignore | None:
+    """What the request of a message given up on gets; None: it ends `rejected`/`poison`.
+    Decided already: that outcome, again. A poisoned copy of a request that is parked: it
+    lives on the pending queue, so nothing ends (the copy is kept all the same)."""
+    if record is not None and record.decided is not None:
+        return Republish(record.decided.event)
+    if source == "poison" and record is not None and record.progress.parked:
+        return Ignore("the request is parked and goes on")
+    return None
