@@ -321,57 +321,65 @@ class OnboardingService:
         return decision
 
     async def _license(self, state: PendingState, user: DirectoryUser) -> Outcome:
-        """Catalog, plan, write; every Graph answer goes back to the workflow once."""
+        """Plan against the catalog, then write; a stale catalog is read again once."""
         refreshed = False
         while True:
-            try:
-                catalog = await self._skus.get(refresh=refreshed)
-            except GraphError as exc:
-                return self._graph_trouble(state, exc)
-            plan = plan_licensing(
+            planned = await self._plan(state, user, refreshed=refreshed)
+            step = (
+                await self._write(state, user, planned, refreshed=refreshed)
+                if isinstance(planned, LicensePlan)
+                else planned
+            )
+            if not isinstance(step, RefreshCatalog):
+                return step
+            refreshed = True
+
+    async def _plan(
+        self, state: PendingState, user: DirectoryUser, *, refreshed: bool
+    ) -> LicensePlan | RefreshCatalog | Wait | Fail:
+        try:
+            catalog = await self._skus.get(refresh=refreshed)
+        except GraphError as exc:
+            return self._graph_trouble(state, exc)
+        return plan_licensing(
+            state,
+            user,
+            catalog,
+            self._clock.now(),
+            self._policy.backoff,
+            refreshed=refreshed,
+            default_location=self._policy.default_usage_location,
+            may_write_location=self._policy.set_usage_location,
+        )
+
+    async def _write(
+        self, state: PendingState, user: DirectoryUser, plan: LicensePlan, *, refreshed: bool
+    ) -> Licensed | RefreshCatalog | Wait | Fail:
+        wrote = False
+        try:
+            if plan.write_usage_location:
+                assert plan.usage_location is not None
+                await self._directory.set_usage_location(user.id, plan.usage_location)
+                wrote = True
+            if plan.to_assign:
+                await self._directory.assign_licenses(
+                    user.id,
+                    plan.to_assign,
+                    usage_location_written=wrote or state.usage_location_written,
+                )
+        except GraphError as exc:
+            self._skus.forget_if_contradicted(exc)
+            self._log_if_denied(state, exc)
+            return after_write_error(
                 state,
-                user,
-                catalog,
+                exc,
                 self._clock.now(),
                 self._policy.backoff,
+                user=user,
+                wrote_usage_location=wrote,
                 refreshed=refreshed,
-                default_location=self._policy.default_usage_location,
-                may_write_location=self._policy.set_usage_location,
             )
-            if isinstance(plan, RefreshCatalog):
-                refreshed = True
-                continue
-            if not isinstance(plan, LicensePlan):
-                return plan
-            wrote = False
-            try:
-                if plan.write_usage_location:
-                    assert plan.usage_location is not None
-                    await self._directory.set_usage_location(user.id, plan.usage_location)
-                    wrote = True
-                if plan.to_assign:
-                    await self._directory.assign_licenses(
-                        user.id,
-                        plan.to_assign,
-                        usage_location_written=wrote or state.usage_location_written,
-                    )
-            except GraphError as exc:
-                self._skus.forget_if_contradicted(exc)
-                self._log_if_denied(state, exc)
-                after = after_write_error(
-                    state,
-                    exc,
-                    self._clock.now(),
-                    self._policy.backoff,
-                    user=user,
-                    wrote_usage_location=wrote,
-                    refreshed=refreshed,
-                )
-                if isinstance(after, RefreshCatalog):
-                    refreshed = True
-                    continue
-                return after
-            return Licensed(user, plan)
+        return Licensed(user, plan)
 
     def _graph_trouble(self, state: PendingState, error: GraphError) -> Wait | Fail:
         self._log_if_denied(state, error)
