@@ -7,15 +7,15 @@ advanced). Routes are listed in the package docstring.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import copy
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from .directory import DirectoryFormatError
+from .clock import Clock, ManualClock
+from .directory import Directory, DirectoryFormatError
 from .faults import FaultFormatError
 from .permissions import PermissionFormatError
-
-if TYPE_CHECKING:
-    from .server import Emulator
+from .service import GraphService
 
 ControlReply = tuple[int, Any]
 
@@ -29,7 +29,130 @@ class ControlError(Exception):
         self.reason = reason
 
 
-def handle_control(emulator: Emulator, method: str, segments: list[str], body: Any) -> ControlReply:
+class Controls:
+    """The control API in-process: what a test or script changes on a running emulator.
+    `Emulator` (server.py) is one; the HTTP routes below call the same methods."""
+
+    clock: Clock
+    directory: Directory
+    service: GraphService
+    _initial: dict[str, Any]
+
+    def add_user(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Add a user (directory-file shape); its delays count from now."""
+        return self.directory.add_user(spec)
+
+    def sync_user(self, key: str) -> dict[str, Any]:
+        """Make a user exist and be synced now."""
+        return self.directory.sync_user(key)
+
+    def user_record(self, key: str) -> dict[str, Any]:
+        """The full internal record of any user (visible or not)."""
+        return self.directory.internal(key)
+
+    def requests(self) -> list[dict[str, Any]]:
+        """The request log (see the package docstring for the entry shape)."""
+        return self.service.requests()
+
+    def clear_requests(self) -> None:
+        """Empty the request log."""
+        self.service.clear_requests()
+
+    def add_fault(self, **spec: Any) -> None:
+        """Add a fault rule; keys as in the control API (`path`, `status`, `retryAfter`...)."""
+        self.service.faults.add(spec)
+
+    def clear_faults(self) -> None:
+        """Remove every fault rule."""
+        self.service.faults.clear()
+
+    def set_seats(self, sku_part_number: str, **changes: Any) -> dict[str, Any]:
+        """Set `enabled`, `consumedUnits` (and other unit counts) of a SKU."""
+        return self.directory.set_seats(sku_part_number, changes)
+
+    def set_throttle(
+        self, units_per_10s: int | None = None, writes_per_150s: int | None = None
+    ) -> None:
+        """Change the throttling budgets (0 = unlimited) and restart the windows."""
+        self.service.throttle.configure(units_per_10s, writes_per_150s)
+
+    def set_consistency(
+        self,
+        write_not_found: int | None = None,
+        usage_location_lag: int | None = None,
+        key_lookup_lag: int | None = None,
+    ) -> dict[str, int]:
+        """Change the replication-lag defaults for users added from now on (None = unchanged)."""
+        return self.directory.set_consistency(
+            _lag_changes(write_not_found, usage_location_lag, key_lookup_lag)
+        )
+
+    def set_user_lag(
+        self,
+        key: str,
+        write_not_found: int | None = None,
+        usage_location_lag: int | None = None,
+        key_lookup_lag: int | None = None,
+    ) -> dict[str, Any]:
+        """Set one user's remaining lag counters now (None = unchanged); the full record."""
+        return self.directory.set_user_lag(
+            key, _lag_changes(write_not_found, usage_location_lag, key_lookup_lag)
+        )
+
+    def permissions(self) -> list[str] | None:
+        """The application permissions granted to the app, or None for all of them."""
+        return self.directory.permissions.granted()
+
+    def set_permissions(self, granted: Iterable[str] | None) -> None:
+        """Grant exactly these application permissions (None = every permission)."""
+        self.directory.permissions.set(granted)
+
+    def grant(self, name: str) -> None:
+        """Grant one application permission (e.g. `User.Read.All`)."""
+        self.directory.permissions.grant(name)
+
+    def revoke(self, name: str) -> None:
+        """Revoke one application permission."""
+        self.directory.permissions.revoke(name)
+
+    def set_batch_shuffle(self, shuffle: bool) -> None:
+        """Shuffle `$batch` responses (the default) or keep them in request order."""
+        self.service.shuffle_batch = shuffle
+
+    def advance_clock(self, seconds: float) -> None:
+        """Move a manual clock forward; a TypeError on the wall clock."""
+        if not isinstance(self.clock, ManualClock):
+            raise TypeError(
+                "the emulator runs on the wall clock; start it with clock=ManualClock()"
+            )
+        self.clock.advance(seconds)
+
+    def reset(self, directory: dict[str, Any] | None = None) -> None:
+        """Reload a directory (the initial one by default); clear faults, log and throttling.
+
+        The file's consistency defaults and permissions come back with it; throttle budgets
+        and the batch order setting stay as they are.
+        """
+        if directory is not None:
+            self._initial = copy.deepcopy(directory)
+        self.directory.load(copy.deepcopy(self._initial))
+        self.service.faults.clear()
+        self.service.clear_requests()
+        self.service.throttle.configure()
+
+
+def _lag_changes(
+    write_not_found: int | None, usage_location_lag: int | None, key_lookup_lag: int | None
+) -> dict[str, int]:
+    given = {
+        "writeNotFound": write_not_found,
+        "usageLocationLag": usage_location_lag,
+        "keyLookupLag": key_lookup_lag,
+    }
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def handle_control(emulator: Controls, method: str, segments: list[str], body: Any) -> ControlReply:
     """Dispatch one control call; `segments` are the decoded path parts after `_emulator`."""
     try:
         handler = _route(method, segments)
@@ -42,7 +165,7 @@ def handle_control(emulator: Emulator, method: str, segments: list[str], body: A
         return 400, {"error": str(exc)}
 
 
-Handler = Callable[["Emulator", list[str], Any], ControlReply]
+Handler = Callable[[Controls, list[str], Any], ControlReply]
 
 
 def _route(method: str, segments: list[str]) -> Handler:
@@ -93,16 +216,16 @@ def _object(body: Any) -> dict[str, Any]:
     return body
 
 
-def _add_user(emulator: Emulator, segments: list[str], body: Any) -> ControlReply:
+def _add_user(emulator: Controls, segments: list[str], body: Any) -> ControlReply:
     return 201, emulator.add_user(_object(body))
 
 
-def _added_fault(emulator: Emulator, body: dict[str, Any]) -> dict[str, Any]:
+def _added_fault(emulator: Controls, body: dict[str, Any]) -> dict[str, Any]:
     emulator.add_fault(**body)
     return {"faults": emulator.service.faults.list()}
 
 
-def _throttle(emulator: Emulator, segments: list[str], body: Any) -> ControlReply:
+def _throttle(emulator: Controls, segments: list[str], body: Any) -> ControlReply:
     spec = _object(body)
     units, writes = spec.get("unitsPer10s"), spec.get("writesPer150s")
     for value in (units, writes):
@@ -113,7 +236,7 @@ def _throttle(emulator: Emulator, segments: list[str], body: Any) -> ControlRepl
     return 200, {"unitsPer10s": throttle.units_per_10s, "writesPer150s": throttle.writes_per_150s}
 
 
-def _set_permissions(emulator: Emulator, segments: list[str], body: Any) -> ControlReply:
+def _set_permissions(emulator: Controls, segments: list[str], body: Any) -> ControlReply:
     spec = _object(body)
     if set(spec) != {"granted"}:
         raise ControlError(400, 'the body is {"granted": [permission names] or null}')
@@ -123,12 +246,12 @@ def _set_permissions(emulator: Emulator, segments: list[str], body: Any) -> Cont
     return _granted(emulator, lambda: emulator.set_permissions(granted))
 
 
-def _granted(emulator: Emulator, change: Callable[[], None]) -> ControlReply:
+def _granted(emulator: Controls, change: Callable[[], None]) -> ControlReply:
     change()
     return 200, {"granted": emulator.permissions()}
 
 
-def _batch(emulator: Emulator, segments: list[str], body: Any) -> ControlReply:
+def _batch(emulator: Controls, segments: list[str], body: Any) -> ControlReply:
     shuffle = _object(body).get("shuffle")
     if not isinstance(shuffle, bool):
         raise ControlError(400, 'the body is {"shuffle": true|false}')
@@ -136,7 +259,7 @@ def _batch(emulator: Emulator, segments: list[str], body: Any) -> ControlReply:
     return 200, {"shuffle": emulator.service.shuffle_batch}
 
 
-def _advance(emulator: Emulator, segments: list[str], body: Any) -> ControlReply:
+def _advance(emulator: Controls, segments: list[str], body: Any) -> ControlReply:
     seconds = _object(body).get("seconds")
     if not isinstance(seconds, int | float) or seconds < 0:
         raise ControlError(400, "seconds must be a non-negative number")

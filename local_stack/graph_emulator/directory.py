@@ -1,7 +1,7 @@
 """The emulated tenant: users, their sync state, SKUs with seats, and license rules.
 
 Pure state and rules, no HTTP: every method takes or returns plain data and
-raises `GraphError` with Graph's own status, code and message when Graph would
+raises `GraphRefusal` with Graph's own status, code and message when Graph would
 refuse. One re-entrant lock guards everything, because `ThreadingHTTPServer`
 answers requests on many threads and `assignLicense` must be all-or-nothing
 (check seats, then take them) exactly like the real service.
@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .clock import Clock, iso_z
-from .errors import GraphError, bad_request, not_found
+from .errors import GraphRefusal, bad_request, not_found
 from .permissions import PermissionFormatError, Permissions, checked_names
 
 GUID_RE = re.compile(
@@ -759,7 +759,7 @@ def _checked_patch_value(name: str, value: Any) -> Any:
     return value
 
 
-def _missing_parameter(name: str) -> GraphError:
+def _missing_parameter(name: str) -> GraphRefusal:
     return bad_request(
         "One or more parameters of the operation 'assignLicense' are missing from the request "
         f"payload. The missing parameters are: {name}."

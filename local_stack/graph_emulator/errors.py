@@ -1,6 +1,6 @@
 """The one exception the emulator's Graph logic raises, and Graph's error body.
 
-Pure code (directory rules, OData parsing) raises `GraphError`; only the HTTP
+Pure code (directory rules, OData parsing) raises `GraphRefusal`; only the HTTP
 layer turns it into a response, so the same rule produces the same wire error
 whether it was reached directly or as a `$batch` item.
 """
@@ -13,7 +13,7 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class GraphError(Exception):
+class GraphRefusal(Exception):
     """A refusal Graph would answer with `status` and `{"error": {code, message}}`."""
 
     status: int
@@ -43,14 +43,14 @@ def error_body(
     return {"error": {"code": code, "message": message, "innerError": inner}}
 
 
-def bad_request(message: str, code: str = "Request_BadRequest") -> GraphError:
+def bad_request(message: str, code: str = "Request_BadRequest") -> GraphRefusal:
     """The 400 most directory-side validations use."""
-    return GraphError(400, code, message)
+    return GraphRefusal(400, code, message)
 
 
-def not_found(key: str) -> GraphError:
+def not_found(key: str) -> GraphRefusal:
     """Graph's 404 for a user key that matches nothing (wording from graph-facts.md)."""
-    return GraphError(
+    return GraphRefusal(
         404,
         "Request_ResourceNotFound",
         f"Resource '{key}' does not exist or one of its queried reference-property objects "

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote
 
-from .errors import GraphError
+from .errors import GraphRefusal
 
 #: Properties `$filter` supports, mapped from their case-insensitive spelling.
 FILTERABLE = {p.lower(): p for p in ("userPrincipalName", "employeeId", "onPremisesImmutableId")}
@@ -36,16 +36,16 @@ _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_./]*")
 _NUMBER_RE = re.compile(r"-?[0-9][0-9.eE+-]*")
 
 
-def invalid_filter(detail: str) -> GraphError:
+def invalid_filter(detail: str) -> GraphRefusal:
     """A syntax error in `$filter`, worded like Graph's ODL parser."""
-    return GraphError(400, "BadRequest", f"Invalid filter clause: {detail}")
+    return GraphRefusal(400, "BadRequest", f"Invalid filter clause: {detail}")
 
 
-def unsupported_filter(prop: str | None) -> GraphError:
+def unsupported_filter(prop: str | None) -> GraphRefusal:
     """Valid OData that this resource does not support."""
     if prop is None:
-        return GraphError(400, "Request_UnsupportedQuery", "Unsupported Query.")
-    return GraphError(
+        return GraphRefusal(400, "Request_UnsupportedQuery", "Unsupported Query.")
+    return GraphRefusal(
         400,
         "Request_UnsupportedQuery",
         f"Unsupported or invalid query filter clause specified for property '{prop}' "
@@ -127,7 +127,7 @@ class _Parser:
         self.index += 1
         return token
 
-    def syntax_error(self, token: Token, expected: str | None = None) -> GraphError:
+    def syntax_error(self, token: Token, expected: str | None = None) -> GraphRefusal:
         if expected is not None:
             return invalid_filter(
                 f"{expected} expected at position {token.pos} in '{self.source}'."
@@ -190,7 +190,7 @@ class _Parser:
                 raise self.syntax_error(token, "')' or ','")
             values.append(self.expect_string())
         if len(values) > MAX_IN_VALUES:
-            raise GraphError(
+            raise GraphRefusal(
                 400,
                 "Request_UnsupportedQuery",
                 "Too many child clauses specified in search filter expression containing 'OR' "
@@ -228,12 +228,12 @@ def parse_select(raw: str | None, known: Iterable[str]) -> list[str] | None:
     for part in raw.split(","):
         name = part.strip()
         if not name:
-            raise GraphError(
+            raise GraphRefusal(
                 400, "BadRequest", f"Syntax error: empty item in $select clause '{raw}'."
             )
         canonical = by_lower.get(name.lower())
         if canonical is None:
-            raise GraphError(
+            raise GraphRefusal(
                 400,
                 "BadRequest",
                 "Parsing OData Select and Expand failed: Could not find a property named "
@@ -264,7 +264,7 @@ def parse_key_literal(text: str) -> str:
     """Parse the inside of `users('...')`: one quoted literal with `''` escapes."""
     tokens = tokenize(text)
     if len(tokens) != 2 or tokens[0].kind != "string":
-        raise GraphError(
+        raise GraphRefusal(
             400,
             "BadRequest",
             f"Bad Request - Error in query syntax: key '{text}' is not one string literal.",

@@ -48,7 +48,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 
-from .errors import GraphError
+from .errors import GraphRefusal
 
 _READ_USERS = (
     "User.Read.All",
@@ -213,4 +213,4 @@ class Permissions:
         status, code, message = ROUTE_REFUSALS.get(
             route_name, (403, "Authorization_RequestDenied", INSUFFICIENT_PRIVILEGES)
         )
-        raise GraphError(status, code, message)
+        raise GraphRefusal(status, code, message)

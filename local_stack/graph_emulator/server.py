@@ -12,14 +12,13 @@ import copy
 import ipaddress
 import json
 import threading
-from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .clock import Clock, ManualClock, SystemClock
-from .control import handle_control
+from .clock import Clock, SystemClock
+from .control import Controls, handle_control
 from .directory import Directory
 from .faults import Faults
 from .service import API_PREFIX, DEFAULT_TOKEN, GraphService, Reply, Request
@@ -42,8 +41,9 @@ def ensure_loopback(host: str) -> str:
     return host
 
 
-class Emulator:
-    """A running Graph emulator; use as a context manager or call `stop()`."""
+class Emulator(Controls):
+    """A running Graph emulator; use as a context manager or call `stop()`. Its control
+    helpers (`add_user`, `add_fault`, `grant`...) are `control.Controls`'."""
 
     def __init__(
         self,
@@ -61,7 +61,7 @@ class Emulator:
         bind_host = ensure_loopback(host)
         self.clock: Clock = clock or SystemClock()
         self._initial = copy.deepcopy(directory)
-        self.directory = Directory(copy.deepcopy(directory), self.clock)
+        self.directory: Directory = Directory(copy.deepcopy(directory), self.clock)
         self.service = GraphService(
             self.directory,
             self.clock,
@@ -120,110 +120,6 @@ class Emulator:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    # -------------------------------------------- in-process control helpers
-
-    def add_user(self, spec: dict[str, Any]) -> dict[str, Any]:
-        """Add a user (directory-file shape); its delays count from now."""
-        return self.directory.add_user(spec)
-
-    def sync_user(self, key: str) -> dict[str, Any]:
-        """Make a user exist and be synced now."""
-        return self.directory.sync_user(key)
-
-    def user_record(self, key: str) -> dict[str, Any]:
-        """The full internal record of any user (visible or not)."""
-        return self.directory.internal(key)
-
-    def requests(self) -> list[dict[str, Any]]:
-        """The request log (see the package docstring for the entry shape)."""
-        return self.service.requests()
-
-    def clear_requests(self) -> None:
-        """Empty the request log."""
-        self.service.clear_requests()
-
-    def add_fault(self, **spec: Any) -> None:
-        """Add a fault rule; keys as in the control API (`path`, `status`, `retryAfter`...)."""
-        self.service.faults.add(spec)
-
-    def clear_faults(self) -> None:
-        """Remove every fault rule."""
-        self.service.faults.clear()
-
-    def set_seats(self, sku_part_number: str, **changes: Any) -> dict[str, Any]:
-        """Set `enabled`, `consumedUnits` (and other unit counts) of a SKU."""
-        return self.directory.set_seats(sku_part_number, changes)
-
-    def set_throttle(
-        self, units_per_10s: int | None = None, writes_per_150s: int | None = None
-    ) -> None:
-        """Change the throttling budgets (0 = unlimited) and restart the windows."""
-        self.service.throttle.configure(units_per_10s, writes_per_150s)
-
-    def set_consistency(
-        self,
-        write_not_found: int | None = None,
-        usage_location_lag: int | None = None,
-        key_lookup_lag: int | None = None,
-    ) -> dict[str, int]:
-        """Change the replication-lag defaults for users added from now on (None = unchanged)."""
-        return self.directory.set_consistency(
-            _lag_changes(write_not_found, usage_location_lag, key_lookup_lag)
-        )
-
-    def set_user_lag(
-        self,
-        key: str,
-        write_not_found: int | None = None,
-        usage_location_lag: int | None = None,
-        key_lookup_lag: int | None = None,
-    ) -> dict[str, Any]:
-        """Set one user's remaining lag counters now (None = unchanged); the full record."""
-        return self.directory.set_user_lag(
-            key, _lag_changes(write_not_found, usage_location_lag, key_lookup_lag)
-        )
-
-    def permissions(self) -> list[str] | None:
-        """The application permissions granted to the app, or None for all of them."""
-        return self.directory.permissions.granted()
-
-    def set_permissions(self, granted: Iterable[str] | None) -> None:
-        """Grant exactly these application permissions (None = every permission)."""
-        self.directory.permissions.set(granted)
-
-    def grant(self, name: str) -> None:
-        """Grant one application permission (e.g. `User.Read.All`)."""
-        self.directory.permissions.grant(name)
-
-    def revoke(self, name: str) -> None:
-        """Revoke one application permission."""
-        self.directory.permissions.revoke(name)
-
-    def set_batch_shuffle(self, shuffle: bool) -> None:
-        """Shuffle `$batch` responses (the default) or keep them in request order."""
-        self.service.shuffle_batch = shuffle
-
-    def advance_clock(self, seconds: float) -> None:
-        """Move a manual clock forward; a TypeError on the wall clock."""
-        if not isinstance(self.clock, ManualClock):
-            raise TypeError(
-                "the emulator runs on the wall clock; start it with clock=ManualClock()"
-            )
-        self.clock.advance(seconds)
-
-    def reset(self, directory: dict[str, Any] | None = None) -> None:
-        """Reload a directory (the initial one by default); clear faults, log and throttling.
-
-        The file's consistency defaults and permissions come back with it; throttle budgets
-        and the batch order setting stay as they are.
-        """
-        if directory is not None:
-            self._initial = copy.deepcopy(directory)
-        self.directory.load(copy.deepcopy(self._initial))
-        self.service.faults.clear()
-        self.service.clear_requests()
-        self.service.throttle.configure()
-
 
 def start_emulator(
     directory: dict[str, Any] | Path | str,
@@ -240,17 +136,6 @@ def start_emulator(
         directory = json.loads(Path(directory).read_text(encoding="utf-8"))
     assert isinstance(directory, dict)
     return Emulator(directory, host=host, port=port, **options).start()
-
-
-def _lag_changes(
-    write_not_found: int | None, usage_location_lag: int | None, key_lookup_lag: int | None
-) -> dict[str, int]:
-    given = {
-        "writeNotFound": write_not_found,
-        "usageLocationLag": usage_location_lag,
-        "keyLookupLag": key_lookup_lag,
-    }
-    return {k: v for k, v in given.items() if v is not None}
 
 
 def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:

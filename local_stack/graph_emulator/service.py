@@ -35,7 +35,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from .clock import Clock, iso_z, to_datetime
 from .directory import DEFAULT_USER_PROPERTIES, USER_PROPERTIES, Directory
 from .directory import check_assign_license_parameters as assign_parameters
-from .errors import GraphError, bad_request, error_body
+from .errors import GraphRefusal, bad_request, error_body
 from .faults import Faults
 from .odata import parse_filter, parse_select, split_path
 from .throttle import Refused, Throttle, request_cost
@@ -153,7 +153,7 @@ class GraphService:
         client_request_id = request.headers.get("client-request-id")
         try:
             reply = self._pipeline(request, batch_item)
-        except GraphError as exc:
+        except GraphRefusal as exc:
             reply = Reply(
                 exc.status, self._error(exc.code, exc.message, request), dict(exc.headers)
             )
@@ -194,7 +194,7 @@ class GraphService:
                 headers = (
                     {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
                 )
-                raise GraphError(status, code, message, headers)
+                raise GraphRefusal(status, code, message, headers)
         segments = split_path(request.raw_path[len(API_PREFIX) :])
         route = self._route(request.method, segments, batch_item)
         query = _parse_query(request.query)
@@ -208,30 +208,32 @@ class GraphService:
             if isinstance(verdict, Refused):
                 # Code and message of Graph's sample 429 ("Microsoft Graph throttling guidance",
                 # learn.microsoft.com/graph/throttling#sample-response); headers per throttle.py.
-                raise GraphError(
+                raise GraphRefusal(
                     429, "TooManyRequests", "Please retry again later.", verdict.headers(client)
                 )
             metered = verdict.headers()
         try:
             if request.body_is_invalid_json:
-                raise GraphError(
+                raise GraphRefusal(
                     400,
                     "BadRequest",
                     "Unable to read JSON request payload. Please ensure Content-Type header is "
                     "set and payload is of valid JSON format.",
                 )
             reply = route.handler(request, segments, query)
-        except GraphError as exc:
-            raise GraphError(exc.status, exc.code, exc.message, {**exc.headers, **metered}) from exc
+        except GraphRefusal as exc:
+            raise GraphRefusal(
+                exc.status, exc.code, exc.message, {**exc.headers, **metered}
+            ) from exc
         reply.headers.update(metered)
         return reply
 
     def _authenticate(self, header: str | None) -> None:
         if not header:
-            raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.", _www())
+            raise GraphRefusal(401, "InvalidAuthenticationToken", "Access token is empty.", _www())
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or token.strip() != self.token:
-            raise GraphError(
+            raise GraphRefusal(
                 401,
                 "InvalidAuthenticationToken",
                 "Access token validation failure. Invalid audience.",
@@ -272,10 +274,10 @@ class GraphService:
                 (s for s in segments if s not in {"users", "subscribedSkus"}),
                 segments[0] if segments else "",
             )
-            raise GraphError(400, "BadRequest", f"Resource not found for the segment '{where}'.")
+            raise GraphRefusal(400, "BadRequest", f"Resource not found for the segment '{where}'.")
         route = routes.get(method)
         if route is None:
-            raise GraphError(
+            raise GraphRefusal(
                 405,
                 "Request_BadRequest",
                 "Specified HTTP method is not allowed for the request target.",
@@ -308,7 +310,7 @@ class GraphService:
         selected = parse_select(query.get("$select"), USER_PROPERTIES)
         raw_filter = query.get("$filter")
         if raw_filter is None:
-            raise GraphError(
+            raise GraphRefusal(
                 400,
                 "Request_UnsupportedQuery",
                 "The emulator lists users only with a $filter (eq or in on userPrincipalName, "
@@ -323,7 +325,7 @@ class GraphService:
         body: dict[str, Any] = {"@odata.context": self._context(fragment)}
         if query.get("$count", "").lower() == "true":
             if request.headers.get("consistencylevel", "").lower() != "eventual":
-                raise GraphError(
+                raise GraphRefusal(
                     400,
                     "Request_BadRequest",
                     "$count is not currently supported without the ConsistencyLevel: eventual "
@@ -354,7 +356,7 @@ class GraphService:
     ) -> Reply:
         unsupported = [k for k in query if k.startswith("$") and k != "$select"]
         if unsupported:
-            raise GraphError(
+            raise GraphRefusal(
                 400,
                 "Request_UnsupportedQuery",
                 f"The query option '{unsupported[0]}' is not supported on subscribedSkus.",
@@ -445,7 +447,7 @@ def _parse_query(raw: str) -> dict[str, str]:
     query: dict[str, str] = {}
     for name, value in parse_qsl(raw, keep_blank_values=True):
         if name in query:
-            raise GraphError(
+            raise GraphRefusal(
                 400,
                 "BadRequest",
                 f"Query option '{name}' was specified more than once, but it must be specified "
@@ -458,7 +460,7 @@ def _parse_query(raw: str) -> dict[str, str]:
 def _only(query: Mapping[str, str], allowed: set[str]) -> None:
     for name in query:
         if name.startswith("$") and name not in allowed:
-            raise GraphError(
+            raise GraphRefusal(
                 400, "BadRequest", f"The query parameter '{name}' is not supported here."
             )
 
@@ -467,7 +469,7 @@ def _top(raw: str | None) -> int | None:
     if raw is None:
         return None
     if not raw.isdigit() or not 1 <= int(raw) <= MAX_TOP:
-        raise GraphError(
+        raise GraphRefusal(
             400,
             "Request_UnsupportedQuery",
             f"Invalid page size specified: '{raw}'. Must be between 1 and {MAX_TOP} inclusive.",
@@ -483,7 +485,7 @@ def _select_sku(raw: str | None) -> list[str] | None:
     for part in raw.split(","):
         name = by_lower.get(part.strip().lower())
         if name is None:
-            raise GraphError(
+            raise GraphRefusal(
                 400,
                 "BadRequest",
                 "Parsing OData Select and Expand failed: Could not find a property named "
@@ -493,8 +495,8 @@ def _select_sku(raw: str | None) -> list[str] | None:
     return selected
 
 
-def _invalid_batch(detail: str) -> GraphError:
-    return GraphError(400, "BadRequest", f"Invalid batch payload format. {detail}".strip())
+def _invalid_batch(detail: str) -> GraphRefusal:
+    return GraphRefusal(400, "BadRequest", f"Invalid batch payload format. {detail}".strip())
 
 
 def _parse_batch(body: Any) -> list[dict[str, Any]]:
@@ -505,7 +507,7 @@ def _parse_batch(body: Any) -> list[dict[str, Any]]:
     if not items:
         raise _invalid_batch("The 'requests' array is empty.")
     if len(items) > MAX_BATCH_REQUESTS:
-        raise GraphError(
+        raise GraphRefusal(
             400,
             "BadRequest",
             f"Number of batch requests exceeds the maximum of {MAX_BATCH_REQUESTS}: "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from local_stack.graph_emulator.errors import GraphError
+from local_stack.graph_emulator.errors import GraphRefusal
 from local_stack.graph_emulator.odata import (
     Filter,
     parse_filter,
@@ -46,7 +46,7 @@ def test_property_names_are_case_insensitive_and_canonicalised() -> None:
 )
 def test_malformed_or_unsupported_filters_raise_graph_errors(source: str, fragment: str) -> None:
     """Each failure is a 400 whose message locates the problem."""
-    with pytest.raises(GraphError) as raised:
+    with pytest.raises(GraphRefusal) as raised:
         parse_filter(source)
     assert raised.value.status == 400
     assert fragment in raised.value.message

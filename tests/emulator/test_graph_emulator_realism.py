@@ -17,7 +17,7 @@ from local_stack.graph_emulator import (
     start_emulator,
 )
 from local_stack.graph_emulator.__main__ import _arguments
-from local_stack.graph_emulator.errors import GraphError
+from local_stack.graph_emulator.errors import GraphRefusal
 from local_stack.graph_emulator.permissions import (
     KNOWN_PERMISSIONS,
     ROUTE_PERMISSIONS,
@@ -343,7 +343,7 @@ def test_sync_routes_are_refused_with_401_unknown_error_not_403() -> None:
         "servicePrincipals.synchronization.jobs.schema.get",
         "servicePrincipals.synchronization.jobs.provisionOnDemand",
     ):
-        with pytest.raises(GraphError) as refused:
+        with pytest.raises(GraphRefusal) as refused:
             permissions.require(route)
         assert (refused.value.status, refused.value.code) == (401, "UnknownError")
     permissions.grant("Synchronization.ReadWrite.All")
