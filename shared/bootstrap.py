@@ -42,6 +42,7 @@ def policy_from(config: Settings) -> Policy:
         default_licenses=config.default_licenses,
         default_usage_location=config.default_usage_location,
         set_usage_location=config.set_usage_location,
+        poison_hold=config.poison_hold,
     )
 
 

@@ -15,6 +15,10 @@ Messages the app could not handle are kept in the partition `~deadletter` (no re
 starts with `~`), one row per source queue and message id, the text split over
 `Content0`, `Content1`... (a table string holds at most 32K characters).
 
+The partition `~parked` indexes the requests that are parked (row key: the requestId, with
+their `Deadline`), so that "what is waiting, and the earliest deadline" is one partition
+query rather than a scan of every request ever seen.
+
 Like the queue adapter, every call goes through `shared.storage.storage_call`.
 """
 
@@ -22,16 +26,21 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final
 
-from azure.core.exceptions import ResourceExistsError
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
 from shared.events import Event, carryable
 from shared.names import TABLE_REQUESTS
-from shared.records import Decided, Progress, RequestRecord, SetAside
+from shared.records import Decided, ParkedOverview, Progress, RequestRecord, SetAside
 from shared.settings import StorageConnection
 from shared.storage import storage_call
 from shared.times import format_time, parse_time
@@ -39,6 +48,7 @@ from shared.times import format_time, parse_time
 REQUEST_ROW: Final = "request"
 TERMINAL_ROW: Final = "terminal"
 DEAD_LETTERS: Final = "~deadletter"
+PARKED: Final = "~parked"
 CONTENT_CHUNK: Final = 30_000  # characters per table string (at most 32,767 UTF-16 units)
 
 
@@ -157,24 +167,103 @@ class TableLedger:
         for word, moment in progress.sent.items():
             entity[f"Sent_{word}"] = format_time(moment)
         await storage_call(self._table.upsert_entity, entity, mode=UpdateMode.MERGE)
+        if progress.parked:
+            index = {
+                "PartitionKey": PARKED,
+                "RowKey": partition(request_id),
+                "RequestId": request_id,
+                "Status": progress.status,
+                "Deadline": _text_time(progress.deadline),
+                "NextCheckAt": _text_time(progress.next_check_at),
+                "NotBefore": _text_time(progress.not_before),
+                "LastSeen": progress.last_seen or "",
+            }
+            await storage_call(self._table.upsert_entity, index, mode=UpdateMode.REPLACE)
+
+    async def close(self, request_id: str, status: str) -> None:
+        row = {
+            "PartitionKey": partition(request_id),
+            "RowKey": REQUEST_ROW,
+            "Status": status,
+            "Parked": False,
+        }
+        await storage_call(self._table.upsert_entity, row, mode=UpdateMode.MERGE)
+        with contextlib.suppress(ResourceNotFoundError):
+            await storage_call(self._table.delete_entity, PARKED, partition(request_id))
+
+    async def parked(self) -> ParkedOverview:
+        rows = await storage_call(self._parked_deadlines)
+        deadlines = [parse_time(str(d)) for d in rows if d]
+        return ParkedOverview(len(rows), min(deadlines) if deadlines else None)
+
+    def _parked_deadlines(self) -> list[str]:
+        found = self._table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": PARKED}, select=["Deadline"]
+        )
+        return [str(row.get("Deadline") or "") for row in found]
 
     async def set_aside(self, item: SetAside, now: datetime) -> None:
         content = carryable(item.content)
         entity: dict[str, Any] = {
             "PartitionKey": DEAD_LETTERS,
-            "RowKey": f"{item.source}-{item.message_id}".replace("/", "|"),
+            "RowKey": _dead_letter_key(item.source, item.message_id),
             "Source": item.source,
             "MessageId": item.message_id,
             "Reason": carryable(item.reason)[:CONTENT_CHUNK],
             "RequestId": item.request_id or "",
-            "Reported": item.reported,
+            "Status": item.status,
+            "HoldUntil": format_time(item.hold_until) if item.hold_until else "",
             "SetAsideAt": format_time(now),
-            "Replayed": False,
         }
         for n in range(0, max(1, len(content)), CONTENT_CHUNK):
             entity[f"Content{n // CONTENT_CHUNK}"] = content[n : n + CONTENT_CHUNK]
         with contextlib.suppress(ResourceExistsError):  # set aside already, by an earlier try
             await storage_call(self._table.create_entity, entity)
+
+    async def set_aside_items(self, *, statuses: Sequence[str] = ()) -> list[SetAside]:
+        rows = await storage_call(self._dead_letters)
+        items = [set_aside_of(row) for row in rows]
+        return [i for i in items if not statuses or i.status in statuses]
+
+    def _dead_letters(self) -> list[dict[str, Any]]:
+        found = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": DEAD_LETTERS})
+        return [dict(row) | {"_etag": row.metadata.get("etag")} for row in found]
+
+    async def move(self, item: SetAside, status: str) -> bool:
+        entity = {
+            "PartitionKey": DEAD_LETTERS,
+            "RowKey": _dead_letter_key(item.source, item.message_id),
+            "Status": status,
+        }
+        condition: dict[str, Any] = {}
+        if item.etag is not None:  # otherwise: whatever it is now
+            condition = {"etag": item.etag, "match_condition": MatchConditions.IfNotModified}
+        try:
+            await storage_call(
+                self._table.update_entity, entity, mode=UpdateMode.MERGE, **condition
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
+
+
+def _dead_letter_key(source: str, message_id: str) -> str:
+    return f"{source}-{message_id}".replace("/", "|")
+
+
+def set_aside_of(row: Mapping[str, Any]) -> SetAside:
+    """A `~deadletter` row as the SetAside it keeps."""
+    return SetAside(
+        source=str(row.get("Source", "")),
+        message_id=str(row.get("MessageId", "")),
+        content=dead_letter_content(row),
+        reason=str(row.get("Reason", "")),
+        request_id=str(row.get("RequestId") or "") or None,
+        status=str(row.get("Status") or "kept"),
+        hold_until=_time(row.get("HoldUntil")),
+        set_aside_at=_time(row.get("SetAsideAt")),
+        etag=row.get("_etag"),
+    )
 
 
 def record_of(request_id: str, rows: Mapping[str, Mapping[str, Any]]) -> RequestRecord | None:
@@ -232,6 +321,10 @@ def _terminal_row(request_id: str, decided: Decided) -> dict[str, Any]:
 
 def _decided_of(row: Mapping[str, Any]) -> Decided:
     return Decided(Event.from_json(json.loads(str(row["Event"]))), str(row.get("DecidedBy", "")))
+
+
+def _text_time(moment: datetime | None) -> str:
+    return format_time(moment) if moment is not None else ""
 
 
 def _time(value: Any) -> datetime | None:

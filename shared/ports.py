@@ -10,7 +10,14 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from shared.events import Event
-from shared.records import Decided, Progress, QueuedMessage, RequestRecord, SetAside
+from shared.records import (
+    Decided,
+    ParkedOverview,
+    Progress,
+    QueuedMessage,
+    RequestRecord,
+    SetAside,
+)
 from shared.requests import UserIdentifiers
 from shared.tenant import LicenseAssignment, Lookup, SkuCatalog
 
@@ -102,8 +109,26 @@ class RequestLedger(Protocol):
         """Update the operators' view of a request still in progress."""
         ...
 
+    async def close(self, request_id: str, status: str) -> None:
+        """The request's outcome is published: it is no longer parked (idempotent)."""
+        ...
+
+    async def parked(self) -> ParkedOverview:
+        """How many requests are parked, and the earliest deadline among them."""
+        ...
+
     async def set_aside(self, item: SetAside, now: datetime) -> None:
-        """Keep a message the app could not handle (idempotent per source and message id)."""
+        """Keep a message the app could not handle (idempotent per source and message id:
+        the first copy kept stays)."""
+        ...
+
+    async def set_aside_items(self, *, statuses: Sequence[str] = ()) -> list[SetAside]:
+        """Messages kept, optionally only those in some statuses, with their etags."""
+        ...
+
+    async def move(self, item: SetAside, status: str) -> bool:
+        """Change a kept message's status if it is still what `item` read (its etag);
+        False when something else changed it first (an operator's replay, another sweep)."""
         ...
 
 

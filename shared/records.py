@@ -63,11 +63,27 @@ class RequestRecord:
 
 @dataclass(frozen=True)
 class SetAside:
-    """A queue message the app could not handle, kept for operators (never lost)."""
+    """A queue message the app could not handle, kept for operators (never lost).
+
+    `status`: `held` (a poisoned message waiting out POISON_HOLD: an operator may replay
+    it), `reporting` then `reported` (its request was answered `rejected`/`poison`),
+    `replayed` (an operator posted it again), or `kept` (its request needs no answer from
+    it: decided already, or alive on the pending queue)."""
 
     source: str  # "poison" | "pending"
     message_id: str
     content: str
     reason: str
     request_id: str | None = None
-    reported: bool = False  # a terminal event answers it already
+    status: str = "kept"
+    hold_until: datetime | None = None
+    set_aside_at: datetime | None = None
+    etag: str | None = None  # the stored row's version, for a conditional change
+
+
+@dataclass(frozen=True)
+class ParkedOverview:
+    """How many requests are parked and the earliest deadline among them."""
+
+    count: int
+    oldest_deadline: datetime | None

@@ -38,7 +38,9 @@ from shared.ports import Clock, Directory, EventSink, PendingQueue, PoisonQueue,
 from shared.records import Decided, QueuedMessage, SetAside
 from shared.requests import LicenseRequest, decode_body, parse_request, request_id_of
 from shared.state import PendingState
+from shared.telemetry import TelemetryEvent, emit
 from shared.tenant import DirectoryUser, Lookup, LookupFailed, SkuCatalog
+from shared.times import format_time
 from shared.workflow import (
     Backoff,
     Conclude,
@@ -88,6 +90,9 @@ class Policy:
     sweep_budget_seconds: float = 240.0
     # How long a received pending message stays hidden while the sweep works on it.
     pending_lease: timedelta = timedelta(minutes=5)
+    # How long a poisoned message waits, kept, before its request is reported
+    # rejected/poison: the time an operator has to fix the cause and replay it.
+    poison_hold: timedelta = timedelta(hours=1)
     concurrency: int = 8
 
 
@@ -158,6 +163,11 @@ class OnboardingService:
 
         Never raises for what the body holds (guarantee 6); a storage failure raises, for
         the host to retry (then poison, which the sweep reports)."""
+        request_id, outcome = await self._handle(body, message_id)
+        _report(outcome, request_id=request_id, message_id=message_id, trigger="queue")
+        return outcome
+
+    async def _handle(self, body: bytes | str, message_id: str) -> tuple[str | None, str]:
         now = self._clock.now()
         try:
             state = admit(
@@ -167,25 +177,31 @@ class OnboardingService:
                 sync_timeout=self._policy.sync_timeout,
             )
         except InvalidRequest as exc:
-            return await self._reject(exc, message_id, now)
+            return exc.request_id, await self._reject(exc, message_id, now)
         except Exception:  # a bug must not turn a message into poison: answer it
             log.exception("user-onboard message %s could not be read", message_id)
             unreadable = InvalidRequest([FieldError("", "the app could not read this message")])
-            return await self._reject(unreadable, message_id, now)
-        known = await self._ledger.open(state.request.request_id, message_id, now)
+            return None, await self._reject(unreadable, message_id, now)
+        request_id = state.request.request_id
+        known = await self._ledger.open(request_id, message_id, now)
         if known is not None:
             match redelivery(known, message_id, now):
                 case Republish(event=event):
                     await self._events.publish(event)
-                    return "redelivered"
+                    await self._ledger.close(request_id, event.type.word)
+                    return request_id, "redelivered"
                 case Ignore(why=why):
                     log.warning(
-                        "user-onboard message %s: request %s %s", message_id, known.request_id, why
+                        "user-onboard message %s: request %s %s",
+                        message_id,
+                        request_id,
+                        why,
+                        extra={"requestId": request_id, "queueMessageId": message_id},
                     )
-                    return "duplicate"
+                    return request_id, "duplicate"
         lookup = await self._directory.find_user(state.request.identifiers)
         outcome = await self._check(state, self._after_lookup(state, lookup, now))
-        return await self._settle(state, outcome, by=message_id)
+        return request_id, await self._settle(state, outcome, by=message_id)
 
     async def _reject(self, problem: InvalidRequest, message_id: str, now: datetime) -> str:
         """`rejected`. With a requestId, the message claims it (so the request ends with
@@ -224,14 +240,39 @@ class OnboardingService:
             if not poisoned:
                 break
             for message in poisoned:
-                await self._isolated(self._report_poison(message), "poison", message, report)
+                await self._isolated(self._take_poison(message), "poison", message, report)
+        if not out_of_time():
+            await self._report_held(report)
 
         while not out_of_time():
             chunk = await self._receive_chunk()
             if not chunk:
                 break
             await self._recheck(chunk, report)
+        await self._summarize(report, self._clock.monotonic() - started)
         return report
+
+    async def _summarize(self, report: SweepReport, seconds: float) -> None:
+        """One `sweep.summary` record: what was done, within which budget, and what waits."""
+        overview = await self._ledger.parked()
+        now = self._clock.now()
+        oldest = overview.oldest_deadline
+        emit(
+            TelemetryEvent.SWEEP_SUMMARY,
+            "sweep: %s in %.1fs (budget %.0fs); %d parked, earliest deadline %s",
+            report.summary(),
+            seconds,
+            self._policy.sweep_budget_seconds,
+            overview.count,
+            format_time(oldest) if oldest else "none",
+            sweepSeconds=round(seconds, 3),
+            sweepBudgetSeconds=self._policy.sweep_budget_seconds,
+            stoppedByBudget=report.stopped_by_budget,
+            setAside=len(report.set_aside),
+            pendingCount=overview.count,
+            oldestDeadline=format_time(oldest) if oldest else None,
+            oldestDeadlineInSeconds=round((oldest - now).total_seconds()) if oldest else None,
+        )
 
     async def _receive_chunk(self) -> list[QueuedMessage]:
         chunk: list[QueuedMessage] = []
@@ -255,7 +296,11 @@ class OnboardingService:
         now = self._clock.now()
         jobs = [
             self._isolated(
-                self._recheck_one(message, state, lookup, now), "pending", message, report
+                self._recheck_one(message, state, lookup, now),
+                "pending",
+                message,
+                report,
+                state.request.request_id,
             )
             for (message, state), lookup in zip(parked, lookups, strict=True)
         ]
@@ -269,26 +314,52 @@ class OnboardingService:
             record = await self._ledger.read(state.request.request_id)
             if record is not None and record.decided is not None:
                 await self._events.publish(record.decided.event)
+                await self._ledger.close(record.request_id, record.decided.event.type.word)
                 await self._pending.complete(message)
                 return "replayed"
         outcome = await self._check(state, self._after_lookup(state, lookup, now))
         return await self._settle(state, outcome, by=message.id, message=message)
 
     async def _isolated(
-        self, job: Awaitable[str], source: str, message: QueuedMessage, report: SweepReport
+        self,
+        job: Awaitable[str],
+        source: str,
+        message: QueuedMessage,
+        report: SweepReport,
+        request_id: str | None = None,
     ) -> None:
         """Run one item's job; set the message aside if it fails for a reason of its own.
         Only a storage outage goes further (it stops the sweep)."""
         try:
-            report.outcomes[await job] += 1
+            outcome = await job
+            report.outcomes[outcome] += 1
+            if source == "pending":
+                _report(outcome, request_id=request_id, message_id=message.id, trigger="sweep")
             return
         except StorageUnavailable:
             raise
         except Exception as exc:
             problem = f"{type(exc).__name__}: {str(exc)[:500]}"
-            log.exception("%s message %s could not be handled: %s", source, message.id, problem)
+            log.exception(
+                "%s message %s could not be handled: %s",
+                source,
+                message.id,
+                problem,
+                extra={"requestId": request_id, "queueMessageId": message.id},
+            )
         report.outcomes["set_aside"] += 1
         report.set_aside.append(f"{source}:{message.id}: {problem}")
+        emit(
+            TelemetryEvent.MESSAGE_SET_ASIDE,
+            "%s message %s set aside (kept in the ledger): %s",
+            source,
+            message.id,
+            problem,
+            level=logging.ERROR,
+            source=source,
+            queueMessageId=message.id,
+            requestId=request_id or _request_id_in(message.content),
+        )
         try:
             await self._give_up(message, source, problem)
         except StorageUnavailable:
@@ -427,22 +498,28 @@ class OnboardingService:
         then the pending message (if any) acknowledged."""
         decided = await self._ledger.decide(request_id, Decided(event, by))
         await self._events.publish(decided.event)
+        await self._ledger.close(request_id, decided.event.type.word)
         if message is not None:
             await self._pending.complete(message)
         return _outcome_name(decided.event)
 
     # --- poison and messages set aside -----------------------------------------------
 
-    async def _report_poison(self, message: QueuedMessage) -> str:
-        """A message the host gave up on: its request ends `rejected`/`poison` unless
-        `after_giving_up` says otherwise. The message is kept (for replay), then removed."""
+    async def _take_poison(self, message: QueuedMessage) -> str:
+        """Off the poison queue, into the ledger. A request with an outcome gets it again; a
+        copy of a request still parked is only kept; any other is **held** for
+        `poison_hold`, during which an operator may fix the cause and replay it (ops
+        replay), and reported `rejected`/`poison` after that (`_report_held`)."""
+        now = self._clock.now()
         request_id = _request_id_in(message.content)
-        answered = await self._answer_given_up(
-            message,
-            request_id,
-            "the Functions host gave up on this message after repeated failures",
-            "poison",
-        )
+        record = await self._ledger.read(request_id) if request_id else None
+        status, name, hold_until = "kept", "poison_of_a_parked_request", None
+        match after_giving_up(record, "poison"):
+            case Republish(event=event):
+                await self._events.publish(event)
+                name = "poison_of_a_decided_request"
+            case None:
+                status, name, hold_until = "held", "poison_held", now + self._policy.poison_hold
         await self._ledger.set_aside(
             SetAside(
                 "poison",
@@ -450,11 +527,72 @@ class OnboardingService:
                 message.content,
                 "the Functions host gave up on it (maxDequeueCount)",
                 request_id,
-                reported=answered,
+                status=status,
+                hold_until=hold_until,
             ),
-            self._clock.now(),
+            now,
         )
+        if hold_until is not None:
+            emit(
+                TelemetryEvent.POISON_HELD,
+                "poisoned message %s (request %s) held until %s: fix the cause and replay it, "
+                "or it is reported rejected/poison then",
+                message.id,
+                request_id or "-",
+                format_time(hold_until),
+                level=logging.WARNING,
+                queueMessageId=message.id,
+                requestId=request_id,
+                holdUntil=format_time(hold_until),
+            )
         await self._poison.remove(message)
+        return name
+
+    async def _report_held(self, report: SweepReport) -> None:
+        """Poisoned messages whose hold is over (and reports a crash left unfinished): their
+        requests are answered `rejected`/`poison`."""
+        now = self._clock.now()
+        for item in await self._ledger.set_aside_items(statuses=("held", "reporting")):
+            if item.status == "held" and item.hold_until is not None and item.hold_until > now:
+                continue
+            try:
+                report.outcomes[await self._report_given_up(item)] += 1
+            except StorageUnavailable:
+                raise
+            except Exception as exc:  # it cannot be answered: kept, counted, logged
+                problem = f"{type(exc).__name__}: {str(exc)[:500]}"
+                await self._ledger.move(replace(item, etag=None), "kept")
+                report.outcomes["set_aside"] += 1
+                report.set_aside.append(f"poison:{item.message_id}: {problem}")
+                emit(
+                    TelemetryEvent.MESSAGE_SET_ASIDE,
+                    "poisoned message %s could not be reported (kept in the ledger): %s",
+                    item.message_id,
+                    problem,
+                    level=logging.ERROR,
+                    source="poison",
+                    queueMessageId=item.message_id,
+                    requestId=item.request_id,
+                )
+
+    async def _report_given_up(self, item: SetAside) -> str:
+        if item.status == "held" and not await self._ledger.move(item, "reporting"):
+            return "replayed_meanwhile"  # an operator took it first
+        why = "the Functions host gave up on this message after repeated failures"
+        answered = await self._answer_given_up(
+            item.content, item.message_id, item.request_id, why, "poison"
+        )
+        await self._ledger.move(replace(item, etag=None), "reported" if answered else "kept")
+        if answered:
+            emit(
+                TelemetryEvent.POISON_REPORTED,
+                "poisoned message %s reported: request %s rejected/poison",
+                item.message_id,
+                item.request_id or "-",
+                level=logging.WARNING,
+                queueMessageId=item.message_id,
+                requestId=item.request_id,
+            )
         return "poison_reported" if answered else "poison_of_a_parked_request"
 
     async def _give_up(self, message: QueuedMessage, source: str, problem: str) -> str:
@@ -462,12 +600,12 @@ class OnboardingService:
         without an outcome, and take it off its queue."""
         request_id = _request_id_in(message.content)
         await self._ledger.set_aside(
-            SetAside(source, message.id, message.content, problem, request_id, reported=True),
+            SetAside(source, message.id, message.content, problem, request_id, status="reported"),
             self._clock.now(),
         )
         try:
             why = f"the app could not handle this request ({problem})"
-            await self._answer_given_up(message, request_id, why, source)
+            await self._answer_given_up(message.content, message.id, request_id, why, source)
         except StorageUnavailable:
             raise
         except Exception:
@@ -479,11 +617,10 @@ class OnboardingService:
         return "set_aside"
 
     async def _answer_given_up(
-        self, message: QueuedMessage, request_id: str | None, why: str, source: str
+        self, content: str, message_id: str, request_id: str | None, why: str, source: str
     ) -> bool:
         """Publish what the request of a message given up on gets; False when nothing."""
-        now = self._clock.now()
-        event = given_up(message.content, message.id, request_id, why, now)
+        event = given_up(content, message_id, request_id, why, self._clock.now())
         if request_id is None:
             await self._events.publish(event)
             return True
@@ -493,8 +630,9 @@ class OnboardingService:
                 return True
             case Ignore():
                 return False
-        winner = await self._ledger.decide(request_id, Decided(event, message.id))
+        winner = await self._ledger.decide(request_id, Decided(event, message_id))
         await self._events.publish(winner.event)
+        await self._ledger.close(request_id, winner.event.type.word)
         return True
 
 
@@ -506,13 +644,37 @@ def _outcome_name(event: Event) -> str:
 
 def log_access_denied(request_id: str, error: GraphError) -> None:
     """An ERROR naming the refused call and the permission it needs: someone must act."""
-    log.error(
+    emit(
+        TelemetryEvent.GRAPH_ACCESS_DENIED,
         "Graph access denied for request %s: %s (Graph said: %s %s %s)",
         request_id,
         access_denied_message(error),
         error.status,
         error.code,
         error.graph_message,
+        level=logging.ERROR,
+        requestId=request_id,
+        call=error.call,
+        permission=error.call.permission,
+        status=error.status,
+        kind=error.kind,
+    )
+
+
+def _report(outcome: str, *, request_id: str | None, message_id: str, trigger: str) -> None:
+    """One `request.outcome` record per message handled (and per sweep item)."""
+    word, _, code = outcome.partition(":")
+    emit(
+        TelemetryEvent.REQUEST_OUTCOME,
+        "request %s (message %s): %s",
+        request_id or "-",
+        message_id,
+        outcome,
+        requestId=request_id,
+        queueMessageId=message_id,
+        outcome=word,
+        reasonCode=code or None,
+        trigger=trigger,
     )
 
 

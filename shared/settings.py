@@ -54,6 +54,7 @@ class Settings:
     default_usage_location: str | None
     set_usage_location: bool
     default_licenses: tuple[LicenseRequest, ...] | None
+    poison_hold: timedelta
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -79,6 +80,7 @@ class Settings:
             default_usage_location=_usage_location(env),
             set_usage_location=_boolean(env, "SET_USAGE_LOCATION", default=True),
             default_licenses=_default_licenses(env),
+            poison_hold=_duration(env, "POISON_HOLD", "PT1H", zero_allowed=True),
         )
 
 
@@ -149,13 +151,15 @@ def _graph_base_url(env: Mapping[str, str]) -> tuple[str, bool]:
     return url, local
 
 
-def _duration(env: Mapping[str, str], name: str, default: str) -> timedelta:
+def _duration(
+    env: Mapping[str, str], name: str, default: str, *, zero_allowed: bool = False
+) -> timedelta:
     text = _optional(env, name) or default
     try:
         value = parse_duration(text)
     except ValueError as exc:
         raise SettingsError(name, str(exc)) from None
-    if value <= timedelta(0):
+    if value < timedelta(0) or (value == timedelta(0) and not zero_allowed):
         raise SettingsError(name, "must be longer than zero")
     return value
 

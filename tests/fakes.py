@@ -11,7 +11,14 @@ from typing import Any
 
 from shared.errors import GraphCall, GraphError, GraphErrorKind, StorageUnavailable
 from shared.events import Event
-from shared.records import Decided, Progress, QueuedMessage, RequestRecord, SetAside
+from shared.records import (
+    Decided,
+    ParkedOverview,
+    Progress,
+    QueuedMessage,
+    RequestRecord,
+    SetAside,
+)
 from shared.requests import UserIdentifiers
 from shared.tenant import (
     Ambiguous,
@@ -334,7 +341,7 @@ class FakeLedger:
 
     def __init__(self) -> None:
         self.records: dict[str, RequestRecord] = {}
-        self.set_aside_items: list[SetAside] = []
+        self.set_aside_items_kept: list[SetAside] = []
 
     async def open(self, request_id: str, message_id: str, now: datetime) -> RequestRecord | None:
         if request_id in self.records:
@@ -371,11 +378,38 @@ class FakeLedger:
         sent = {**record.progress.sent, **progress.sent}
         self.records[request_id] = replace(record, progress=replace(progress, sent=sent))
 
+    async def close(self, request_id: str, status: str) -> None:
+        record = self.records[request_id]
+        progress = replace(record.progress, status=status, parked=False)
+        self.records[request_id] = replace(record, progress=progress)
+
+    async def parked(self) -> ParkedOverview:
+        deadlines = [
+            r.progress.deadline
+            for r in self.records.values()
+            if r.progress.parked and r.decided is None and r.progress.deadline is not None
+        ]
+        return ParkedOverview(len(deadlines), min(deadlines) if deadlines else None)
+
     async def set_aside(self, item: SetAside, now: datetime) -> None:
         if not any(
-            (i.source, i.message_id) == (item.source, item.message_id) for i in self.set_aside_items
+            (i.source, i.message_id) == (item.source, item.message_id)
+            for i in self.set_aside_items_kept
         ):
-            self.set_aside_items.append(item)
+            self.set_aside_items_kept.append(replace(item, set_aside_at=now, etag="1"))
+
+    async def set_aside_items(self, *, statuses: Sequence[str] = ()) -> list[SetAside]:
+        return [i for i in self.set_aside_items_kept if not statuses or i.status in statuses]
+
+    async def move(self, item: SetAside, status: str) -> bool:
+        for n, kept in enumerate(self.set_aside_items_kept):
+            if (kept.source, kept.message_id) == (item.source, item.message_id):
+                if item.etag is not None and kept.etag != item.etag:
+                    return False
+                etag = str(int(kept.etag or "0") + 1)
+                self.set_aside_items_kept[n] = replace(kept, status=status, etag=etag)
+                return True
+        return False
 
     def decided_ids(self) -> set[str]:
         return {r.decided.event.id for r in self.records.values() if r.decided is not None}

@@ -119,7 +119,7 @@ def test_progress_notes_merge_into_the_view(tables: TableServiceClient) -> None:
 def test_a_message_set_aside_keeps_its_whole_text_once(tables: TableServiceClient) -> None:
     """64 KiB of text spread over several properties; setting it aside twice keeps one."""
     text = "é" * 40_000 + "x" * 25_000
-    item = SetAside("poison", "m-1", text, "host gave up", "HR-4", reported=True)
+    item = SetAside("poison", "m-1", text, "host gave up", "HR-4", status="held")
 
     async def use(ledger: TableLedger) -> None:
         await ledger.set_aside(item, NOW)
@@ -134,3 +134,20 @@ def test_a_message_set_aside_keeps_its_whole_text_once(tables: TableServiceClien
     assert len(rows) == 1
     assert dead_letter_content(rows[0]) == text
     assert rows[0]["RequestId"] == "HR-4"
+
+
+def test_a_kept_message_changes_status_only_from_what_was_read(
+    tables: TableServiceClient,
+) -> None:
+    """held -> replayed by an operator; a sweep that read it as held cannot report it."""
+    item = SetAside("poison", "m-2", "{}", "host gave up", "HR-5", status="held")
+
+    async def use(ledger: TableLedger) -> tuple[bool, bool, str]:
+        await ledger.set_aside(item, NOW)
+        (read,) = await ledger.set_aside_items(statuses=("held",))
+        replayed = await ledger.move(read, "replayed")
+        reported = await ledger.move(read, "reporting")  # the same, stale, version
+        (now,) = await ledger.set_aside_items()
+        return replayed, reported, now.status
+
+    assert run(tables, use) == (True, False, "replayed")

@@ -42,6 +42,7 @@ class World:
         settings: dict[str, Any] = {
             "backoff": Backoff(timedelta(minutes=5), timedelta(minutes=30)),
             "sync_timeout": timedelta(hours=2),
+            "poison_hold": timedelta(0),  # report poisoned messages at once, as in v1
             **policy,
         }
         self.service = OnboardingService(

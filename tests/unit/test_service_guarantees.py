@@ -158,7 +158,7 @@ def test_a_message_poisoned_after_its_terminal_event_gets_no_second_outcome() ->
     world.sweep_after(timedelta(0))
     assert world.events.terminal_ids() == {"HR-1:licensed"}
     assert world.poison.stored == []
-    (kept,) = world.ledger.set_aside_items
+    (kept,) = world.ledger.set_aside_items_kept
     assert (kept.source, kept.request_id) == ("poison", "HR-1")
 
 
@@ -202,7 +202,7 @@ def test_a_bug_met_by_one_pending_request_sets_it_aside_and_the_others_go_on() -
     assert report.outcomes["set_aside"] == 1
     assert world.events.terminal_ids() == {"HR-0:licensed", "HR-1:rejected", "HR-2:licensed"}
     assert world.events.of_type("rejected")[0].data["reason"]["code"] == "poison"
-    (kept,) = world.ledger.set_aside_items
+    (kept,) = world.ledger.set_aside_items_kept
     assert (kept.source, kept.request_id) == ("pending", "HR-1")
     assert "RuntimeError" in kept.reason
     assert world.pending.stored == []
@@ -217,7 +217,7 @@ def test_a_poisoned_message_that_cannot_be_reported_is_set_aside_not_retried_for
     report = asyncio.run(_sweep_after(world, timedelta(0)))
     assert world.poison.stored == []
     assert world.events.terminal_ids() == {"HR-8:rejected"}
-    assert [i.request_id for i in world.ledger.set_aside_items if i.source == "poison"] == [
+    assert [i.request_id for i in world.ledger.set_aside_items_kept if i.source == "poison"] == [
         "HR-7",
         "HR-8",
     ]
@@ -232,7 +232,7 @@ def test_an_unreadable_pending_message_ends_its_request_and_is_kept() -> None:
     (event,) = world.events.events
     assert (event.id, event.data["reason"]["code"]) == ("HR-6:rejected", "poison")
     assert world.pending.stored == []
-    assert [i.source for i in world.ledger.set_aside_items] == ["pending"]
+    assert [i.source for i in world.ledger.set_aside_items_kept] == ["pending"]
 
 
 async def _sweep_after(world: World, delta: timedelta) -> Any:

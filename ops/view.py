@@ -1,0 +1,331 @@
+"""What `python -m ops` shows and does, on the request ledger (`shared.ledger`) and the
+queues: plain functions over a `Store`, returning results that print as text or JSON.
+
+Parked requests cannot be listed from their queue (a hidden message does not show in a
+peek), so everything here reads the ledger, which the app writes in the same crash-safe
+order as the rest: the `~parked` index for what waits, each request's partition for its
+story, and the `~deadletter` partition for the messages kept aside.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from azure.data.tables import TableClient, TableServiceClient
+from azure.storage.queue import QueueClient
+
+from shared.errors import InvalidRequest
+from shared.ledger import PARKED, TableLedger, ensure_table
+from shared.names import QUEUE_REQUESTS, TABLE_REQUESTS
+from shared.records import RequestRecord, SetAside
+from shared.requests import decode_body
+from shared.times import format_time
+
+
+@dataclass
+class Store:
+    """The ledger table and the intake queue of one storage account."""
+
+    table: TableClient
+    intake: QueueClient
+    closers: list[Any] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, *, account: str | None, connection_string: str | None) -> Store:
+        if connection_string:
+            tables = TableServiceClient.from_connection_string(connection_string)
+            intake = QueueClient.from_connection_string(connection_string, QUEUE_REQUESTS)
+        else:
+            from azure.identity import DefaultAzureCredential
+
+            credential = DefaultAzureCredential()
+            tables = TableServiceClient(
+                endpoint=f"https://{account}.table.core.windows.net", credential=credential
+            )
+            intake = QueueClient(
+                f"https://{account}.queue.core.windows.net", QUEUE_REQUESTS, credential=credential
+            )
+        if connection_string:
+            ensure_table(tables)  # a local stack that has not run yet
+        return cls(tables.get_table_client(TABLE_REQUESTS), intake, [tables, intake])
+
+    @property
+    def ledger(self) -> TableLedger:
+        return TableLedger(self.table)
+
+    def close(self) -> None:
+        for client in self.closers:
+            client.close()
+
+
+# --- show: where is request X -------------------------------------------------------------
+
+
+@dataclass
+class RequestView:
+    request_id: str
+    record: RequestRecord | None
+    kept: list[SetAside]
+    now: datetime
+    exit_code: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        record = self.record
+        if record is None:
+            return {"requestId": self.request_id, "state": "unknown", "kept": self._kept()}
+        progress = record.progress
+        out: dict[str, Any] = {
+            "requestId": self.request_id,
+            "state": record.status,
+            "openedBy": record.owner or None,
+            "receivedAt": format_time(record.received_at),
+            "parked": progress.parked and record.decided is None,
+            "lastSeen": progress.last_seen,
+            "nextCheckAt": _time(progress.next_check_at) if record.decided is None else None,
+            "notBefore": _time(progress.not_before),
+            "deadline": _time(progress.deadline),
+            "lastError": progress.last_error,
+            "eventsSent": {word: format_time(t) for word, t in sorted(progress.sent.items())},
+        }
+        if record.decided is not None:
+            event = record.decided.event
+            out["outcome"] = {
+                "id": event.id,
+                "type": str(event.type),
+                "time": format_time(event.time),
+                "decidedBy": record.decided.by,
+                "reason": event.data.get("reason"),
+            }
+            out["eventsSent"][event.type.word] = format_time(event.time)
+        out["kept"] = self._kept()
+        return out
+
+    def _kept(self) -> list[dict[str, Any]]:
+        return [_kept_json(item) for item in self.kept]
+
+    def text(self) -> str:
+        data = self.to_json()
+        lines = [f"request {self.request_id}: {data['state']}"]
+        for key in (
+            "openedBy",
+            "receivedAt",
+            "lastSeen",
+            "nextCheckAt",
+            "notBefore",
+            "deadline",
+        ):
+            if data.get(key):
+                lines.append(f"  {key:<12} {data[key]}")
+        if data.get("lastError"):
+            error = data["lastError"]
+            lines.append(
+                f"  {'lastError':<12} {error.get('status')} {error.get('code')} on "
+                f"{error.get('call')}: {error.get('message')}"
+            )
+        if data.get("outcome"):
+            outcome = data["outcome"]
+            reason = outcome.get("reason") or {}
+            lines.append(
+                f"  {'outcome':<12} {outcome['id']} at {outcome['time']}"
+                + (f" ({reason.get('code')}: {reason.get('message')})" if reason else "")
+            )
+        for word, moment in data.get("eventsSent", {}).items():
+            lines.append(f"  {'sent':<12} {self.request_id}:{word} at {moment}")
+        for kept in data["kept"]:
+            lines.append(
+                f"  {'kept':<12} {kept['source']} message {kept['messageId']}: {kept['status']}"
+                f" ({kept['reason']})"
+            )
+        if data["state"] == "unknown":
+            lines.append("  the ledger has no record of it (never received, or a typo)")
+        return "\n".join(lines)
+
+
+async def describe(store: Store, request_id: str, *, now: datetime) -> RequestView:
+    record = await store.ledger.read(request_id)
+    kept = [i for i in await store.ledger.set_aside_items() if i.request_id == request_id]
+    view = RequestView(request_id, record, kept, now)
+    view.exit_code = 0 if record is not None or kept else 1
+    return view
+
+
+# --- list: what is pending, scheduled, blocked, held, set aside ---------------------------
+
+
+@dataclass
+class Listing:
+    parked: list[dict[str, str]]
+    kept: list[SetAside]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"parked": self.parked, "kept": [_kept_json(i) for i in self.kept]}
+
+    def text(self) -> str:
+        lines = []
+        if self.parked:
+            lines.append(f"{len(self.parked)} parked request(s), earliest deadline first:")
+            lines.append(f"  {'request':<24} {'state':<10} {'next check':<21} deadline")
+            for row in self.parked:
+                lines.append(
+                    f"  {row['requestId']:<24} {row['status']:<10} "
+                    f"{row.get('nextCheckAt') or '-':<21} {row.get('deadline') or '-'}"
+                )
+        if self.kept:
+            lines.append(f"{len(self.kept)} message(s) kept aside:")
+            for item in self.kept:
+                hold = f", held until {_time(item.hold_until)}" if item.status == "held" else ""
+                lines.append(
+                    f"  {item.source} message {item.message_id} (request "
+                    f"{item.request_id or '-'}): {item.status}{hold}: {item.reason}"
+                )
+        return "\n".join(lines) or "nothing parked, nothing kept aside"
+
+
+_PARKED_STATES = {
+    "pending": {"waiting", "blocked", "scheduled"},
+    "waiting": {"waiting"},
+    "blocked": {"blocked"},
+    "scheduled": {"scheduled"},
+}
+
+
+async def list_requests(store: Store, states: set[str]) -> Listing:
+    wanted = states or {"pending", "held", "set-aside"}
+    statuses = set().union(*(_PARKED_STATES.get(state, set()) for state in wanted))
+    parked: list[dict[str, str]] = []
+    if statuses:
+        rows = store.table.query_entities("PartitionKey eq @pk", parameters={"pk": PARKED})
+        for row in rows:
+            if row.get("Status") in statuses:
+                parked.append(
+                    {
+                        "requestId": str(row.get("RequestId")),
+                        "status": str(row.get("Status")),
+                        "deadline": str(row.get("Deadline") or ""),
+                        "nextCheckAt": str(row.get("NextCheckAt") or ""),
+                        "notBefore": str(row.get("NotBefore") or ""),
+                        "lastSeen": str(row.get("LastSeen") or ""),
+                    }
+                )
+        parked.sort(key=lambda r: r["deadline"] or "~")
+    kept: list[SetAside] = []
+    if wanted & {"held", "set-aside"}:
+        items = await store.ledger.set_aside_items()
+        kept = [
+            i
+            for i in items
+            if ("held" in wanted and i.status == "held")
+            or ("set-aside" in wanted and i.status != "held")
+        ]
+    return Listing(parked, kept)
+
+
+# --- replay: re-post held poisoned messages -----------------------------------------------
+
+
+@dataclass
+class Replays:
+    lines: list[dict[str, str]] = field(default_factory=list)
+    exit_code: int = 0
+
+    def add(self, message_id: str, done: bool, what: str) -> None:
+        outcome = "replayed" if done else "refused"
+        self.lines.append({"messageId": message_id, "result": outcome, "why": what})
+        if not done:
+            self.exit_code = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {"replays": self.lines}
+
+    def text(self) -> str:
+        lines = [f"{r['messageId']}: {r['result']}: {r['why']}" for r in self.lines]
+        return "\n".join(lines) or "nothing to replay"
+
+
+async def replay(
+    store: Store,
+    message_ids: Sequence[str],
+    *,
+    all_held: bool = False,
+    new_request_id: str | None = None,
+) -> Replays:
+    """Re-post kept poisoned messages to `user-onboard`, but never a second outcome.
+
+    A message still **held** (its request not answered yet) is taken from the hold
+    (conditionally: a sweep reporting it at the same moment wins or loses, never both)
+    and re-posted as it was. One whose request already has an outcome is refused, unless
+    `new_request_id` names an unused requestId: then its body is posted under that id,
+    as a new request (tell the HR system which one)."""
+    result = Replays()
+    ledger = store.ledger
+    items = [i for i in await ledger.set_aside_items() if i.source == "poison"]
+    chosen = [i for i in items if i.message_id in set(message_ids)]
+    if all_held:
+        chosen += [i for i in items if i.status == "held" and i not in chosen]
+    for missing in set(message_ids) - {i.message_id for i in items}:
+        result.add(missing, False, "no poisoned message with this id is kept")
+    if new_request_id is not None and len(chosen) != 1:
+        for item in chosen:
+            result.add(item.message_id, False, "--new-request-id takes exactly one message")
+        return result
+    for item in chosen:
+        done, why = await _replay_one(store, item, new_request_id)
+        result.add(item.message_id, done, why)
+    return result
+
+
+async def _replay_one(store: Store, item: SetAside, new_id: str | None) -> tuple[bool, str]:
+    ledger = store.ledger
+    record = await ledger.read(item.request_id) if item.request_id else None
+    if new_id is not None:
+        if await ledger.read(new_id) is not None:
+            return False, f"requestId {new_id} is already in use"
+        body = _with_request_id(item.content, new_id)
+        if body is None:
+            return False, "the kept message is not a JSON object: it cannot take a new requestId"
+        store.intake.send_message(body)
+        return True, f"posted as new request {new_id} ({item.request_id} keeps its outcome)"
+    if record is not None and record.decided is not None:
+        return False, (
+            f"request {item.request_id} already reached its terminal event "
+            f"{record.decided.event.id}; a replay would give it a second one "
+            "(use --new-request-id to post it as a new request)"
+        )
+    if item.status == "held":
+        if not await ledger.move(item, "replaying"):
+            return False, "a sweep took it first (it is being reported): see `show`"
+    elif item.status != "replaying":  # "replaying": a replay stopped before it posted
+        return False, f"its status is {item.status}: nothing to replay"
+    store.intake.send_message(item.content)
+    await ledger.move(replace(item, etag=None), "replayed")
+    return True, f"re-posted to {QUEUE_REQUESTS} (request {item.request_id or '-'})"
+
+
+def _with_request_id(content: str, request_id: str) -> str | None:
+    try:
+        document = decode_body(content)
+    except InvalidRequest:
+        return None
+    if not isinstance(document, dict):
+        return None
+    return json.dumps({**document, "requestId": request_id})
+
+
+def _kept_json(item: SetAside) -> dict[str, Any]:
+    return {
+        "source": item.source,
+        "messageId": item.message_id,
+        "requestId": item.request_id,
+        "status": item.status,
+        "reason": item.reason,
+        "holdUntil": _time(item.hold_until),
+        "setAsideAt": _time(item.set_aside_at),
+    }
+
+
+def _time(moment: datetime | None) -> str | None:
+    return format_time(moment) if moment is not None else None
