@@ -174,13 +174,50 @@ def _read_json_object(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_host_options(app_dir: Path) -> HostOptions:
-    """Read ``app_dir/host.json`` (defaults if the file is missing)."""
+HOST_OVERRIDE_PREFIX = "AzureFunctionsJobHost__"
+
+
+def load_host_options(app_dir: Path, environ: Mapping[str, str] | None = None) -> HostOptions:
+    """Read ``app_dir/host.json`` (defaults if the file is missing), with the app-setting
+    overrides the real host applies (``AzureFunctionsJobHost__extensions__queues__batchSize``
+    replaces ``extensions.queues.batchSize``)."""
     path = app_dir / "host.json"
-    if not path.exists():
-        return HostOptions()
-    data = _read_json_object(path)
-    return parse_host_options(data)
+    data = _read_json_object(path) if path.exists() else {}
+    return parse_host_options(
+        apply_host_overrides(data, os.environ if environ is None else environ)
+    )
+
+
+def apply_host_overrides(
+    host_json: Mapping[str, Any], environ: Mapping[str, str]
+) -> dict[str, Any]:
+    """host.json with every ``AzureFunctionsJobHost__a__b`` setting applied (names matched
+    case-insensitively, as the host does; digits become numbers, true/false booleans)."""
+    result: dict[str, Any] = json.loads(json.dumps(host_json))
+    for name, raw in sorted(environ.items()):
+        if not name.startswith(HOST_OVERRIDE_PREFIX):
+            continue
+        path = [part for part in name[len(HOST_OVERRIDE_PREFIX) :].split("__") if part]
+        if not path:
+            continue
+        node = result
+        for part in path[:-1]:
+            key = next((k for k in node if k.lower() == part.lower()), part)
+            child = node.get(key)
+            if not isinstance(child, dict):
+                child = node[key] = {}
+            node = child
+        leaf = next((k for k in node if k.lower() == path[-1].lower()), path[-1])
+        node[leaf] = _override_value(raw)
+    return result
+
+
+def _override_value(raw: str) -> Any:
+    if raw.isdigit():
+        return int(raw)
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    return raw
 
 
 # --------------------------------------------------------------------------- settings

@@ -45,18 +45,32 @@ def test_new_batch_threshold_defaults_to_half_the_batch_size() -> None:
 
 def test_the_projects_host_json_is_read_as_written() -> None:
     """The app's own host.json yields its queue settings and function timeout."""
-    options = load_host_options(REPO_ROOT)
+    options = load_host_options(REPO_ROOT, environ={})
     assert options == HostOptions(
         queues=QueuesOptions(
             batch_size=16,
             new_batch_threshold=8,
             max_dequeue_count=5,
             visibility_timeout=timedelta(seconds=30),
-            max_polling_interval=timedelta(seconds=2),
+            max_polling_interval=timedelta(seconds=10),
             message_encoding="none",
         ),
         function_timeout=timedelta(minutes=10),
     )
+
+
+def test_app_settings_override_host_json_as_the_functions_host_does() -> None:
+    """`AzureFunctionsJobHost__extensions__queues__maxPollingInterval` wins over host.json
+    (the local stack polls every 2 s; production every 10 s)."""
+    options = load_host_options(
+        REPO_ROOT,
+        environ={
+            "AzureFunctionsJobHost__extensions__queues__maxPollingInterval": "00:00:02",
+            "AzureFunctionsJobHost__Extensions__Queues__BatchSize": "4",
+        },
+    )
+    assert options.queues.max_polling_interval == timedelta(seconds=2)
+    assert options.queues.batch_size == 4
 
 
 def test_function_timeout_minus_one_means_unbounded() -> None:
