@@ -43,6 +43,7 @@ def policy_from(config: Settings) -> Policy:
         default_usage_location=config.default_usage_location,
         set_usage_location=config.set_usage_location,
         poison_hold=config.poison_hold,
+        cloud_sync_job=config.cloud_sync_job,
     )
 
 

@@ -75,3 +75,11 @@ class Announcement(StrEnum):
     SCHEDULED = "scheduled"
     AWAITING_SYNC = "awaiting_sync"
     BLOCKED = "blocked"
+
+
+class ForcedSyncStatus(StrEnum):
+    """`data.forcedSync.status` of `awaiting_sync` (contract v1.1)."""
+
+    REQUESTED = "requested"  # Graph accepted the call; its per-object result is no failure
+    FAILED = "failed"  # refused, or Graph's per-object result was Failure or Skipped
+    THROTTLED = "throttled"  # not sent (the per-job limit): tried again at the next recheck

@@ -70,6 +70,8 @@ class GraphCall(StrEnum):
     SUBSCRIBED_SKUS = "subscribedSkus"
     SET_USAGE_LOCATION = "setUsageLocation"  # PATCH /users/{id}
     ASSIGN_LICENSE = "assignLicense"
+    SYNC_SCHEMA = "synchronizationSchema"  # GET .../synchronization/jobs/{id}/schema
+    PROVISION_ON_DEMAND = "provisionOnDemand"
 
     @property
     def permission(self) -> str:
@@ -80,6 +82,12 @@ class GraphCall(StrEnum):
     def is_write(self) -> bool:
         return self in (GraphCall.SET_USAGE_LOCATION, GraphCall.ASSIGN_LICENSE)
 
+    @property
+    def directory_budget(self) -> bool:
+        """Metered by the identity-and-access budget that throttles the app as a whole
+        (the synchronization API has limits of its own, per job)."""
+        return self not in (GraphCall.SYNC_SCHEMA, GraphCall.PROVISION_ON_DEMAND)
+
 
 # Microsoft's permission reference of each API ("Permissions" section, least privileged
 # first); graph-facts.md "Permissions".
@@ -88,6 +96,10 @@ PERMISSIONS: Final = {
     GraphCall.SUBSCRIBED_SKUS: "LicenseAssignment.Read.All",
     GraphCall.SET_USAGE_LOCATION: "User.ReadWrite.All",
     GraphCall.ASSIGN_LICENSE: "LicenseAssignment.ReadWrite.All",
+    # provisionOnDemand's least privileged is Application.ReadWrite.OwnedBy, which covers
+    # only applications the app owns: not the Cloud Sync service principal.
+    GraphCall.SYNC_SCHEMA: "Synchronization.ReadWrite.All",
+    GraphCall.PROVISION_ON_DEMAND: "Synchronization.ReadWrite.All",
 }
 
 

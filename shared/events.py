@@ -137,18 +137,22 @@ def _user_event(
 
 
 def awaiting_sync_event(
-    who: Subject, now: datetime, *, last_seen: LastSeen, next_check: datetime, deadline: datetime
+    who: Subject,
+    now: datetime,
+    *,
+    last_seen: LastSeen,
+    next_check: datetime,
+    deadline: datetime,
+    forced_sync: Mapping[str, str] | None = None,
 ) -> Event:
-    return _user_event(
-        EventType.AWAITING_SYNC,
-        who,
-        now,
-        {
-            "lastSeen": last_seen,
-            "nextCheckAt": format_time(next_check),
-            "deadline": format_time(deadline),
-        },
-    )
+    data: dict[str, Any] = {
+        "lastSeen": last_seen,
+        "nextCheckAt": format_time(next_check),
+        "deadline": format_time(deadline),
+    }
+    if forced_sync is not None:
+        data["forcedSync"] = dict(forced_sync)
+    return _user_event(EventType.AWAITING_SYNC, who, now, data)
 
 
 def blocked_event(

@@ -54,12 +54,15 @@ from msgraph.generated.users.item.assign_license.assign_license_post_request_bod
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph_core import GraphClientFactory
 
+from shared.codes import ForcedSyncStatus
 from shared.errors import GraphCall, GraphError, GraphErrorKind
 from shared.requests import UserIdentifiers
 from shared.settings import LOCAL_GRAPH_TOKEN
 from shared.tenant import (
     Ambiguous,
+    CloudSyncJob,
     DirectoryUser,
+    ForcedSyncResult,
     Found,
     LicenseAssignment,
     Lookup,
@@ -409,6 +412,41 @@ class GraphDirectory:
         lag = (GraphErrorKind.USAGE_LOCATION_INVALID,) if usage_location_written else ()
         await self._send(GraphCall.ASSIGN_LICENSE, request, expect_body=False, also_retry=lag)
 
+    # --- Entra Cloud Sync ---------------------------------------------------------------
+
+    async def sync_rule_id(self, job: CloudSyncJob) -> str:
+        def request() -> RequestInformation:
+            info = RequestInformation(Method.GET)
+            info.url = (
+                f"{self._adapter.base_url}{_job_path(job)}/schema?$select=synchronizationRules"
+            )
+            return info
+
+        body = await self._send(GraphCall.SYNC_SCHEMA, request)
+        return _ad_to_entra_rule(body)
+
+    async def provision_on_demand(
+        self, job: CloudSyncJob, rule_id: str, distinguished_name: str
+    ) -> ForcedSyncResult:
+        # The DN travels only in this JSON body, never in a URL or a filter.
+        payload = {
+            "parameters": [
+                {
+                    "ruleId": rule_id,
+                    "subjects": [{"objectId": distinguished_name, "objectTypeName": "user"}],
+                }
+            ]
+        }
+
+        def request() -> RequestInformation:
+            info = RequestInformation(Method.POST)
+            info.url = f"{self._adapter.base_url}{_job_path(job)}/provisionOnDemand"
+            info.headers = HeadersCollection()
+            info.set_stream_content(json.dumps(payload).encode(), "application/json")
+            return info
+
+        return _forced_sync_result(await self._send(GraphCall.PROVISION_ON_DEMAND, request))
+
     # --- plumbing ------------------------------------------------------------------------
 
     def _probe_request(self, probe: _Probe) -> RequestInformation:
@@ -448,9 +486,11 @@ class GraphDirectory:
         retryable = {GraphErrorKind.THROTTLED, GraphErrorKind.UNAVAILABLE, *also_retry}
         if call.is_write:
             retryable.add(GraphErrorKind.NOT_FOUND)
+        if not call.directory_budget:  # its own limits; the caller decides about retries
+            retryable.clear()
         attempt = 0
         while True:
-            closed = self.gate.closed_for(write=call.is_write)
+            closed = self.gate.closed_for(write=call.is_write) if call.directory_budget else 0
             if closed > self._max_inline_wait:
                 raise self.gate.refusal(call, closed)
             if closed > 0:
@@ -465,7 +505,7 @@ class GraphDirectory:
                 return _json(raw, call)
             except (APIError, httpx.HTTPError) as exc:
                 error = _translate(exc, call)
-            if error.kind == GraphErrorKind.THROTTLED:
+            if error.kind == GraphErrorKind.THROTTLED and call.directory_budget:
                 self.gate.close(error, write=call.is_write)
             if error.kind not in retryable or attempt >= self._retries:
                 raise error
@@ -649,3 +689,50 @@ def _catalog(body: Any) -> SkuCatalog:
         except (KeyError, TypeError, ValueError, AttributeError):
             raise _malformed("subscribedSkus entry", GraphCall.SUBSCRIBED_SKUS) from None
     return SkuCatalog(tuple(skus))
+
+
+def _job_path(job: CloudSyncJob) -> str:
+    return (
+        f"/servicePrincipals/{quote(job.service_principal_id, safe='')}"
+        f"/synchronization/jobs/{quote(job.job_id, safe='')}"
+    )
+
+
+def _ad_to_entra_rule(body: Any) -> str:
+    """The job's rule from Active Directory to Entra ID (a Cloud Sync job has one)."""
+    rules = body.get("synchronizationRules") if isinstance(body, dict) else None
+    if not isinstance(rules, list):
+        raise _malformed("synchronization schema", GraphCall.SYNC_SCHEMA)
+    usable = [r for r in rules if isinstance(r, dict) and isinstance(r.get("id"), str) and r["id"]]
+    for rule in usable:
+        source = str(rule.get("sourceDirectoryName") or "").lower()
+        target = str(rule.get("targetDirectoryName") or "").lower()
+        if source == "active directory" and target != source:
+            return str(rule["id"])
+    if usable:
+        return str(usable[0]["id"])
+    raise GraphError(
+        "the synchronization job's schema has no rule",
+        kind=GraphErrorKind.REJECTED,
+        call=GraphCall.SYNC_SCHEMA,
+        code="NoSynchronizationRule",
+    )
+
+
+def _forced_sync_result(body: Any) -> ForcedSyncResult:
+    """provisionOnDemand's reply: `key` and `value` are JSON documents held in strings;
+    `key.result` is Success, Failure or Skipped, with `details.errorCode/errorMessage`."""
+    try:
+        key = json.loads(body["key"])
+        result = str(key.get("result") or "")
+        details = key.get("details") or {}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return ForcedSyncResult(ForcedSyncStatus.FAILED, "Graph's reply could not be read")
+    if result.lower() == "success":
+        return ForcedSyncResult(ForcedSyncStatus.REQUESTED, "Cloud Sync provisioned the user")
+    code = str(details.get("errorCode") or "") if isinstance(details, dict) else ""
+    why = str(details.get("errorMessage") or "") if isinstance(details, dict) else ""
+    message = f"Cloud Sync answered {result or 'no result'}" + (
+        f" ({code}: {why})" if code or why else ""
+    )
+    return ForcedSyncResult(ForcedSyncStatus.FAILED, message[:500])

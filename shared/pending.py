@@ -8,7 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from shared.codes import LastSeen
+from shared.codes import ForcedSyncStatus, LastSeen
 from shared.errors import GraphCall, GraphErrorKind, InvalidRequest
 from shared.requests import validate_request
 from shared.state import LastError, PendingState
@@ -30,6 +30,11 @@ def to_message(state: PendingState) -> str:
         "awaitingSyncSent": state.awaiting_sync_sent,
         "blockedSent": state.blocked_sent,
         "lastError": _error_to_json(state.last_error) if state.last_error else None,
+        "forcedSync": (
+            {"status": str(state.forced_sync), "message": state.forced_sync_message or ""}
+            if state.forced_sync is not None
+            else None
+        ),
     }
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
@@ -44,6 +49,7 @@ def from_message(text: str) -> PendingState:
         if request.licenses is None or request.sync_deadline is None:
             raise ValueError("pending state without resolved licenses or deadline")
         last_error = document.get("lastError")
+        forced = document.get("forcedSync")
         return PendingState(
             request=request,
             received_at=parse_time(document["receivedAt"]),
@@ -55,6 +61,8 @@ def from_message(text: str) -> PendingState:
             awaiting_sync_sent=bool(document.get("awaitingSyncSent")),
             blocked_sent=bool(document.get("blockedSent")),
             last_error=_error_from_json(last_error) if last_error else None,
+            forced_sync=ForcedSyncStatus(forced["status"]) if forced else None,
+            forced_sync_message=str(forced.get("message", "")) if forced else None,
         )
     except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not a pending state: {exc}") from None

@@ -19,7 +19,7 @@ from shared.records import (
     SetAside,
 )
 from shared.requests import UserIdentifiers
-from shared.tenant import LicenseAssignment, Lookup, SkuCatalog
+from shared.tenant import CloudSyncJob, ForcedSyncResult, LicenseAssignment, Lookup, SkuCatalog
 
 
 class Directory(Protocol):
@@ -51,6 +51,17 @@ class Directory(Protocol):
         """assignLicense; raises GraphError. `usage_location_written`: the app has just
         written the user's usageLocation, so an "invalid usage location" answer is
         replication lag worth a short retry."""
+        ...
+
+    async def sync_rule_id(self, job: CloudSyncJob) -> str:
+        """The id of the job's Active Directory to Entra ID rule (from its schema)."""
+        ...
+
+    async def provision_on_demand(
+        self, job: CloudSyncJob, rule_id: str, distinguished_name: str
+    ) -> ForcedSyncResult:
+        """Ask Cloud Sync to provision one AD user now; GraphError when Graph refuses the
+        call (a per-object failure in its reply is a `failed` result, not an error)."""
         ...
 
 

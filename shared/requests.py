@@ -45,8 +45,13 @@ _KNOWN_FIELDS: Final = frozenset(
         "usageLocation",
         "licenses",
         "syncDeadline",
+        "onPremisesDistinguishedName",
     }
 )
+# RFC 4514: an attribute type is a keyword or a numeric OID.
+_DN_ATTRIBUTE_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)*")
+_DN_SPECIAL: Final = frozenset('"+,;<>\\')
+MAX_DN_CHARS: Final = 1024
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,8 @@ class OnboardingRequest:
     usage_location: str | None = None
     licenses: tuple[LicenseRequest, ...] | None = None
     sync_deadline: datetime | None = None
+    # Only ever sent in the JSON body of a forced sync (provisionOnDemand), never in a URL.
+    distinguished_name: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The request in contract form; `parse_request` reads it back unchanged."""
@@ -98,6 +105,8 @@ class OnboardingRequest:
             out["licenses"] = [lic.to_json() for lic in self.licenses]
         if self.sync_deadline is not None:
             out["syncDeadline"] = format_time(self.sync_deadline)
+        if self.distinguished_name is not None:
+            out["onPremisesDistinguishedName"] = self.distinguished_name
         return out
 
 
@@ -265,6 +274,12 @@ def validate_request(document: Any) -> OnboardingRequest:
         except ValueError:
             errors.append(FieldError("syncDeadline", "must be an RFC 3339 timestamp with offset"))
 
+    dn = _string(document, "onPremisesDistinguishedName", errors)
+    if dn is not None:
+        problem = dn_problem(dn)
+        if problem:
+            errors.append(FieldError("onPremisesDistinguishedName", problem))
+
     if errors:
         raise InvalidRequest(errors)
     assert request_id is not None
@@ -274,6 +289,7 @@ def validate_request(document: Any) -> OnboardingRequest:
         usage_location=usage_location,
         licenses=licenses,
         sync_deadline=deadline,
+        distinguished_name=dn,
     )
 
 
@@ -291,6 +307,80 @@ def upn_problem(upn: str) -> str | None:
     if not _DOMAIN.fullmatch(domain):
         return "the domain is not a valid DNS name"
     return None
+
+
+def dn_problem(dn: str) -> str | None:
+    """Why `dn` is not an RFC 4514 distinguished name of an AD object, or None.
+
+    `attr=value` pairs separated by `,` (or `+` inside one RDN); special characters in a
+    value escaped with `\\` (or as `\\XX` hex pairs); a value may also be `#` and hex.
+    Control characters are refused, and at least one `DC=` component is required (an AD
+    object lives in a domain)."""
+    if not 3 <= len(dn) <= MAX_DN_CHARS:
+        return f"must be 3 to {MAX_DN_CHARS} characters"
+    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 or 0xD800 <= ord(ch) < 0xE000 for ch in dn):
+        return "must not contain control characters"
+    try:
+        types = _dn_attribute_types(dn)
+    except ValueError as exc:
+        return f"is not an RFC 4514 distinguished name: {exc}"
+    if "dc" not in types:
+        return "must have at least one DC= component (e.g. CN=Jane Doe,OU=Staff,DC=contoso,DC=com)"
+    return None
+
+
+def _dn_attribute_types(dn: str) -> set[str]:
+    """Parse a DN; the attribute types it uses (lower case); ValueError if malformed."""
+    types: set[str] = set()
+    position = 0
+    while True:
+        equals = dn.find("=", position)
+        if equals < 0:
+            raise ValueError(f"expected attribute=value at character {position + 1}")
+        attribute = dn[position:equals].strip()
+        if not _DN_ATTRIBUTE_TYPE.fullmatch(attribute):
+            raise ValueError(f"{attribute[:40]!r} is not an attribute type")
+        types.add(attribute.lower())
+        position = _dn_value_end(dn, equals + 1)
+        if position == len(dn):
+            return types
+        position += 1  # the "," or "+" between components
+
+
+def _dn_value_end(dn: str, start: int) -> int:
+    """Where the attribute value starting at `start` ends (at `,`, `+` or the end)."""
+    if start < len(dn) and dn[start] == "#":  # a BER-encoded value as hex
+        end = start + 1
+        while end < len(dn) and dn[end] not in ",+":
+            end += 1
+        hexdigits = dn[start + 1 : end]
+        if (
+            not hexdigits
+            or len(hexdigits) % 2
+            or not all(c in "0123456789abcdefABCDEF" for c in hexdigits)
+        ):
+            raise ValueError("a # value must be an even number of hex digits")
+        return end
+    position = start
+    while position < len(dn):
+        char = dn[position]
+        if char == "\\":
+            pair = dn[position + 1 : position + 3]
+            if pair[:1] and (pair[0] in _DN_SPECIAL or pair[0] in " #="):
+                position += 2
+                continue
+            if len(pair) == 2 and all(c in "0123456789abcdefABCDEF" for c in pair):
+                position += 3
+                continue
+            raise ValueError(f"a bad escape at character {position + 1}")
+        if char in ",+":
+            break
+        if char in '";<>':
+            raise ValueError(f"{char!r} at character {position + 1} must be escaped")
+        position += 1
+    if position == start:
+        raise ValueError(f"an empty value at character {start + 1}")
+    return position
 
 
 def _string(

@@ -19,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
 from shared import pending
+from shared.codes import ForcedSyncStatus
 from shared.errors import (
     FieldError,
     GraphError,
@@ -39,13 +40,21 @@ from shared.records import Decided, QueuedMessage, SetAside
 from shared.requests import LicenseRequest, decode_body, parse_request, request_id_of
 from shared.state import PendingState
 from shared.telemetry import TelemetryEvent, emit
-from shared.tenant import DirectoryUser, Lookup, LookupFailed, SkuCatalog
+from shared.tenant import (
+    CloudSyncJob,
+    DirectoryUser,
+    ForcedSyncResult,
+    Lookup,
+    LookupFailed,
+    SkuCatalog,
+)
 from shared.times import format_time
 from shared.workflow import (
     Backoff,
     Conclude,
     Decision,
     Fail,
+    ForceSync,
     Ignore,
     License,
     Licensed,
@@ -57,6 +66,7 @@ from shared.workflow import (
     Wait,
     access_denied_message,
     admit,
+    after_forced_sync,
     after_giving_up,
     after_graph_error,
     after_lookup,
@@ -93,6 +103,9 @@ class Policy:
     # How long a poisoned message waits, kept, before its request is reported
     # rejected/poison: the time an operator has to fix the cause and replay it.
     poison_hold: timedelta = timedelta(hours=1)
+    # Cloud Sync on demand (CLOUD_SYNC_JOB), and how soon to look again after asking it.
+    cloud_sync_job: CloudSyncJob | None = None
+    forced_sync_recheck: timedelta = timedelta(seconds=30)
     concurrency: int = 8
 
 
@@ -119,6 +132,74 @@ class SkuCache:
         """Graph says there are no seats where the catalog counted some: read it anew."""
         if error.kind == GraphErrorKind.NO_SEATS:
             self._catalog = None
+
+
+class CloudSync:
+    """Forced syncs through one Cloud Sync job, shared by every invocation of the process:
+    its AD-to-Entra rule id read once, and at most `limit` calls per `window` (the API
+    allows 5 per 10 s per job); a call over the limit is not sent but reported throttled.
+    Several instances of the app are not coordinated here: Graph's own 429 then says
+    throttled the same way."""
+
+    def __init__(
+        self,
+        directory: Directory,
+        job: CloudSyncJob,
+        clock: Clock,
+        *,
+        limit: int = 5,
+        window: float = 10.0,
+    ) -> None:
+        self._directory = directory
+        self._job = job
+        self._clock = clock
+        self._limit = limit
+        self._window = window
+        self._sent: deque[float] = deque()
+        self._rule_id: str | None = None
+        self._lock = asyncio.Lock()
+
+    async def force(self, distinguished_name: str) -> ForcedSyncResult:
+        try:
+            rule_id = await self._rule()
+        except GraphError as exc:
+            return _forced_sync_refused(exc)
+        if not self._admit():
+            return ForcedSyncResult(
+                ForcedSyncStatus.THROTTLED,
+                f"not sent: {self._limit} forced syncs in {self._window:g} s is the job's limit",
+            )
+        try:
+            return await self._directory.provision_on_demand(self._job, rule_id, distinguished_name)
+        except GraphError as exc:
+            return _forced_sync_refused(exc)
+
+    async def _rule(self) -> str:
+        async with self._lock:
+            if self._rule_id is None:
+                self._rule_id = await self._directory.sync_rule_id(self._job)
+            return self._rule_id
+
+    def _admit(self) -> bool:
+        now = self._clock.monotonic()
+        while self._sent and now - self._sent[0] >= self._window:
+            self._sent.popleft()
+        if len(self._sent) >= self._limit:
+            return False
+        self._sent.append(now)
+        return True
+
+
+def _forced_sync_refused(error: GraphError) -> ForcedSyncResult:
+    if error.kind == GraphErrorKind.THROTTLED:
+        return ForcedSyncResult(ForcedSyncStatus.THROTTLED, f"Graph answered 429: {error}")
+    if error.kind == GraphErrorKind.ACCESS_DENIED:
+        log.error("forced sync refused: %s (the app needs %s)", error, error.call.permission)
+    return ForcedSyncResult(
+        ForcedSyncStatus.FAILED,
+        f"Graph refused {error.call} ({error.status or 'no answer'} {error.code}): "
+        f"{error.graph_message}"[:500],
+    )
 
 
 @dataclass
@@ -155,6 +236,9 @@ class OnboardingService:
         self._clock = clock
         self._policy = policy
         self._skus = skus or SkuCache(directory, clock, policy.sku_cache_ttl)
+        self._cloud_sync = (
+            CloudSync(directory, policy.cloud_sync_job, clock) if policy.cloud_sync_job else None
+        )
 
     # --- queue trigger ---------------------------------------------------------------
 
@@ -384,12 +468,35 @@ class OnboardingService:
     def _after_lookup(self, state: PendingState, lookup: Lookup, now: datetime) -> Decision:
         if isinstance(lookup, LookupFailed) and lookup.error.kind == GraphErrorKind.ACCESS_DENIED:
             log_access_denied(state.request.request_id, lookup.error)
-        return after_lookup(state, lookup, now, self._policy.backoff)
+        return after_lookup(
+            state, lookup, now, self._policy.backoff, can_force_sync=self._cloud_sync is not None
+        )
 
     async def _check(self, state: PendingState, decision: Decision) -> Outcome:
+        if isinstance(decision, ForceSync):
+            return await self._force_sync(decision.state)
         if isinstance(decision, License):
             return await self._license(decision.state, decision.user)
         return decision
+
+    async def _force_sync(self, state: PendingState) -> Wait:
+        assert self._cloud_sync is not None
+        assert state.request.distinguished_name is not None
+        result = await self._cloud_sync.force(state.request.distinguished_name)
+        log.info(
+            "forced sync for request %s: %s (%s)",
+            state.request.request_id,
+            result.status,
+            result.message,
+            extra={"requestId": state.request.request_id, "forcedSync": str(result.status)},
+        )
+        return after_forced_sync(
+            state,
+            result,
+            self._clock.now(),
+            self._policy.backoff,
+            recheck=self._policy.forced_sync_recheck,
+        )
 
     async def _license(self, state: PendingState, user: DirectoryUser) -> Outcome:
         """Plan against the catalog, then write; a stale catalog is read again once."""

@@ -19,6 +19,7 @@ from shared.countries import ISO_3166_ALPHA2
 from shared.errors import SettingsError
 from shared.names import STORAGE_CONNECTION
 from shared.requests import LicenseRequest, parse_license_list
+from shared.tenant import CloudSyncJob
 from shared.times import parse_duration, parse_timespan
 
 DEFAULT_GRAPH_BASE_URL: Final = "https://graph.microsoft.com/v1.0"
@@ -55,6 +56,7 @@ class Settings:
     set_usage_location: bool
     default_licenses: tuple[LicenseRequest, ...] | None
     poison_hold: timedelta
+    cloud_sync_job: CloudSyncJob | None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -81,6 +83,7 @@ class Settings:
             set_usage_location=_boolean(env, "SET_USAGE_LOCATION", default=True),
             default_licenses=_default_licenses(env),
             poison_hold=_duration(env, "POISON_HOLD", "PT1H", zero_allowed=True),
+            cloud_sync_job=_cloud_sync_job(env),
         )
 
 
@@ -206,3 +209,29 @@ def _default_licenses(env: Mapping[str, str]) -> tuple[LicenseRequest, ...] | No
         return parse_license_list(value)
     except ValueError as exc:
         raise SettingsError("DEFAULT_LICENSES", str(exc)) from None
+
+
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# Cloud Sync job ids are not GUIDs: `AD2AADProvisioning.<32 hex>` (sometimes with one more
+# dot-separated segment), as Microsoft's Cloud Sync docs show them; a GUID is accepted too.
+_SYNC_JOB_ID = re.compile(r"[A-Za-z][A-Za-z0-9]*\.[0-9a-fA-F]{32}(?:\.[A-Za-z0-9_-]+)?")
+
+
+def _cloud_sync_job(env: Mapping[str, str]) -> CloudSyncJob | None:
+    value = _optional(env, "CLOUD_SYNC_JOB")
+    if value is None:
+        return None
+    principal, slash, job = value.partition("/")
+    if not slash or not _GUID.fullmatch(principal):
+        raise SettingsError(
+            "CLOUD_SYNC_JOB",
+            "must be <servicePrincipalId>/<jobId>: the service principal's object id (a GUID), "
+            "a slash, and the Cloud Sync job id (e.g. AD2AADProvisioning.<32 hex digits>)",
+        )
+    if not (_SYNC_JOB_ID.fullmatch(job) or _GUID.fullmatch(job)):
+        raise SettingsError(
+            "CLOUD_SYNC_JOB",
+            f"{job[:80]!r} is not a synchronization job id such as "
+            "AD2AADProvisioning.fd1c9b9e8077402c8bc03a7186c8f976",
+        )
+    return CloudSyncJob(principal.lower(), job)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.codes import LastSeen
+from shared.codes import ForcedSyncStatus, LastSeen
 from shared.errors import GraphCall, GraphError, GraphErrorKind
 from shared.requests import LicenseRequest, OnboardingRequest
 
@@ -60,6 +60,9 @@ class PendingState:
     awaiting_sync_sent: bool = False
     blocked_sent: bool = False
     last_error: LastError | None = None
+    # Cloud Sync on demand: the last attempt's status (None: never tried) and message.
+    forced_sync: ForcedSyncStatus | None = None
+    forced_sync_message: str | None = None
 
     @property
     def deadline(self) -> datetime:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from shared.codes import ForcedSyncStatus
 from shared.errors import GraphError
 
 
@@ -95,3 +96,20 @@ class SkuCatalog:
 class LicenseAssignment:
     sku_id: str
     disabled_plan_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CloudSyncJob:
+    """The Entra Cloud Sync provisioning job that can sync one user on demand
+    (`CLOUD_SYNC_JOB`: `<servicePrincipalId>/<jobId>`)."""
+
+    service_principal_id: str
+    job_id: str
+
+
+@dataclass(frozen=True)
+class ForcedSyncResult:
+    """What Graph said of one provisionOnDemand: the request's `data.forcedSync`."""
+
+    status: ForcedSyncStatus
+    message: str

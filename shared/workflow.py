@@ -21,6 +21,7 @@ from shared.codes import (
     Announcement,
     EventType,
     FailureCode,
+    ForcedSyncStatus,
     LastSeen,
     LicenseStatus,
     RejectionCode,
@@ -43,6 +44,7 @@ from shared.state import LastError, PendingState
 from shared.tenant import (
     Ambiguous,
     DirectoryUser,
+    ForcedSyncResult,
     Found,
     LicenseAssignment,
     Lookup,
@@ -117,24 +119,38 @@ class License:
     user: DirectoryUser
 
 
-Decision = Wait | Fail | License
+@dataclass(frozen=True)
+class ForceSync:
+    """Not in Entra yet (or not synced): ask Cloud Sync to provision the user now, then
+    decide with `after_forced_sync`."""
+
+    state: PendingState
 
 
-def after_lookup(state: PendingState, lookup: Lookup, now: datetime, backoff: Backoff) -> Decision:
-    """What to do once Graph answered (or failed to answer) a lookup of the request's user."""
+Decision = Wait | Fail | License | ForceSync
+
+
+def after_lookup(
+    state: PendingState,
+    lookup: Lookup,
+    now: datetime,
+    backoff: Backoff,
+    *,
+    can_force_sync: bool = False,
+) -> Decision:
+    """What to do once Graph answered (or failed to answer) a lookup of the request's user.
+    `can_force_sync`: a Cloud Sync job is configured (CLOUD_SYNC_JOB)."""
     checked = replace(state, checks=state.checks + 1)
     match lookup:
         case Found(user=user) if user.synced:
             seen = replace(checked, last_seen=LastSeen.SYNCED, seen_synced=True, last_error=None)
             return License(seen, user)
         case Found():
-            return _not_yet(
-                replace(checked, last_seen=LastSeen.NOT_SYNCED, last_error=None), now, backoff
-            )
+            waiting = replace(checked, last_seen=LastSeen.NOT_SYNCED, last_error=None)
+            return _not_yet(waiting, now, backoff, can_force_sync=can_force_sync)
         case NotFound():
-            return _not_yet(
-                replace(checked, last_seen=LastSeen.NOT_FOUND, last_error=None), now, backoff
-            )
+            waiting = replace(checked, last_seen=LastSeen.NOT_FOUND, last_error=None)
+            return _not_yet(waiting, now, backoff, can_force_sync=can_force_sync)
         case Ambiguous(field=name, count=count):
             return Fail(
                 Reason(
@@ -147,15 +163,43 @@ def after_lookup(state: PendingState, lookup: Lookup, now: datetime, backoff: Ba
     raise AssertionError(f"unexpected lookup {lookup!r}")  # pragma: no cover
 
 
-def _not_yet(state: PendingState, now: datetime, backoff: Backoff) -> Wait | Fail:
+def _not_yet(
+    state: PendingState, now: datetime, backoff: Backoff, *, can_force_sync: bool = False
+) -> Wait | Fail | ForceSync:
     if now >= state.deadline:
         return at_deadline(state)
+    if (
+        can_force_sync
+        and state.request.distinguished_name is not None
+        and state.forced_sync in (None, ForcedSyncStatus.THROTTLED)
+    ):
+        return ForceSync(state)
+    return _awaiting_sync(state, _next_check(state, now, backoff))
+
+
+def _awaiting_sync(state: PendingState, next_check: datetime) -> Wait:
     announce = None if state.awaiting_sync_sent else Announcement.AWAITING_SYNC
-    return Wait(
-        replace(state, awaiting_sync_sent=True),
-        _next_check(state, now, backoff),
-        announce=announce,
-    )
+    return Wait(replace(state, awaiting_sync_sent=True), next_check, announce=announce)
+
+
+def after_forced_sync(
+    state: PendingState,
+    result: ForcedSyncResult,
+    now: datetime,
+    backoff: Backoff,
+    *,
+    recheck: timedelta,
+) -> Wait:
+    """After asking Cloud Sync for this user: check again soon (the user should appear
+    within seconds) unless the call failed, then wait for the regular sync as before. A
+    throttled call (not sent) is tried again at the next check; one that was sent is never
+    sent again. The first attempt's outcome goes with `awaiting_sync`."""
+    state = replace(state, forced_sync=result.status, forced_sync_message=result.message)
+    if result.status == ForcedSyncStatus.FAILED:
+        next_check = _next_check(state, now, backoff)
+    else:
+        next_check = min(now + min(recheck, backoff.delay(1)), state.deadline)
+    return _awaiting_sync(state, next_check)
 
 
 # assignLicense's permanent refusals, by what Graph's message said.
@@ -510,6 +554,12 @@ def settle(state: PendingState, outcome: Outcome, now: datetime) -> Park | Concl
         case Wait(state=next_state, next_check=next_check, announce=announce):
             announcements: list[Event] = []
             if announce == Announcement.AWAITING_SYNC:
+                forced = None
+                if next_state.forced_sync is not None:
+                    forced = {
+                        "status": str(next_state.forced_sync),
+                        "message": next_state.forced_sync_message or "",
+                    }
                 announcements.append(
                     awaiting_sync_event(
                         who,
@@ -517,6 +567,7 @@ def settle(state: PendingState, outcome: Outcome, now: datetime) -> Park | Concl
                         last_seen=next_state.last_seen or LastSeen.NOT_FOUND,
                         next_check=next_check,
                         deadline=next_state.deadline,
+                        forced_sync=forced,
                     )
                 )
             elif announce == Announcement.BLOCKED:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.codes import ForcedSyncStatus
 from shared.errors import GraphCall, GraphError, GraphErrorKind, StorageUnavailable
 from shared.events import Event
 from shared.records import (
@@ -22,7 +23,9 @@ from shared.records import (
 from shared.requests import UserIdentifiers
 from shared.tenant import (
     Ambiguous,
+    CloudSyncJob,
     DirectoryUser,
+    ForcedSyncResult,
     Found,
     LicenseAssignment,
     Lookup,
@@ -62,6 +65,7 @@ class FakeUser:
     upn: str
     employee_id: str | None = None
     immutable_id: str | None = None
+    dn: str | None = None  # onPremisesDistinguishedName: what a forced sync names
     sync_enabled: bool | None = True
     usage_location: str | None = "FR"
     licenses: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -119,6 +123,11 @@ class FakeDirectory:
         self.write_lag = 0  # the next N writes answer 404 (replication lag)
         self.usage_location_lag = 0  # after a PATCH, the next N assignLicense: invalid location
         self.bug_for: set[str] = set()  # user ids whose assignLicense hits a bug (RuntimeError)
+        # Cloud Sync: a forced sync of a known DN syncs that user at once.
+        self.sync_rule = "rule-ad-to-entra"
+        self.forced: list[str] = []  # the DNs provisionOnDemand was called with
+        self.forced_answer: ForcedSyncResult | GraphError | None = None  # instead of syncing
+        self.schema_reads = 0
         self.writes: list[tuple[str, str, Any]] = []
         self.lookup_calls: list[int] = []  # size of each lookup call
         self.sku_reads = 0
@@ -234,6 +243,27 @@ class FakeDirectory:
         self.writes.append(
             ("assignLicense", user_id, [(a.sku_id, a.disabled_plan_ids) for a in add])
         )
+
+    async def sync_rule_id(self, job: CloudSyncJob) -> str:
+        self._trouble(GraphCall.SYNC_SCHEMA)
+        self.schema_reads += 1
+        return self.sync_rule
+
+    async def provision_on_demand(
+        self, job: CloudSyncJob, rule_id: str, distinguished_name: str
+    ) -> ForcedSyncResult:
+        self._trouble(GraphCall.PROVISION_ON_DEMAND)
+        assert rule_id == self.sync_rule
+        self.forced.append(distinguished_name)
+        if isinstance(self.forced_answer, GraphError):
+            raise self.forced_answer
+        if self.forced_answer is not None:
+            return self.forced_answer
+        for user in self.users.values():
+            if user.dn == distinguished_name:
+                user.sync_enabled = True
+                return ForcedSyncResult(ForcedSyncStatus.REQUESTED, "provisioned")
+        return ForcedSyncResult(ForcedSyncStatus.FAILED, "Cloud Sync answered Failure")
 
     def seats_used(self, sku_id: str) -> int:
         return next(s.consumed for s in self.skus if s.id == sku_id)
