@@ -44,6 +44,7 @@ def policy_from(config: Settings) -> Policy:
         set_usage_location=config.set_usage_location,
         poison_hold=config.poison_hold,
         cloud_sync_job=config.cloud_sync_job,
+        license_lead_time=config.license_lead_time,
     )
 
 

@@ -136,6 +136,18 @@ def _user_event(
     )
 
 
+def scheduled_event(
+    who: Subject, now: datetime, *, not_before: datetime, deadline: datetime
+) -> Event:
+    """(v1.1) the start window is ahead: nothing happens before `notBefore`."""
+    return _user_event(
+        EventType.SCHEDULED,
+        who,
+        now,
+        {"notBefore": format_time(not_before), "deadline": format_time(deadline)},
+    )
+
+
 def awaiting_sync_event(
     who: Subject,
     now: datetime,

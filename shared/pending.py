@@ -30,6 +30,8 @@ def to_message(state: PendingState) -> str:
         "awaitingSyncSent": state.awaiting_sync_sent,
         "blockedSent": state.blocked_sent,
         "lastError": _error_to_json(state.last_error) if state.last_error else None,
+        "notBefore": format_time(state.not_before) if state.not_before else None,
+        "scheduledSent": state.scheduled_sent,
         "forcedSync": (
             {"status": str(state.forced_sync), "message": state.forced_sync_message or ""}
             if state.forced_sync is not None
@@ -61,6 +63,8 @@ def from_message(text: str) -> PendingState:
             awaiting_sync_sent=bool(document.get("awaitingSyncSent")),
             blocked_sent=bool(document.get("blockedSent")),
             last_error=_error_from_json(last_error) if last_error else None,
+            not_before=parse_time(document["notBefore"]) if document.get("notBefore") else None,
+            scheduled_sent=bool(document.get("scheduledSent")),
             forced_sync=ForcedSyncStatus(forced["status"]) if forced else None,
             forced_sync_message=str(forced.get("message", "")) if forced else None,
         )

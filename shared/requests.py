@@ -46,8 +46,10 @@ _KNOWN_FIELDS: Final = frozenset(
         "licenses",
         "syncDeadline",
         "onPremisesDistinguishedName",
+        "startDate",
     }
 )
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # RFC 4514: an attribute type is a keyword or a numeric OID.
 _DN_ATTRIBUTE_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9-]*|[0-9]+(?:\.[0-9]+)*")
 _DN_SPECIAL: Final = frozenset('"+,;<>\\')
@@ -88,6 +90,7 @@ class OnboardingRequest:
     sync_deadline: datetime | None = None
     # Only ever sent in the JSON body of a forced sync (provisionOnDemand), never in a URL.
     distinguished_name: str | None = None
+    start_date: datetime | None = None  # the new hire's first day (a date is 00:00 UTC)
 
     def to_json(self) -> dict[str, Any]:
         """The request in contract form; `parse_request` reads it back unchanged."""
@@ -107,6 +110,8 @@ class OnboardingRequest:
             out["syncDeadline"] = format_time(self.sync_deadline)
         if self.distinguished_name is not None:
             out["onPremisesDistinguishedName"] = self.distinguished_name
+        if self.start_date is not None:
+            out["startDate"] = format_time(self.start_date)
         return out
 
 
@@ -274,6 +279,19 @@ def validate_request(document: Any) -> OnboardingRequest:
         except ValueError:
             errors.append(FieldError("syncDeadline", "must be an RFC 3339 timestamp with offset"))
 
+    start: datetime | None = None
+    start_text = _string(document, "startDate", errors)
+    if start_text is not None:
+        try:
+            start = parse_start_date(start_text)
+        except ValueError:
+            errors.append(
+                FieldError(
+                    "startDate",
+                    "must be a date (YYYY-MM-DD) or an RFC 3339 timestamp with offset",
+                )
+            )
+
     dn = _string(document, "onPremisesDistinguishedName", errors)
     if dn is not None:
         problem = dn_problem(dn)
@@ -290,7 +308,15 @@ def validate_request(document: Any) -> OnboardingRequest:
         licenses=licenses,
         sync_deadline=deadline,
         distinguished_name=dn,
+        start_date=start,
     )
+
+
+def parse_start_date(text: str) -> datetime:
+    """`startDate`: a date (its 00:00 UTC) or an RFC 3339 timestamp; ValueError otherwise."""
+    if _DATE.fullmatch(text):
+        return datetime.fromisoformat(text + "T00:00:00+00:00")
+    return parse_time(text)
 
 
 def upn_problem(upn: str) -> str | None:

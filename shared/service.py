@@ -71,6 +71,7 @@ from shared.workflow import (
     after_graph_error,
     after_lookup,
     after_write_error,
+    before_check,
     given_up,
     plan_licensing,
     redelivery,
@@ -106,6 +107,8 @@ class Policy:
     # Cloud Sync on demand (CLOUD_SYNC_JOB), and how soon to look again after asking it.
     cloud_sync_job: CloudSyncJob | None = None
     forced_sync_recheck: timedelta = timedelta(seconds=30)
+    # How long before startDate the start window opens (LICENSE_LEAD_TIME).
+    license_lead_time: timedelta = timedelta(days=1)
     concurrency: int = 8
 
 
@@ -259,6 +262,7 @@ class OnboardingService:
                 now,
                 default_licenses=self._policy.default_licenses,
                 sync_timeout=self._policy.sync_timeout,
+                lead_time=self._policy.license_lead_time,
             )
         except InvalidRequest as exc:
             return exc.request_id, await self._reject(exc, message_id, now)
@@ -283,6 +287,9 @@ class OnboardingService:
                         extra={"requestId": request_id, "queueMessageId": message_id},
                     )
                     return request_id, "duplicate"
+        held = before_check(state, now)
+        if held is not None:  # the start window is ahead: no Graph call before it
+            return request_id, await self._settle(state, held, by=message_id)
         lookup = await self._directory.find_user(state.request.identifiers)
         outcome = await self._check(state, self._after_lookup(state, lookup, now))
         return request_id, await self._settle(state, outcome, by=message_id)
@@ -369,16 +376,27 @@ class OnboardingService:
         return chunk
 
     async def _recheck(self, chunk: Sequence[QueuedMessage], report: SweepReport) -> None:
-        parked: list[tuple[QueuedMessage, PendingState]] = []
+        now = self._clock.now()
+        due: list[tuple[QueuedMessage, PendingState]] = []
+        jobs: list[Awaitable[None]] = []
         for message in chunk:
             try:
-                parked.append((message, pending.from_message(message.content)))
+                state = pending.from_message(message.content)
             except ValueError as exc:
                 unreadable = self._give_up(message, "pending", f"unreadable pending state: {exc}")
                 await self._isolated(unreadable, "pending", message, report)
-        lookups = await self._directory.find_users([s.request.identifiers for _, s in parked])
+                continue
+            held = before_check(state, now)
+            if held is None:
+                due.append((message, state))
+            else:  # a hop towards the start window: re-park, no Graph call
+                hop = self._settle(state, held, by=message.id, message=message)
+                jobs.append(
+                    self._isolated(hop, "pending", message, report, state.request.request_id)
+                )
+        lookups = await self._directory.find_users([s.request.identifiers for _, s in due])
         now = self._clock.now()
-        jobs = [
+        jobs += [
             self._isolated(
                 self._recheck_one(message, state, lookup, now),
                 "pending",
@@ -386,7 +404,7 @@ class OnboardingService:
                 report,
                 state.request.request_id,
             )
-            for (message, state), lookup in zip(parked, lookups, strict=True)
+            for (message, state), lookup in zip(due, lookups, strict=True)
         ]
         await self._bounded(jobs)
 

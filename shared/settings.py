@@ -57,6 +57,7 @@ class Settings:
     default_licenses: tuple[LicenseRequest, ...] | None
     poison_hold: timedelta
     cloud_sync_job: CloudSyncJob | None
+    license_lead_time: timedelta
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -84,6 +85,7 @@ class Settings:
             default_licenses=_default_licenses(env),
             poison_hold=_duration(env, "POISON_HOLD", "PT1H", zero_allowed=True),
             cloud_sync_job=_cloud_sync_job(env),
+            license_lead_time=_duration(env, "LICENSE_LEAD_TIME", "P1D", zero_allowed=True),
         )
 
 

@@ -63,6 +63,9 @@ class PendingState:
     # Cloud Sync on demand: the last attempt's status (None: never tried) and message.
     forced_sync: ForcedSyncStatus | None = None
     forced_sync_message: str | None = None
+    # The start window (startDate - LICENSE_LEAD_TIME) when it was ahead at admission.
+    not_before: datetime | None = None
+    scheduled_sent: bool = False
 
     @property
     def deadline(self) -> datetime:

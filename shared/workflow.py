@@ -37,6 +37,7 @@ from shared.events import (
     failed_event,
     licensed_event,
     rejected_event,
+    scheduled_event,
 )
 from shared.records import Progress, RequestRecord
 from shared.requests import LicenseRequest, OnboardingRequest
@@ -66,29 +67,65 @@ class Backoff:
         return min(self.initial * factor, self.maximum)
 
 
+MAX_START_AHEAD: Final = timedelta(days=400)
+# Azure Storage hides a message for at most 7 days: a longer wait is a chain of hops.
+MAX_HOP: Final = timedelta(days=7) - timedelta(minutes=1)
+
+
 def admit(
     request: OnboardingRequest,
     now: datetime,
     *,
     default_licenses: tuple[LicenseRequest, ...] | None,
     sync_timeout: timedelta,
+    lead_time: timedelta = timedelta(days=1),
 ) -> PendingState:
-    """Resolve what the message left to settings; InvalidRequest when nothing says which
-    licenses to assign."""
+    """Resolve what the message left to settings and the clock; InvalidRequest when
+    nothing says which licenses to assign, or the dates cannot work.
+
+    The start window opens at `startDate - lead_time`; nothing is looked up or assigned
+    before it (a date already past behaves as if absent). The default deadline counts from
+    the start of work: receipt, or the window if it is later."""
+    errors: list[FieldError] = []
     licenses = request.licenses or default_licenses
     if not licenses:
-        raise InvalidRequest(
-            [
-                FieldError(
-                    "licenses", "is required: the message has none and DEFAULT_LICENSES is not set"
-                )
-            ],
-            request_id=request.request_id,
+        errors.append(
+            FieldError(
+                "licenses", "is required: the message has none and DEFAULT_LICENSES is not set"
+            )
         )
-    deadline = request.sync_deadline or now + sync_timeout
+    window: datetime | None = None
+    if request.start_date is not None:
+        if request.start_date > now + MAX_START_AHEAD:
+            errors.append(FieldError("startDate", "must be at most 400 days ahead"))
+        elif request.start_date - lead_time > now:
+            window = request.start_date - lead_time
+    if window is not None and request.sync_deadline is not None and request.sync_deadline < window:
+        errors.append(
+            FieldError(
+                "syncDeadline",
+                f"is before the start window {format_time(window)} (startDate minus "
+                "LICENSE_LEAD_TIME): nothing would be done before it",
+            )
+        )
+    if errors:
+        raise InvalidRequest(errors, request_id=request.request_id)
+    deadline = request.sync_deadline or max(now, window or now) + sync_timeout
     return PendingState(
-        request=replace(request, licenses=licenses, sync_deadline=deadline), received_at=now
+        request=replace(request, licenses=licenses, sync_deadline=deadline),
+        received_at=now,
+        not_before=window,
     )
+
+
+def before_check(state: PendingState, now: datetime) -> Wait | None:
+    """Before the start window: wait for it without any Graph call (`scheduled`, once), in
+    hops of at most 7 days; None when the window is open."""
+    if state.not_before is None or now >= state.not_before:
+        return None
+    announce = None if state.scheduled_sent else Announcement.SCHEDULED
+    next_check = min(state.not_before, now + MAX_HOP)
+    return Wait(replace(state, scheduled_sent=True), next_check, announce=announce)
 
 
 # --- decisions -----------------------------------------------------------------------
@@ -570,6 +607,13 @@ def settle(state: PendingState, outcome: Outcome, now: datetime) -> Park | Concl
                         forced_sync=forced,
                     )
                 )
+            elif announce == Announcement.SCHEDULED:
+                assert next_state.not_before is not None
+                announcements.append(
+                    scheduled_event(
+                        who, now, not_before=next_state.not_before, deadline=next_state.deadline
+                    )
+                )
             elif announce == Announcement.BLOCKED:
                 assert outcome.reason is not None
                 announcements.append(
@@ -583,16 +627,23 @@ def settle(state: PendingState, outcome: Outcome, now: datetime) -> Park | Concl
                     )
                 )
             progress = Progress(
-                status="blocked" if next_state.blocked_sent else "waiting",
+                status=_status_of(next_state, now),
                 parked=True,
                 deadline=next_state.deadline,
                 next_check_at=next_check,
                 last_seen=next_state.last_seen,
                 last_error=next_state.last_error.to_json() if next_state.last_error else None,
                 sent={str(announce): now} if announce else {},
+                not_before=next_state.not_before,
             )
             return Park(tuple(announcements), next_state, next_check, progress)
     raise AssertionError(f"unexpected outcome {outcome!r}")  # pragma: no cover
+
+
+def _status_of(state: PendingState, now: datetime) -> str:
+    if state.not_before is not None and now < state.not_before:
+        return "scheduled"
+    return "blocked" if state.blocked_sent else "waiting"
 
 
 @dataclass(frozen=True)
