@@ -394,7 +394,8 @@ class OnboardingService:
                 jobs.append(
                     self._isolated(hop, "pending", message, report, state.request.request_id)
                 )
-        lookups = await self._directory.find_users([s.request.identifiers for _, s in due])
+        identifiers = [s.request.identifiers for _, s in due]
+        lookups = await self._directory.find_users(identifiers) if due else []
         now = self._clock.now()
         jobs += [
             self._isolated(
