@@ -45,6 +45,7 @@ def policy_from(config: Settings) -> Policy:
         poison_hold=config.poison_hold,
         cloud_sync_job=config.cloud_sync_job,
         license_lead_time=config.license_lead_time,
+        license_groups=config.license_groups if config.licensing_mode == "group" else None,
     )
 
 

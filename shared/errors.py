@@ -72,6 +72,8 @@ class GraphCall(StrEnum):
     ASSIGN_LICENSE = "assignLicense"
     SYNC_SCHEMA = "synchronizationSchema"  # GET .../synchronization/jobs/{id}/schema
     PROVISION_ON_DEMAND = "provisionOnDemand"
+    ADD_GROUP_MEMBER = "addGroupMember"  # POST /groups/{id}/members/$ref
+    REPROCESS_LICENSES = "reprocessLicenseAssignment"
 
     @property
     def permission(self) -> str:
@@ -80,7 +82,12 @@ class GraphCall(StrEnum):
 
     @property
     def is_write(self) -> bool:
-        return self in (GraphCall.SET_USAGE_LOCATION, GraphCall.ASSIGN_LICENSE)
+        return self in (
+            GraphCall.SET_USAGE_LOCATION,
+            GraphCall.ASSIGN_LICENSE,
+            GraphCall.ADD_GROUP_MEMBER,
+            GraphCall.REPROCESS_LICENSES,
+        )
 
     @property
     def directory_budget(self) -> bool:
@@ -100,6 +107,10 @@ PERMISSIONS: Final = {
     # only applications the app owns: not the Cloud Sync service principal.
     GraphCall.SYNC_SCHEMA: "Synchronization.ReadWrite.All",
     GraphCall.PROVISION_ON_DEMAND: "Synchronization.ReadWrite.All",
+    GraphCall.ADD_GROUP_MEMBER: "GroupMember.ReadWrite.All",
+    # reprocessLicenseAssignment's least privileged (learn.microsoft.com, user:
+    # reprocessLicenseAssignment) is User.ReadWrite.All.
+    GraphCall.REPROCESS_LICENSES: "User.ReadWrite.All",
 }
 
 

@@ -65,6 +65,7 @@ from shared.tenant import (
     ForcedSyncResult,
     Found,
     LicenseAssignment,
+    LicenseState,
     Lookup,
     LookupFailed,
     NotFound,
@@ -88,6 +89,7 @@ USER_FIELDS: Final = (
     "onPremisesSyncEnabled",
     "onPremisesLastSyncDateTime",
     "onPremisesImmutableId",
+    "licenseAssignmentStates",  # group-based licensing's outcome; only returned on $select
 )
 SKU_FIELDS: Final = (
     "skuId",
@@ -111,6 +113,8 @@ _ASSIGN_REFUSALS: Final = (
     ("depends on the service plan(s)", GraphErrorKind.MISSING_PREREQUISITE),
     ("does not correspond to a valid company license", GraphErrorKind.UNKNOWN_SKU),
 )
+# Graph's 400 for a member already in the group (graph-facts.md, "Group-based licensing").
+_ALREADY_MEMBER: Final = "added object references already exist"
 # Without a Retry-After, how long a 429 closes the throttling gate.
 DEFAULT_THROTTLE_SECONDS: Final = 2.0
 
@@ -412,6 +416,49 @@ class GraphDirectory:
         lag = (GraphErrorKind.USAGE_LOCATION_INVALID,) if usage_location_written else ()
         await self._send(GraphCall.ASSIGN_LICENSE, request, expect_body=False, also_retry=lag)
 
+    # --- group-based licensing -----------------------------------------------------------
+
+    async def add_group_member(self, group_id: str, user_id: str) -> None:
+        reference = {"@odata.id": f"{self._adapter.base_url}/directoryObjects/{user_id}"}
+
+        def request() -> RequestInformation:
+            info = RequestInformation(Method.POST)
+            info.url = f"{self._adapter.base_url}/groups/{quote(group_id, safe='')}/members/$ref"
+            info.headers = HeadersCollection()
+            info.set_stream_content(json.dumps(reference).encode(), "application/json")
+            return info
+
+        try:
+            await self._send(GraphCall.ADD_GROUP_MEMBER, request, expect_body=False)
+        except GraphError as exc:
+            if exc.status == 400 and _ALREADY_MEMBER in exc.graph_message.lower():
+                return  # graph-facts.md: "already a member" counts as done
+            if (
+                exc.kind == GraphErrorKind.NOT_FOUND
+                and group_id.lower() in exc.graph_message.lower()
+            ):
+                raise GraphError(
+                    f"licensing group {group_id} does not exist (LICENSE_GROUPS): "
+                    f"{exc.graph_message}",
+                    kind=GraphErrorKind.REJECTED,
+                    call=exc.call,
+                    status=exc.status,
+                    code=exc.code,
+                    request_id=exc.request_id,
+                ) from exc
+            raise
+
+    async def reprocess_licenses(self, user_id: str) -> None:
+        def request() -> RequestInformation:
+            info = RequestInformation(Method.POST)
+            info.url = (
+                f"{self._adapter.base_url}/users/{quote(user_id, safe='')}"
+                "/reprocessLicenseAssignment"
+            )
+            return info
+
+        await self._send(GraphCall.REPROCESS_LICENSES, request, expect_body=False)
+
     # --- Entra Cloud Sync ---------------------------------------------------------------
 
     async def sync_rule_id(self, job: CloudSyncJob) -> str:
@@ -602,6 +649,9 @@ def _user(body: Any) -> DirectoryUser:
     sync = body.get("onPremisesSyncEnabled")
     if not isinstance(licenses, list) or sync not in (True, False, None):
         raise _malformed("user")
+    states = body.get("licenseAssignmentStates") or []
+    if not isinstance(states, list):
+        raise _malformed("user")
     return DirectoryUser(
         id=body["id"],
         user_principal_name=str(body.get("userPrincipalName") or ""),
@@ -609,6 +659,18 @@ def _user(body: Any) -> DirectoryUser:
         usage_location=body.get("usageLocation") or None,
         assigned_sku_ids=frozenset(
             str(item.get("skuId", "")).lower() for item in licenses if isinstance(item, dict)
+        ),
+        license_states=tuple(
+            LicenseState(
+                sku_id=str(item.get("skuId", "")).lower(),
+                assigned_by_group=(
+                    str(item["assignedByGroup"]).lower() if item.get("assignedByGroup") else None
+                ),
+                state=str(item.get("state") or ""),
+                error=str(item["error"]) if item.get("error") else None,
+            )
+            for item in states
+            if isinstance(item, dict)
         ),
     )
 

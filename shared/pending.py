@@ -32,6 +32,7 @@ def to_message(state: PendingState) -> str:
         "lastError": _error_to_json(state.last_error) if state.last_error else None,
         "notBefore": format_time(state.not_before) if state.not_before else None,
         "scheduledSent": state.scheduled_sent,
+        "groupsJoined": sorted(state.groups_joined),
         "forcedSync": (
             {"status": str(state.forced_sync), "message": state.forced_sync_message or ""}
             if state.forced_sync is not None
@@ -65,6 +66,7 @@ def from_message(text: str) -> PendingState:
             last_error=_error_from_json(last_error) if last_error else None,
             not_before=parse_time(document["notBefore"]) if document.get("notBefore") else None,
             scheduled_sent=bool(document.get("scheduledSent")),
+            groups_joined=frozenset(str(s) for s in document.get("groupsJoined") or ()),
             forced_sync=ForcedSyncStatus(forced["status"]) if forced else None,
             forced_sync_message=str(forced.get("message", "")) if forced else None,
         )

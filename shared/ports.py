@@ -53,6 +53,15 @@ class Directory(Protocol):
         replication lag worth a short retry."""
         ...
 
+    async def add_group_member(self, group_id: str, user_id: str) -> None:
+        """Add the user to a licensing group; already a member counts as done. GraphError:
+        kind NOT_FOUND for the user (replication lag), REJECTED for an unknown group."""
+        ...
+
+    async def reprocess_licenses(self, user_id: str) -> None:
+        """Ask Entra to process the user's group licenses again."""
+        ...
+
     async def sync_rule_id(self, job: CloudSyncJob) -> str:
         """The id of the job's Active Directory to Entra ID rule (from its schema)."""
         ...

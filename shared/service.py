@@ -20,7 +20,7 @@ import asyncio
 import logging
 import math
 from collections import Counter, deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
@@ -55,6 +55,7 @@ from shared.workflow import (
     Decision,
     Fail,
     ForceSync,
+    GroupPlan,
     Ignore,
     License,
     Licensed,
@@ -69,10 +70,12 @@ from shared.workflow import (
     after_forced_sync,
     after_giving_up,
     after_graph_error,
+    after_group_writes,
     after_lookup,
     after_write_error,
     before_check,
     given_up,
+    plan_group_licensing,
     plan_licensing,
     redelivery,
     rejection,
@@ -109,6 +112,10 @@ class Policy:
     forced_sync_recheck: timedelta = timedelta(seconds=30)
     # How long before startDate the start window opens (LICENSE_LEAD_TIME).
     license_lead_time: timedelta = timedelta(days=1)
+    # Group mode (LICENSING_MODE=group): SKUPARTNUMBER -> licensing group; None: direct.
+    license_groups: Mapping[str, str] | None = None
+    # How soon to look again while Entra processes group licenses.
+    group_recheck: timedelta = timedelta(seconds=30)
     concurrency: int = 8
 
 
@@ -263,6 +270,7 @@ class OnboardingService:
                 default_licenses=self._policy.default_licenses,
                 sync_timeout=self._policy.sync_timeout,
                 lead_time=self._policy.license_lead_time,
+                group_mode=self._policy.license_groups is not None,
             )
         except InvalidRequest as exc:
             return exc.request_id, await self._reject(exc, message_id, now)
@@ -521,23 +529,38 @@ class OnboardingService:
         """Plan against the catalog, then write; a stale catalog is read again once."""
         refreshed = False
         while True:
-            planned = await self._plan(state, user, refreshed=refreshed)
-            step = (
-                await self._write(state, user, planned, refreshed=refreshed)
-                if isinstance(planned, LicensePlan)
-                else planned
-            )
+            step: Outcome | RefreshCatalog
+            match await self._plan(state, user, refreshed=refreshed):
+                case LicensePlan() as plan:
+                    step = await self._write(state, user, plan, refreshed=refreshed)
+                case GroupPlan() as plan:
+                    step = await self._join_groups(state, user, plan, refreshed=refreshed)
+                case other:
+                    step = other
             if not isinstance(step, RefreshCatalog):
                 return step
             refreshed = True
 
     async def _plan(
         self, state: PendingState, user: DirectoryUser, *, refreshed: bool
-    ) -> LicensePlan | RefreshCatalog | Wait | Fail:
+    ) -> LicensePlan | GroupPlan | RefreshCatalog | Licensed | Wait | Fail:
         try:
             catalog = await self._skus.get(refresh=refreshed)
         except GraphError as exc:
             return self._graph_trouble(state, exc)
+        if self._policy.license_groups is not None:
+            return plan_group_licensing(
+                state,
+                user,
+                catalog,
+                self._policy.license_groups,
+                self._clock.now(),
+                self._policy.backoff,
+                refreshed=refreshed,
+                default_location=self._policy.default_usage_location,
+                may_write_location=self._policy.set_usage_location,
+                recheck=self._policy.group_recheck,
+            )
         return plan_licensing(
             state,
             user,
@@ -565,18 +588,48 @@ class OnboardingService:
                     usage_location_written=wrote or state.usage_location_written,
                 )
         except GraphError as exc:
-            self._skus.forget_if_contradicted(exc)
-            self._log_if_denied(state, exc)
-            return after_write_error(
-                state,
-                exc,
-                self._clock.now(),
-                self._policy.backoff,
-                user=user,
-                wrote_usage_location=wrote,
-                refreshed=refreshed,
-            )
+            return self._write_failed(state, user, exc, wrote=wrote, refreshed=refreshed)
         return Licensed(user, plan)
+
+    async def _join_groups(
+        self, state: PendingState, user: DirectoryUser, plan: GroupPlan, *, refreshed: bool
+    ) -> Wait | Fail | RefreshCatalog:
+        wrote = False
+        try:
+            if plan.write_usage_location:
+                assert plan.usage_location is not None
+                await self._directory.set_usage_location(user.id, plan.usage_location)
+                wrote = True
+            for _, group in plan.add_to_groups:
+                await self._directory.add_group_member(group, user.id)
+            if plan.reprocess:
+                await self._directory.reprocess_licenses(user.id)
+        except GraphError as exc:
+            return self._write_failed(state, user, exc, wrote=wrote, refreshed=refreshed)
+        return after_group_writes(
+            state, plan, self._clock.now(), self._policy.backoff, recheck=self._policy.group_recheck
+        )
+
+    def _write_failed(
+        self,
+        state: PendingState,
+        user: DirectoryUser,
+        error: GraphError,
+        *,
+        wrote: bool,
+        refreshed: bool,
+    ) -> Wait | Fail | RefreshCatalog:
+        self._skus.forget_if_contradicted(error)
+        self._log_if_denied(state, error)
+        return after_write_error(
+            state,
+            error,
+            self._clock.now(),
+            self._policy.backoff,
+            user=user,
+            wrote_usage_location=wrote,
+            refreshed=refreshed,
+        )
 
     def _graph_trouble(self, state: PendingState, error: GraphError) -> Wait | Fail:
         self._log_if_denied(state, error)

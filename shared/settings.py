@@ -58,11 +58,16 @@ class Settings:
     poison_hold: timedelta
     cloud_sync_job: CloudSyncJob | None
     license_lead_time: timedelta
+    licensing_mode: str  # "direct" | "group"
+    license_groups: Mapping[str, str]  # SKUPARTNUMBER (upper case) -> group object id
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
         """Build the settings from an environment mapping (`os.environ` in production)."""
         graph_base_url, graph_is_local = _graph_base_url(env)
+        mode = (_optional(env, "LICENSING_MODE") or "direct").lower()
+        if mode not in ("direct", "group"):
+            raise SettingsError("LICENSING_MODE", f"{mode!r} is not direct or group")
         initial = _duration(env, "RECHECK_INITIAL_DELAY", "PT5M")
         maximum = _duration(env, "RECHECK_MAX_DELAY", "PT30M")
         if maximum < initial:
@@ -86,6 +91,8 @@ class Settings:
             poison_hold=_duration(env, "POISON_HOLD", "PT1H", zero_allowed=True),
             cloud_sync_job=_cloud_sync_job(env),
             license_lead_time=_duration(env, "LICENSE_LEAD_TIME", "P1D", zero_allowed=True),
+            licensing_mode=mode,
+            license_groups=_license_groups(env, required=mode == "group"),
         )
 
 
@@ -237,3 +244,27 @@ def _cloud_sync_job(env: Mapping[str, str]) -> CloudSyncJob | None:
             "AD2AADProvisioning.fd1c9b9e8077402c8bc03a7186c8f976",
         )
     return CloudSyncJob(principal.lower(), job)
+
+
+def _license_groups(env: Mapping[str, str], *, required: bool) -> Mapping[str, str]:
+    """`skuPartNumber=groupObjectId` pairs, comma-separated."""
+    name = "LICENSE_GROUPS"
+    value = _optional(env, name)
+    if value is None:
+        if required:
+            raise SettingsError(name, "is required with LICENSING_MODE=group")
+        return {}
+    groups: dict[str, str] = {}
+    for pair in (p.strip() for p in value.split(",") if p.strip()):
+        sku, equals, group = (part.strip() for part in pair.partition("="))
+        if not equals or not _SKU_PART_NUMBER.fullmatch(sku) or not _GUID.fullmatch(group):
+            raise SettingsError(name, f"{pair[:80]!r} is not skuPartNumber=groupObjectId (a GUID)")
+        if sku.upper() in groups:
+            raise SettingsError(name, f"names {sku} twice")
+        groups[sku.upper()] = group.lower()
+    if not groups:
+        raise SettingsError(name, "lists no skuPartNumber=groupObjectId pair")
+    return groups
+
+
+_SKU_PART_NUMBER = re.compile(r"[A-Za-z0-9_.+-]{1,64}")

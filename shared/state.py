@@ -66,6 +66,8 @@ class PendingState:
     # The start window (startDate - LICENSE_LEAD_TIME) when it was ahead at admission.
     not_before: datetime | None = None
     scheduled_sent: bool = False
+    # Group mode: the SKUs (ids) whose licensing group the app added the user to.
+    groups_joined: frozenset[str] = frozenset()
 
     @property
     def deadline(self) -> datetime:

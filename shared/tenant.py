@@ -20,11 +20,30 @@ class DirectoryUser:
     sync_enabled: bool | None
     usage_location: str | None
     assigned_sku_ids: frozenset[str] = frozenset()
+    # Group-based licensing's outcome per SKU (read with $select=licenseAssignmentStates).
+    license_states: tuple[LicenseState, ...] = ()
 
     @property
     def synced(self) -> bool:
         """Synced from AD now: `onPremisesSyncEnabled` is true (null/false mean not yet)."""
         return self.sync_enabled is True
+
+
+@dataclass(frozen=True)
+class LicenseState:
+    """One `licenseAssignmentStates` entry: how Entra processed a SKU for the user.
+    `state`: Active | ActiveWithError | Disabled | Error; `error`: None | CountViolation |
+    MutuallyExclusiveViolation | DependencyViolation | ProhibitedInUsageLocationViolation |
+    UniquenessViolation | Other (graph-facts.md, "Group-based licensing")."""
+
+    sku_id: str
+    assigned_by_group: str | None
+    state: str
+    error: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("Active", "ActiveWithError")
 
 
 @dataclass(frozen=True)

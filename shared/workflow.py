@@ -26,7 +26,7 @@ from shared.codes import (
     LicenseStatus,
     RejectionCode,
 )
-from shared.errors import FieldError, GraphError, GraphErrorKind, InvalidRequest
+from shared.errors import FieldError, GraphCall, GraphError, GraphErrorKind, InvalidRequest
 from shared.events import (
     Event,
     LicenseOutcome,
@@ -51,6 +51,7 @@ from shared.tenant import (
     Lookup,
     LookupFailed,
     NotFound,
+    Sku,
     SkuCatalog,
 )
 from shared.times import format_time
@@ -79,6 +80,7 @@ def admit(
     default_licenses: tuple[LicenseRequest, ...] | None,
     sync_timeout: timedelta,
     lead_time: timedelta = timedelta(days=1),
+    group_mode: bool = False,
 ) -> PendingState:
     """Resolve what the message left to settings and the clock; InvalidRequest when
     nothing says which licenses to assign, or the dates cannot work.
@@ -94,6 +96,15 @@ def admit(
                 "licenses", "is required: the message has none and DEFAULT_LICENSES is not set"
             )
         )
+    if group_mode:  # the group's license holds the disabled plans
+        errors += [
+            FieldError(
+                f"licenses[{n}].disabledPlans",
+                "is not allowed with LICENSING_MODE=group: the licensing group decides them",
+            )
+            for n, lic in enumerate(request.licenses or ())
+            if lic.disabled_plans
+        ]
     window: datetime | None = None
     if request.start_date is not None:
         if request.start_date > now + MAX_START_AHEAD:
@@ -743,3 +754,157 @@ def after_giving_up(record: RequestRecord | None, source: str) -> Republish | Ig
     if source == "poison" and record is not None and record.progress.parked:
         return Ignore("the request is parked and goes on")
     return None
+
+
+# --- group-based licensing -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GroupPlan:
+    """Writes for group mode: maybe the usage location, the memberships to add, a request
+    that Entra reprocess the user's group licenses; then wait for Entra to process them."""
+
+    usage_location: str | None
+    write_usage_location: bool
+    add_to_groups: tuple[tuple[str, str], ...]  # (skuId, groupId)
+    reprocess: bool
+
+
+# An `Error` licenseAssignmentState, as the contract maps it (CountViolation blocks).
+_GROUP_ERRORS: Final = {
+    "MutuallyExclusiveViolation": FailureCode.MUTUALLY_EXCLUSIVE_PLANS,
+    "DependencyViolation": FailureCode.MISSING_PREREQUISITE,
+}
+
+
+def plan_group_licensing(
+    state: PendingState,
+    user: DirectoryUser,
+    catalog: SkuCatalog,
+    groups: Mapping[str, str],
+    now: datetime,
+    backoff: Backoff,
+    *,
+    refreshed: bool,
+    default_location: str | None,
+    may_write_location: bool,
+    recheck: timedelta,
+) -> GroupPlan | RefreshCatalog | Licensed | Wait | Fail:
+    """Group mode (LICENSING_MODE=group): each SKU is granted by its licensing group, and
+    `licensed` only once Entra shows it Active (or ActiveWithError) on the user.
+
+    Per SKU: held already (any Active state, or assigned directly) → done; its group's
+    state is Error → the contract's code (CountViolation: blocked no_seats, and once
+    subscribedSkus shows a free seat, ask Entra to reprocess); not a member yet → add;
+    added but not processed yet → wait. A usage location is written when one is known and
+    allowed; without one the tenant's applies (group licensing inherits it)."""
+    outcomes: list[LicenseOutcome] = []
+    to_add: list[tuple[str, str]] = []
+    counting: list[Sku] = []
+    processing = False
+    for wanted in state.licenses:
+        sku = catalog.find(wanted.sku_part_number)
+        if sku is None or sku.applies_to.lower() != "user" or sku.capability_status != "Enabled":
+            if not refreshed:
+                return RefreshCatalog()
+            return Fail(
+                Reason(
+                    FailureCode.UNKNOWN_SKU,
+                    f"the tenant has no subscription with skuPartNumber {wanted.sku_part_number}"
+                    if sku is None
+                    else f"{sku.part_number} cannot be assigned to users",
+                )
+            )
+        group = groups.get(sku.part_number.upper())
+        if group is None:
+            return Fail(
+                Reason(
+                    FailureCode.UNKNOWN_SKU,
+                    f"LICENSE_GROUPS names no licensing group for {sku.part_number}",
+                )
+            )
+        states = [s for s in user.license_states if s.sku_id == sku.id.lower()]
+        if sku.id.lower() in user.assigned_sku_ids or any(s.active for s in states):
+            status = (
+                LicenseStatus.ASSIGNED
+                if sku.id.lower() in state.groups_joined
+                else LicenseStatus.ALREADY_ASSIGNED
+            )
+            outcomes.append(LicenseOutcome(sku.part_number, sku.id, status))
+            continue
+        ours = next((s for s in states if s.assigned_by_group == group.lower()), None)
+        if ours is not None and ours.state in ("Error", "Disabled"):
+            if ours.error == "CountViolation":
+                counting.append(sku)
+                continue
+            code = _GROUP_ERRORS.get(ours.error or "", FailureCode.GRAPH_REJECTED)
+            return Fail(
+                Reason(
+                    code,
+                    f"Entra could not license {sku.part_number} through group {group}: "
+                    f"state {ours.state}, error {ours.error or 'none'}",
+                ),
+                {
+                    "graphError": {
+                        "state": ours.state,
+                        "error": ours.error,
+                        "skuId": sku.id,
+                        "group": group,
+                    }
+                },
+            )
+        if sku.id.lower() in state.groups_joined:
+            processing = True
+        else:
+            to_add.append((sku.id.lower(), group))
+    if counting:
+        short = ", ".join(s.part_number for s in counting)
+        if all(s.free_units <= 0 for s in counting) and not refreshed:
+            return RefreshCatalog()  # seats may have been bought since the catalog was read
+        if any(s.free_units > 0 for s in counting) and not to_add:
+            return GroupPlan(None, False, (), reprocess=True)
+        return after_no_seats(state, f"no free seat for {short} (CountViolation)", now, backoff)
+    location = user.usage_location
+    write = False
+    if to_add and not location:
+        location = state.request.usage_location or default_location
+        write = location is not None and may_write_location
+    if to_add or write:
+        return GroupPlan(location if write else None, write, tuple(to_add), reprocess=False)
+    if processing:
+        return _processing(state, now, backoff, recheck)
+    return Licensed(user, LicensePlan(user.usage_location, False, (), tuple(outcomes), ()))
+
+
+def after_group_writes(
+    state: PendingState, plan: GroupPlan, now: datetime, backoff: Backoff, *, recheck: timedelta
+) -> Wait | Fail:
+    """The memberships are added (or a reprocess asked): Entra processes group licenses in
+    seconds to minutes; look again soon."""
+    joined = state.groups_joined | {sku for sku, _ in plan.add_to_groups}
+    written = state.usage_location_written or plan.write_usage_location
+    return _processing(
+        replace(state, groups_joined=frozenset(joined), usage_location_written=written),
+        now,
+        backoff,
+        recheck,
+    )
+
+
+def _processing(
+    state: PendingState, now: datetime, backoff: Backoff, recheck: timedelta
+) -> Wait | Fail:
+    if now >= state.deadline:
+        return at_deadline(
+            replace(
+                state,
+                last_error=LastError(
+                    GraphErrorKind.UNAVAILABLE,
+                    GraphCall.LOOKUP,
+                    0,
+                    "LicenseProcessingPending",
+                    "Entra had not finished processing the group licenses",
+                ),
+            )
+        )
+    return Wait(state, min(now + min(recheck, backoff.delay(1)), state.deadline))

@@ -28,6 +28,7 @@ from shared.tenant import (
     ForcedSyncResult,
     Found,
     LicenseAssignment,
+    LicenseState,
     Lookup,
     LookupFailed,
     NotFound,
@@ -69,10 +70,18 @@ class FakeUser:
     sync_enabled: bool | None = True
     usage_location: str | None = "FR"
     licenses: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # Group-based licensing: group id -> the state Entra reached for that group's SKU.
+    group_states: dict[str, LicenseState] = field(default_factory=dict)
 
     def view(self) -> DirectoryUser:
+        active = {s.sku_id for s in self.group_states.values() if s.active}
         return DirectoryUser(
-            self.id, self.upn, self.sync_enabled, self.usage_location, frozenset(self.licenses)
+            self.id,
+            self.upn,
+            self.sync_enabled,
+            self.usage_location,
+            frozenset(self.licenses) | active,
+            tuple(self.group_states.values()),
         )
 
 
@@ -128,6 +137,11 @@ class FakeDirectory:
         self.forced: list[str] = []  # the DNs provisionOnDemand was called with
         self.forced_answer: ForcedSyncResult | GraphError | None = None  # instead of syncing
         self.schema_reads = 0
+        # Group-based licensing: group id -> the SKU it grants; errors to answer per SKU.
+        self.groups: dict[str, str] = {}
+        self.group_errors: dict[str, str] = {}  # skuId -> e.g. "MutuallyExclusiveViolation"
+        self.memberships: list[tuple[str, str]] = []  # (group, user) adds, in order
+        self.reprocessed: list[str] = []
         self.writes: list[tuple[str, str, Any]] = []
         self.lookup_calls: list[int] = []  # size of each lookup call
         self.sku_reads = 0
@@ -243,6 +257,41 @@ class FakeDirectory:
         self.writes.append(
             ("assignLicense", user_id, [(a.sku_id, a.disabled_plan_ids) for a in add])
         )
+
+    async def add_group_member(self, group_id: str, user_id: str) -> None:
+        self._trouble(GraphCall.ADD_GROUP_MEMBER)
+        if group_id not in self.groups:
+            raise GraphError(
+                f"Resource '{group_id}' does not exist.",
+                kind=GraphErrorKind.REJECTED,
+                call=GraphCall.ADD_GROUP_MEMBER,
+                status=404,
+                code="Request_ResourceNotFound",
+            )
+        self.memberships.append((group_id, user_id))
+        self.writes.append(("addGroupMember", user_id, group_id))
+        self._process(self.users[user_id], group_id)
+
+    async def reprocess_licenses(self, user_id: str) -> None:
+        self._trouble(GraphCall.REPROCESS_LICENSES)
+        self.reprocessed.append(user_id)
+        user = self.users[user_id]
+        for group_id, state in list(user.group_states.items()):
+            if state.error == "CountViolation":
+                self._process(user, group_id)
+
+    def _process(self, user: FakeUser, group_id: str) -> None:
+        """Entra's processing, at once: Active with a seat, or an Error state."""
+        sku_id = self.groups[group_id]
+        sku = next(s for s in self.skus if s.id == sku_id)
+        error = self.group_errors.get(sku_id)
+        if error is None and sku_id not in user.licenses and sku.consumed >= sku.enabled:
+            error = "CountViolation"
+        if error is None:
+            sku.consumed += 0 if sku_id in user.licenses else 1
+            user.group_states[group_id] = LicenseState(sku_id, group_id, "Active")
+        else:
+            user.group_states[group_id] = LicenseState(sku_id, group_id, "Error", error)
 
     async def sync_rule_id(self, job: CloudSyncJob) -> str:
         self._trouble(GraphCall.SYNC_SCHEMA)
