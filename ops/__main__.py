@@ -5,6 +5,7 @@
     python -m ops replay MESSAGE_ID ...      re-post held poisoned messages after a fix
     python -m ops replay --all-held          every one still held
     python -m ops replay MESSAGE_ID --new-request-id NEW   one already answered, as a new request
+    python -m ops schema                     the request's JSON Schema (schemas/user-onboard.schema.json)
 
 Where: `--account NAME` reads the storage account NAME in Azure with your Entra sign-in
 (`az login`; roles in docs/operations.md), `--connection-string`, or the
@@ -24,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ops.view import Store, describe, list_requests, replay
+from shared.requests import json_schema
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,7 +51,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--new-request-id",
         help="re-post one message already answered, as a new request with this requestId",
     )
+    commands.add_parser("schema", help="print the request's JSON Schema")
     args = parser.parse_args(argv)
+    if args.command == "schema":
+        print(json.dumps(json_schema(), indent=2, ensure_ascii=False))
+        return 0
     store = Store.open(
         account=args.account,
         connection_string=args.connection_string

@@ -480,3 +480,88 @@ def parse_license_list(text: str) -> tuple[LicenseRequest, ...]:
     if len({n.upper() for n in names}) != len(names):
         raise ValueError("lists a skuPartNumber twice")
     return tuple(LicenseRequest(name) for name in names)
+
+
+# --- the request as a JSON Schema, for integrators ---------------------------------------
+
+
+def json_schema() -> dict[str, Any]:
+    """The request as a JSON Schema (draft 2020-12), from the same rules `validate_request`
+    applies; published as `schemas/user-onboard.schema.json` (tests keep the two equal).
+
+    A schema cannot say everything the app checks: RFC 4514 beyond its shape, a SKU listed
+    twice in another case, `startDate` at most 400 days ahead, a `syncDeadline` not before
+    the start window, `disabledPlans` refused in group mode. Those answer `rejected` all
+    the same, field by field."""
+    string = {"type": "string"}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": "https://github.com/user-onboarding/schemas/user-onboard.schema.json",
+        "title": "user-onboard request (contract v1.1)",
+        "description": (
+            "One onboarding request, posted as UTF-8 JSON text (at most "
+            f"{MAX_MESSAGE_BYTES} bytes) to the user-onboard queue. Some rules are checked "
+            "by the app only: see the app's README, 'Bad input: what an integrator sees'."
+        ),
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["requestId"],
+        "anyOf": [
+            {"required": ["userPrincipalName"]},
+            {"required": ["employeeId"]},
+            {"required": ["onPremisesImmutableId"]},
+        ],
+        "properties": {
+            "requestId": {
+                **string,
+                "pattern": f"^{_REQUEST_ID.pattern}$",
+                "description": "The idempotency key; event ids are <requestId>:<word>.",
+            },
+            "userPrincipalName": {
+                **string,
+                # No dot first, last, or twice in a row before the @ (lookaheads, ECMA 262).
+                "pattern": (
+                    f"^(?!\\.)(?!.*\\.\\.)(?!.*\\.@){_UPN_LOCAL.pattern}@{_DOMAIN.pattern}$"
+                ),
+            },
+            "employeeId": {**string, "pattern": f"^{_EMPLOYEE_ID.pattern}$"},
+            "onPremisesImmutableId": {**string, "pattern": "^[ -~]{1,256}$"},
+            "usageLocation": {**string, "enum": sorted(ISO_3166_ALPHA2)},
+            "licenses": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_LICENSES,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["skuPartNumber"],
+                    "properties": {
+                        "skuPartNumber": {**string, "pattern": f"^{_SKU_PART.pattern}$"},
+                        "disabledPlans": {
+                            "type": "array",
+                            "maxItems": MAX_DISABLED_PLANS,
+                            "items": {**string, "pattern": f"^{_PLAN_NAME.pattern}$"},
+                        },
+                    },
+                },
+            },
+            "syncDeadline": {**string, "pattern": _RFC3339_PATTERN},
+            "startDate": {
+                **string,
+                "pattern": f"^(?:\\d{{4}}-\\d{{2}}-\\d{{2}}|{_RFC3339_PATTERN[1:-1]})$",
+                "description": "A date (read as 00:00 UTC) or a timestamp with offset.",
+            },
+            "onPremisesDistinguishedName": {
+                **string,
+                "minLength": 3,
+                "maxLength": MAX_DN_CHARS,
+                "pattern": "(^|[,+])\\s*[Dd][Cc]\\s*=",
+                "description": "RFC 4514 with a DC= component; the app checks it fully.",
+            },
+        },
+    }
+
+
+_RFC3339_PATTERN: Final = (
+    "^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?([Zz]|[+-]\\d{2}:\\d{2})$"
+)
