@@ -5,7 +5,7 @@
     python -m ops replay MESSAGE_ID ...      re-post held poisoned messages after a fix
     python -m ops replay --all-held          every one still held
     python -m ops replay MESSAGE_ID --new-request-id NEW   one already answered, as a new request
-    python -m ops schema                     the request's JSON Schema (schemas/user-onboard.schema.json)
+    python -m ops schema                     the request JSON Schema (in schemas/)
 
 Where: `--account NAME` reads the storage account NAME in Azure with your Entra sign-in
 (`az login`; roles in docs/operations.md), `--connection-string`, or the
