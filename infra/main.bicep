@@ -21,8 +21,11 @@ param principalId string = ''
 ])
 param principalType string = 'User'
 
-@description('Grant the Graph app roles from Bicep. Needs Entra rights (docs/deploy.md); false: a tenant admin runs infra/scripts/grant-graph-permissions.sh.')
+@description('Grant the identity its Graph app roles as part of `azd up` (the postprovision hook, or Bicep with grantGraphPermissionsWithBicep). Needs Entra rights (docs/deploy.md); false: a tenant admin runs infra/scripts/grant-graph-permissions.sh.')
 param grantGraphPermissions bool = true
+
+@description('Grant them from Bicep (the Microsoft Graph extension) instead of the postprovision hook. A first deployment can then fail while Entra ID replicates the new identity; a rerun succeeds.')
+param grantGraphPermissionsWithBicep bool = false
 
 @description('Flex Consumption scale-out limit; each instance also spends Graph throttling budget.')
 param maximumInstanceCount int = 40
@@ -46,8 +49,75 @@ param defaultUsageLocation string = ''
 param setUsageLocation bool = true
 @description('Comma-separated skuPartNumbers for messages without licenses; empty for none.')
 param defaultLicenses string = ''
+@description('ISO 8601 duration: how long before a request\'s startDate its start window opens; PT0S allowed.')
+param licenseLeadTime string = 'P1D'
+@description('<servicePrincipalId>/<jobId> of the Entra Cloud Sync provisioning job, to force syncs; empty for none. Also decides whether Synchronization.ReadWrite.All is granted.')
+param cloudSyncJob string = ''
+@description('direct: assignLicense; group: add users to licensing groups (LICENSE_GROUPS). Also decides which Graph permissions are granted.')
+@allowed([
+  'direct'
+  'group'
+])
+param licensingMode string = 'direct'
+@description('Group mode: skuPartNumber=groupObjectId pairs, comma-separated; empty for none.')
+param licenseGroups string = ''
+@description('ISO 8601 duration a poisoned message is held (an operator may replay it) before its request is answered rejected/poison; PT0S: at once.')
+param poisonHold string = 'PT1H'
+
+// Who else reaches the app's data (docs/deploy.md "Access for HR systems and operators").
+@description('Object ids of the HR systems\' principals, comma-separated: they post to user-onboard and read user-onboard-events. Empty for none.')
+param hrPrincipalIds string = ''
+@allowed([
+  'ServicePrincipal'
+  'Group'
+  'User'
+])
+param hrPrincipalType string = 'ServicePrincipal'
+@description('Object ids of the on-call operators (a group, usually), comma-separated: the request ledger, poison and intake queues, and the monitoring workbook. Empty for none.')
+param operatorPrincipalIds string = ''
+@allowed([
+  'Group'
+  'User'
+  'ServicePrincipal'
+])
+param operatorPrincipalType string = 'Group'
+
+// Alerts (modules/alerts.bicep).
+@description('Where alerts are emailed; empty: the alert rules still exist and fire in the portal, but notify no one.')
+param alertEmail string = ''
+@description('Failure-rate alert: fires when more than this percentage of the last hour\'s terminal outcomes are `failed`.')
+@minValue(1)
+@maxValue(100)
+param failureRateAlertPercent int = 20
+@description('Failure-rate alert: only when the hour had at least this many terminal outcomes.')
+@minValue(1)
+param failureRateAlertMinimumCount int = 10
+@description('Alert when no sweep has reported for this long: about 3 intervals of SWEEP_SCHEDULE (every 5 minutes: PT15M).')
+@allowed([
+  'PT10M'
+  'PT15M'
+  'PT30M'
+  'PT45M'
+  'PT1H'
+  'PT2H'
+  'PT3H'
+  'PT6H'
+])
+param sweepHeartbeatWindow string = 'PT15M'
+
+@description('Pause intake: the queue trigger stops taking user-onboard messages, which wait on the queue (docs/deploy.md "Rollback").')
+param intakePaused bool = false
 
 var serviceName = 'onboarding'
+// The principal id lists as the roles module takes them ({principalId, principalType}).
+var hrPrincipals = [for id in filter(split(hrPrincipalIds, ','), each => !empty(trim(each))): {
+  principalId: trim(id)
+  principalType: hrPrincipalType
+}]
+var operatorPrincipals = [for id in filter(split(operatorPrincipalIds, ','), each => !empty(trim(each))): {
+  principalId: trim(id)
+  principalType: operatorPrincipalType
+}]
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -91,15 +161,33 @@ module storage 'modules/storage.bicep' = {
   }
 }
 
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  scope: rg
+  params: {
+    appInsightsName: monitoring.outputs.appInsightsName
+    namePrefix: 'onboarding-${resourceToken}'
+    location: location
+    tags: tags
+    alertEmail: alertEmail
+    failureRatePercent: failureRateAlertPercent
+    failureRateMinimumCount: failureRateAlertMinimumCount
+    sweepHeartbeatWindow: sweepHeartbeatWindow
+  }
+}
+
 module roles 'modules/roles.bicep' = {
   name: 'roles'
   scope: rg
   params: {
     storageAccountName: storage.outputs.name
     appInsightsName: monitoring.outputs.appInsightsName
+    workbookName: alerts.outputs.workbookName
     identityPrincipalId: identity.outputs.principalId
     deployerPrincipalId: principalId
     deployerPrincipalType: principalType
+    hrPrincipals: hrPrincipals
+    operatorPrincipals: operatorPrincipals
   }
 }
 
@@ -129,6 +217,12 @@ module functionApp 'modules/functionapp.bicep' = {
     defaultUsageLocation: defaultUsageLocation
     setUsageLocation: setUsageLocation
     defaultLicenses: defaultLicenses
+    licenseLeadTime: licenseLeadTime
+    cloudSyncJob: cloudSyncJob
+    licensingMode: licensingMode
+    licenseGroups: licenseGroups
+    poisonHold: poisonHold
+    intakePaused: intakePaused
   }
   // The host starts with identity-based storage: let its roles exist first.
   dependsOn: [
@@ -136,12 +230,17 @@ module functionApp 'modules/functionapp.bicep' = {
   ]
 }
 
-module graphPermissions 'modules/graph-permissions.bicep' = if (grantGraphPermissions) {
+// By default the postprovision hook grants the Graph permissions (infra/scripts/
+// postprovision.sh), retrying while Entra ID replicates a new identity; this module is
+// the opt-in alternative (GRANT_GRAPH_PERMISSIONS_WITH_BICEP=true).
+module graphPermissions 'modules/graph-permissions.bicep' = if (grantGraphPermissions && grantGraphPermissionsWithBicep) {
   name: 'graph-permissions'
   scope: rg
   params: {
     principalId: identity.outputs.principalId
     setUsageLocation: setUsageLocation
+    licensingMode: licensingMode
+    forceSync: !empty(cloudSyncJob)
   }
 }
 
@@ -155,3 +254,4 @@ output AZURE_STORAGE_QUEUE_ENDPOINT string = storage.outputs.queueEndpoint
 output AZURE_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output AZURE_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
+output AZURE_WORKBOOK_ID string = alerts.outputs.workbookId

@@ -31,6 +31,14 @@ param recheckMaxDelay string
 param defaultUsageLocation string
 param setUsageLocation bool
 param defaultLicenses string
+param licenseLeadTime string
+param cloudSyncJob string
+param licensingMode string
+param licenseGroups string
+param poisonHold string
+
+@description('Stop the queue trigger (AzureWebJobs.user_onboard.Disabled): user-onboard messages wait on the queue.')
+param intakePaused bool
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: planName
@@ -136,6 +144,35 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           // Empty means "none" (the contract default).
           name: 'DEFAULT_LICENSES'
           value: defaultLicenses
+        }
+        {
+          name: 'LICENSE_LEAD_TIME'
+          value: licenseLeadTime
+        }
+        {
+          // Empty means "none": no forced syncs (and no Synchronization.ReadWrite.All).
+          name: 'CLOUD_SYNC_JOB'
+          value: cloudSyncJob
+        }
+        {
+          name: 'LICENSING_MODE'
+          value: licensingMode
+        }
+        {
+          // Empty means "none" (the contract default); group mode needs it.
+          name: 'LICENSE_GROUPS'
+          value: licenseGroups
+        }
+        {
+          name: 'POISON_HOLD'
+          value: poisonHold
+        }
+        // The Functions host's switch for one function, here the queue trigger
+        // (function_app.user_onboard). Set here, not by hand: `azd provision` replaces
+        // every app setting with this list (docs/deploy.md "Rollback").
+        {
+          name: 'AzureWebJobs.user_onboard.Disabled'
+          value: intakePaused ? 'true' : 'false'
         }
       ]
     }

@@ -1,8 +1,10 @@
-// Microsoft Graph application permissions (app roles) for the app's managed identity.
-// Needs a deployer allowed to grant them: Privileged Role Administrator (or Global
-// Administrator), or AppRoleAssignment.ReadWrite.All + Application.Read.All.
-// Without that, deploy with grantGraphPermissions=false and have a tenant admin run
-// infra/scripts/grant-graph-permissions.sh, which grants the same list.
+// Microsoft Graph application permissions (app roles) for the app's managed identity,
+// when granted from Bicep (GRANT_GRAPH_PERMISSIONS_WITH_BICEP=true). By default the
+// azd postprovision hook grants the same list with infra/scripts/grant-graph-permissions.sh,
+// which also waits out Entra ID's replication of a new identity and can revoke what is no
+// longer needed (--prune); this module only adds. Needs a deployer allowed to grant them:
+// Privileged Role Administrator (or Global Administrator), or
+// AppRoleAssignment.ReadWrite.All + Application.Read.All.
 //
 // Offline checkers (tree-sitter-bicep 1.1, checkov's pycep) do not know the
 // `extension` statement below: tests/infra blanks exactly that line before parsing.
@@ -11,21 +13,46 @@ extension microsoftGraphV1
 @description('Object id of the managed identity\'s service principal.')
 param principalId string
 
-@description('Also grant User.ReadWrite.All, needed only to write usageLocation (SET_USAGE_LOCATION).')
+@description('SET_USAGE_LOCATION: the app writes usageLocation.')
 param setUsageLocation bool
 
-// Least privilege (README "Graph permissions"): read users with their sync fields,
-// read subscribedSkus, assign licenses.
+@description('LICENSING_MODE: direct (assignLicense) or group (licensing groups).')
+param licensingMode string
+
+@description('CLOUD_SYNC_JOB is set: the app forces syncs with provisionOnDemand.')
+param forceSync bool
+
+// Least privilege, per feature (docs/deploy.md "Graph permissions"); tests/infra checks
+// the grant script and the docs against this list for every combination.
+// Read users with their sync fields and licenseAssignmentStates; read subscribedSkus.
 var alwaysGranted = [
   'User.Read.All'
   'LicenseAssignment.Read.All'
+]
+// POST /users/{id}/assignLicense
+var grantedInDirectMode = [
   'LicenseAssignment.ReadWrite.All'
+]
+// POST /groups/{id}/members/$ref, and POST /users/{id}/reprocessLicenseAssignment (whose
+// least-privileged application permission is User.ReadWrite.All).
+var grantedInGroupMode = [
+  'GroupMember.ReadWrite.All'
+  'User.ReadWrite.All'
 ]
 // PATCH /users/{id} {"usageLocation": ...}
 var grantedToSetUsageLocation = [
   'User.ReadWrite.All'
 ]
-var permissions = setUsageLocation ? concat(alwaysGranted, grantedToSetUsageLocation) : alwaysGranted
+// POST /servicePrincipals/{id}/synchronization/jobs/{jobId}/provisionOnDemand (the app
+// does not own the Cloud Sync service principal, so Application.ReadWrite.OwnedBy cannot do).
+var grantedToForceSync = [
+  'Synchronization.ReadWrite.All'
+]
+var licensePermissions = licensingMode == 'group' ? grantedInGroupMode : grantedInDirectMode
+var usageLocationPermissions = setUsageLocation ? grantedToSetUsageLocation : []
+var forceSyncPermissions = forceSync ? grantedToForceSync : []
+// union, not concat: User.ReadWrite.All can be wanted twice and is granted once.
+var permissions = union(alwaysGranted, licensePermissions, usageLocationPermissions, forceSyncPermissions)
 
 // Microsoft Graph's own service principal in this tenant (its appId is the same everywhere).
 resource graph 'Microsoft.Graph/servicePrincipals@v1.0' existing = {

@@ -108,6 +108,10 @@ def value_of(node: tree_sitter.Node) -> Any:
         }
     if kind == "array":
         return [value_of(item) for item in _named(node)]
+    if kind == "string" and _text(node).startswith("'''"):
+        # A multi-line string: verbatim (no escapes, no interpolation), and Bicep drops
+        # the line break that directly follows the opening quotes.
+        return re.sub(r"\A\r?\n", "", _text(node)[3:-3])
     if kind == "string" and all(
         part.type in ("string_content", "escape_sequence") for part in _named(node)
     ):
@@ -205,6 +209,71 @@ def params_of(root: tree_sitter.Node) -> dict[str, Param]:
                 has_default=default is not None,
             )
     return found
+
+
+def variable_nodes_of(root: tree_sitter.Node) -> dict[str, tree_sitter.Node]:
+    """The file's `var` declarations by name, as syntax nodes (for `evaluate`)."""
+    return {
+        _text(_named(node)[0]): _named(node)[1]
+        for node in _named(root)
+        if node.type == "variable_declaration"
+    }
+
+
+_FUNCTIONS: dict[str, Any] = {
+    "empty": lambda value: len(value) == 0,
+    "contains": lambda container, item: item in container,
+    "concat": lambda *arrays: [item for array in arrays for item in array],
+    # Bicep's union of arrays keeps the first occurrence of each value, in order.
+    "union": lambda *arrays: list(dict.fromkeys(item for array in arrays for item in array)),
+}
+_OPERATORS: dict[str, Any] = {
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+    "&&": lambda a, b: a and b,
+    "||": lambda a, b: a or b,
+}
+
+
+def evaluate(node: tree_sitter.Node, names: dict[str, Any]) -> Any:
+    """The value of a Bicep expression, with `names` giving params and variables.
+
+    Only what the tests need: literals, names, `!`, `==`, `!=`, `&&`, `||`, `c ? a : b`,
+    parentheses, and the functions in `_FUNCTIONS`. Anything else raises, so a Bicep
+    change the evaluator does not follow fails the test instead of passing it.
+    """
+    kind = node.type
+    if kind == "array":
+        return [evaluate(item, names) for item in _named(node)]
+    if kind in ("string", "boolean", "number", "null"):
+        value = value_of(node)
+        if isinstance(value, Expr):
+            raise NotImplementedError(f"interpolated string: {value.text}")
+        return value
+    if kind == "identifier":
+        return names[_text(node)]
+    if kind == "parenthesized_expression":
+        return evaluate(_named(node)[0], names)
+    if kind == "unary_expression" and _text(node).startswith("!"):
+        return not evaluate(_named(node)[0], names)
+    if kind == "ternary_expression":
+        condition = evaluate(_field(node, "condition"), names)
+        return evaluate(_field(node, "consequence" if condition else "alternative"), names)
+    if kind == "binary_expression":
+        operator = next(_text(child) for child in node.children if not child.is_named)
+        left, right = evaluate(_field(node, "left"), names), evaluate(_field(node, "right"), names)
+        return _OPERATORS[operator](left, right)
+    if kind == "call_expression":
+        function = _FUNCTIONS[_text(_field(node, "function"))]
+        arguments = next(child for child in _named(node) if child.type == "arguments")
+        return function(*(evaluate(argument, names) for argument in _named(arguments)))
+    raise NotImplementedError(f"{kind}: {_text(node)[:80]}")
+
+
+def _field(node: tree_sitter.Node, name: str) -> tree_sitter.Node:
+    child = node.child_by_field_name(name)
+    assert child is not None, f"{node.type} has no {name}"
+    return child
 
 
 def variables_of(root: tree_sitter.Node) -> dict[str, Any]:

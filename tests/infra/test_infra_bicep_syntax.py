@@ -29,6 +29,7 @@ MODULES = (
     "functionapp.bicep",
     "roles.bicep",
     "graph-permissions.bicep",
+    "alerts.bicep",
 )
 
 

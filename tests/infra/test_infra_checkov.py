@@ -27,6 +27,7 @@ from infra_support import (
 STORAGE = "Microsoft.Storage/storageAccounts.storage"
 SITE = "Microsoft.Web/sites.functionApp"
 APP_INSIGHTS = "Microsoft.Insights/components.appInsights"
+ALERT_RULES = "Microsoft.Insights/scheduledQueryRules.rules"
 
 # Our policies and the resource each must have checked.
 CUSTOM_POLICIES = {
@@ -39,6 +40,8 @@ CUSTOM_POLICIES = {
     "CKV_ONBOARD_7": SITE,  # FTP/FTPS disabled
     "CKV_ONBOARD_8": SITE,  # managed identity
     "CKV_ONBOARD_9": APP_INSIGHTS,  # local auth disabled
+    "CKV_ONBOARD_10": ALERT_RULES,  # log alerts notify action groups
+    "CKV_ONBOARD_11": ALERT_RULES,  # log alerts enabled and auto-resolving
 }
 
 # (file, exact text, replacement, policy that must then fail)
@@ -81,6 +84,18 @@ BREAKAGES = [
         "DisableLocalAuth: true",
         "DisableLocalAuth: false",
         "CKV_ONBOARD_9",
+    ),
+    (
+        "modules/alerts.bicep",
+        "    actions: {\n      actionGroups: actionGroupIds\n    }\n",
+        "",
+        "CKV_ONBOARD_10",
+    ),
+    (
+        "modules/alerts.bicep",
+        "    enabled: true\n    scopes:",
+        "    enabled: false\n    scopes:",
+        "CKV_ONBOARD_11",
     ),
 ]
 
@@ -139,7 +154,7 @@ def test_every_skipped_builtin_check_has_a_reason() -> None:
 @pytest.mark.parametrize(
     ("file", "text", "replacement", "policy"),
     BREAKAGES,
-    ids=[f"{policy}-{text.split(':')[0]}" for _, text, _, policy in BREAKAGES],
+    ids=[f"{policy}-{text.split(':')[0].strip()}" for _, text, _, policy in BREAKAGES],
 )
 def test_custom_policy_fails_when_its_setting_is_broken(
     broken_report: dict[str, Any], file: str, text: str, replacement: str, policy: str

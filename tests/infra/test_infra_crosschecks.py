@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,8 +35,19 @@ ROLE_ASSIGNMENT_TYPE = "Microsoft.Authorization/roleAssignments"
 ROLE_NAMES = {
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
     "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
+    "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a": "Storage Queue Data Message Sender",
+    "8a0f0c08-91a1-4084-bc3d-661d67233fed": "Storage Queue Data Message Processor",
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
+    "43d0d8ad-25c7-4714-9337-8ba259a9fe05": "Monitoring Reader",
+}
+# Contract v1.1 settings: each an app setting, a main.bicep param with this default,
+# mapped from the azd variable of the same name.
+CONTRACT_V11_SETTINGS = {
+    "LICENSE_LEAD_TIME": "P1D",
+    "CLOUD_SYNC_JOB": "",
+    "LICENSING_MODE": "direct",
+    "LICENSE_GROUPS": "",
 }
 
 
@@ -65,10 +75,11 @@ DEPLOYED_VALUES = {
     "storage.outputs.tableEndpoint": "https://stexample.table.core.windows.net/",
     "monitoring.outputs.connectionString": "InstrumentationKey=0000;IngestionEndpoint=https://example/",
 }
-# Prints the bindings of every function, as the Functions host indexes them.
+# Prints the name and bindings of every function, as the Functions host indexes them.
 INDEX_FUNCTIONS = """
 import json, function_app
-print(json.dumps([json.loads(f.get_function_json()) for f in function_app.app.get_functions()]))
+print(json.dumps([{"name": f.get_function_name(), **json.loads(f.get_function_json())}
+                  for f in function_app.app.get_functions()]))
 """
 
 
@@ -135,25 +146,6 @@ def function_json() -> list[dict[str, Any]]:
 
 def _bindings(function_json: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [binding for function in function_json for binding in function["bindings"]]
-
-
-def _graph_permissions_in_bicep() -> tuple[set[str], set[str]]:
-    variables = variables_of(bicep_tree(INFRA / "modules" / "graph-permissions.bicep"))
-    return set(variables["alwaysGranted"]), set(variables["grantedToSetUsageLocation"])
-
-
-def _permissions_table(markdown: Path) -> set[str]:
-    """Backticked first-column entries of the table under '## Graph permissions'."""
-    text = markdown.read_text(encoding="utf-8")
-    section = re.search(r"^## Graph permissions[ \t]*\n(.*?)(?=^## |\Z)", text, re.M | re.S)
-    assert section, f"{markdown.name} has no '## Graph permissions' section"
-    permissions = set()
-    for line in section.group(1).splitlines():
-        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        if line.lstrip().startswith("|") and (match := re.fullmatch(r"`([\w.]+)`", cells[0])):
-            permissions.add(match.group(1))
-    assert permissions, f"{markdown.name}: no permission in the Graph permissions table"
-    return permissions
 
 
 # --- queues --------------------------------------------------------------------------
@@ -280,6 +272,39 @@ def test_contract_settings_are_parameters_mapped_from_azd() -> None:
     assert set(names.APP_SETTINGS) - {"AZURE_CLIENT_ID"} - variables == set()
 
 
+@pytest.mark.parametrize(("setting", "default"), CONTRACT_V11_SETTINGS.items())
+def test_contract_v11_settings_are_set_with_their_defaults(setting: str, default: str) -> None:
+    """A v1.1 setting is an app setting fed by a main.bicep param with the contract default,
+    which `azd env set <SETTING>` overrides."""
+    deployed = _deployed_app_settings()
+    mapped = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    (param,) = [
+        name
+        for name, entry in mapped.items()
+        if re.fullmatch(rf"\$\{{{setting}(=.*)?\}}", entry["value"])
+    ]
+    assert deployed[setting] == default
+    assert params_of(bicep_tree(INFRA / "main.bicep"))[param].default == default
+
+
+def test_licensing_mode_allows_only_the_contract_modes() -> None:
+    """LICENSING_MODE is `direct` or `group`: Bicep refuses anything else before the app does."""
+    source = (INFRA / "main.bicep").read_text(encoding="utf-8")
+    allowed = re.search(r"@allowed\(\[([^\]]*)\]\)\s*param licensingMode string", source)
+    assert allowed, "licensingMode has no @allowed list"
+    assert re.findall(r"'(\w+)'", allowed.group(1)) == ["direct", "group"]
+
+
+def test_intake_can_be_paused_with_the_hosts_function_switch(
+    function_json: list[dict[str, Any]],
+) -> None:
+    """AzureWebJobs.<queue trigger>.Disabled names the function that triggers on user-onboard."""
+    (trigger,) = [f["name"] for f in function_json if f["bindings"][0]["type"] == "queueTrigger"]
+    settings = _app_settings()
+    assert settings[f"AzureWebJobs.{trigger}.Disabled"] == Expr("intakePaused ? 'true' : 'false'")
+    assert _deployed_app_settings()[f"AzureWebJobs.{trigger}.Disabled"] == "false"
+
+
 # --- composition -------------------------------------------------------------------------
 
 
@@ -302,6 +327,25 @@ def test_the_site_carries_the_azd_service_name_of_azure_yaml() -> None:
     assert azure_yaml["services"][service_name]["host"] == "function"
     (site,) = _of_type(_resources("modules/functionapp.bicep"), "Microsoft.Web/sites")
     assert "'azd-service-name': serviceName" in site.body["tags"].text
+
+
+def test_azure_yaml_requires_an_azd_that_honours_funcignore() -> None:
+    """azd packages with .funcignore from 1.18.0; older ones would ship tests and tooling."""
+    azure_yaml = yaml.safe_load((REPO / "azure.yaml").read_text(encoding="utf-8"))
+    assert azure_yaml["requiredVersions"] == {"azd": ">= 1.18.0"}
+    assert (REPO / ".funcignore").is_file()
+
+
+def test_the_postprovision_hook_grants_graph_and_stops_azd_when_it_fails() -> None:
+    """Both platforms run a script that exists; a failing hook is never ignored."""
+    azure_yaml = yaml.safe_load((REPO / "azure.yaml").read_text(encoding="utf-8"))
+    hook = azure_yaml["hooks"]["postprovision"]
+    assert set(hook) == {"posix", "windows"}
+    for platform in hook.values():
+        assert (REPO / platform["run"]).is_file(), platform["run"]
+        assert platform.get("continueOnError", False) is False
+    assert hook["posix"]["shell"] == "sh"
+    assert hook["windows"]["shell"] == "pwsh"
 
 
 def test_every_tracked_resource_is_tagged() -> None:
@@ -375,41 +419,98 @@ def test_the_app_identity_gets_exactly_the_roles_it_needs() -> None:
     }
 
 
-# --- Graph permissions -------------------------------------------------------------------
+def _grantee(d: Declaration) -> str:
+    """Whom an assignment is for: the principal expression, or the array a loop runs over."""
+    if d.loop:
+        match = re.match(r"\[for \w+ in (\w+):", d.loop)
+        assert match, d.loop
+        return match.group(1)
+    return str(d.body["properties"]["principalId"].text)
 
 
-def test_graph_permissions_are_least_privilege() -> None:
-    """Read users and SKUs, assign licenses; User.ReadWrite.All only to set usageLocation."""
-    always, for_usage_location = _graph_permissions_in_bicep()
-    assert always == {
-        "User.Read.All",
-        "LicenseAssignment.Read.All",
-        "LicenseAssignment.ReadWrite.All",
+def _granted_to(grantee: str) -> set[tuple[str, str]]:
+    return {
+        (d.body["scope"].text, role_name)
+        for d, _, role_name in _role_assignments()
+        if _grantee(d) == grantee
     }
-    assert for_usage_location == {"User.ReadWrite.All"}
-    (module,) = [
-        m for m in modules_of(bicep_tree(INFRA / "main.bicep")) if m.name == "graphPermissions"
-    ]
-    assert module.condition == "grantGraphPermissions"
-    assert module.body["params"]["setUsageLocation"] == Expr("setUsageLocation")
 
 
-@pytest.mark.parametrize("document", ["README.md", "docs/deploy.md"])
-def test_documented_graph_permissions_match_bicep(document: str) -> None:
-    """The '## Graph permissions' table lists exactly the permissions Bicep grants."""
-    always, for_usage_location = _graph_permissions_in_bicep()
-    assert _permissions_table(REPO / document) == always | for_usage_location
+def test_hr_systems_get_their_two_queues_only() -> None:
+    """HR systems send to user-onboard and read (and delete) user-onboard-events."""
+    assert _granted_to("hrPrincipals") == {
+        ("requestsQueue", "Storage Queue Data Message Sender"),
+        ("eventsQueue", "Storage Queue Data Message Processor"),
+    }
 
 
-def test_the_fallback_script_grants_the_same_permissions_as_bicep() -> None:
-    """grant-graph-permissions.sh: the same list, User.ReadWrite.All under the same condition."""
-    script = (INFRA / "scripts" / "grant-graph-permissions.sh").read_text(encoding="utf-8")
-    always = re.findall(r"^PERMISSIONS=\(([^)]*)\)", script, re.M)
-    conditional = re.findall(
-        r'^if \[ "\$\{SET_USAGE_LOCATION:-true\}" = "true" \]; then\n\s+PERMISSIONS\+=\(([^)]*)\)',
-        script,
-        re.M,
-    )
-    assert len(always) == 1
-    assert len(conditional) == 1
-    assert (set(always[0].split()), set(conditional[0].split())) == _graph_permissions_in_bicep()
+def test_operators_get_the_ledger_the_poison_and_intake_queues_and_monitoring() -> None:
+    """The request view and replay (ledger, poison, re-posting) and the workbook."""
+    assert _granted_to("operatorPrincipals") == {
+        ("ledgerTable", "Storage Table Data Contributor"),
+        ("poisonQueue", "Storage Queue Data Message Processor"),
+        ("requestsQueue", "Storage Queue Data Message Sender"),
+        ("appInsights", "Monitoring Reader"),
+        ("workbook", "Monitoring Reader"),
+    }
+
+
+def test_the_deployer_gets_the_queues_of_the_walkthrough_only() -> None:
+    """Post a test request, read the events, replay a poisoned message (docs/deploy.md)."""
+    assert _granted_to("deployerPrincipalId") == {
+        ("requestsQueue", "Storage Queue Data Message Sender"),
+        ("eventsQueue", "Storage Queue Data Message Processor"),
+        ("poisonQueue", "Storage Queue Data Message Processor"),
+    }
+    assert {
+        d.condition for d, _, _ in _role_assignments() if _grantee(d) == "deployerPrincipalId"
+    } == {"!empty(deployerPrincipalId)"}
+
+
+def test_nothing_but_the_app_identity_is_granted_account_wide() -> None:
+    """Every other principal gets one queue, the table, or a monitoring resource."""
+    account_wide = {
+        _grantee(d) for d, _, _ in _role_assignments() if d.body["scope"] == Expr("storage")
+    }
+    assert account_wide == {"identityPrincipalId"}
+
+
+def test_role_scopes_are_the_queues_and_table_storage_declares() -> None:
+    """The `existing` queue and table in roles.bicep are the contract's, under the account."""
+    expected = {
+        "requestsQueue": (QUEUE_TYPE, names.QUEUE_REQUESTS, "queueService"),
+        "poisonQueue": (QUEUE_TYPE, names.QUEUE_POISON, "queueService"),
+        "eventsQueue": (QUEUE_TYPE, names.QUEUE_EVENTS, "queueService"),
+        "ledgerTable": (
+            "Microsoft.Storage/storageAccounts/tableServices/tables",
+            names.TABLE_REQUESTS,
+            "tableService",
+        ),
+        "queueService": ("Microsoft.Storage/storageAccounts/queueServices", "default", "storage"),
+        "tableService": ("Microsoft.Storage/storageAccounts/tableServices", "default", "storage"),
+    }
+    existing = {
+        d.name: (d.target.split("@")[0], d.body["name"], d.body.get("parent"))
+        for d in _resources("modules/roles.bicep")
+        if d.existing
+    }
+    assert {name: existing.get(name) for name in expected} == {
+        name: (kind, name_, Expr(parent)) for name, (kind, name_, parent) in expected.items()
+    }
+    declared = {d.body["name"] for d in _of_type(_resources("modules/storage.bicep"), QUEUE_TYPE)}
+    assert {existing[q][1] for q in ("requestsQueue", "poisonQueue", "eventsQueue")} <= declared
+
+
+def test_hr_and_operator_principals_keep_the_type_they_are_given() -> None:
+    """Each assignment takes its principalType from the principal, set in main.bicep."""
+    loops = [d for d, _, _ in _role_assignments() if d.loop]
+    assert loops
+    for d in loops:
+        item = re.match(r"\[for (\w+) in", str(d.loop))
+        assert item, d.loop
+        assert d.body["properties"]["principalType"] == Expr(f"{item.group(1)}.principalType")
+    main = (INFRA / "main.bicep").read_text(encoding="utf-8")
+    assert "principalType: hrPrincipalType" in main
+    assert "principalType: operatorPrincipalType" in main
+    (roles,) = [m for m in modules_of(bicep_tree(INFRA / "main.bicep")) if m.name == "roles"]
+    assert roles.body["params"]["workbookName"] == Expr("alerts.outputs.workbookName")

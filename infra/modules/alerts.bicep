@@ -1,0 +1,270 @@
+// What on-call sees: log alerts on the app's structured records in Application Insights,
+// an optional e-mail action group, and a workbook (workbook.json).
+//
+// The app logs one record per thing that happened to `traces`, with
+// customDimensions.onboardingEvent naming it and every other field a string
+// (shared/telemetry.py): request.outcome (requestId, queueMessageId, outcome, reasonCode,
+// trigger), sweep.summary (sweepSeconds, sweepBudgetSeconds, stoppedByBudget,
+// pendingCount, oldestDeadline), graph.access_denied (requestId, call, permission,
+// status), graph.trouble (call, status, kind), poison.reported (queueMessageId,
+// requestId), message.set_aside (source, queueMessageId, requestId).
+// tests/infra checks that the queries below and the workbook's name nothing else.
+//
+// Without alertEmail the rules still run and fire (Azure portal > Alerts, and the
+// operators' Monitoring Reader role shows them), they just notify no one.
+
+param appInsightsName string
+@description('Prefix of the rule and action group names.')
+param namePrefix string
+param location string
+param tags object
+
+@description('Where alerts are e-mailed; empty for no action group.')
+param alertEmail string
+@description('Failure-rate alert: percentage of failed terminal outcomes in an hour.')
+param failureRatePercent int
+@description('Failure-rate alert: fewest terminal outcomes in the hour for it to count.')
+param failureRateMinimumCount int
+@description('Heartbeat alert: how long without a sweep.summary (about 3 sweep intervals).')
+param sweepHeartbeatWindow string
+
+resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
+  name: appInsightsName
+}
+
+resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(alertEmail)) {
+  name: '${namePrefix}-oncall'
+  location: 'global'
+  tags: tags
+  properties: {
+    groupShortName: 'onboarding' // at most 12 characters, shown in SMS and e-mail
+    enabled: true
+    emailReceivers: [
+      {
+        name: 'on-call'
+        emailAddress: alertEmail
+        useCommonAlertSchema: true
+      }
+    ]
+  }
+}
+
+// Every rule notifies the action group when there is one (CKV_ONBOARD_10, tests/infra).
+var actionGroupIds = empty(alertEmail) ? [] : [actionGroup.id]
+
+// --- the queries (Application Insights' classic tables; the rule's window is the time filter) --
+
+// Any poisoned message reported: the host gave up on a user-onboard message after
+// maxDequeueCount tries (the storage queues failed, or a bug), and once POISON_HOLD was
+// over its request was answered rejected/poison.
+var poisonReportedQuery = '''
+traces
+| where tostring(customDimensions.onboardingEvent) == "poison.reported"
+| project timestamp, message,
+    queueMessageId = tostring(customDimensions.queueMessageId),
+    requestId = tostring(customDimensions.requestId)
+'''
+
+// The share of failed among the terminal outcomes (licensed, failed, rejected) of the
+// window, when there were enough of them; one row when above the threshold.
+var failureRateQuery = '''
+traces
+| where tostring(customDimensions.onboardingEvent) == "request.outcome"
+| extend outcome = tostring(customDimensions.outcome)
+| where outcome in ("licensed", "failed", "rejected")
+| summarize terminal = count(), failed = countif(outcome == "failed")
+| extend failedPercent = round(100.0 * failed / terminal, 1)
+| where terminal >= minimumTerminal and failedPercent > failedPercentThreshold
+'''
+
+// Graph refused a call with 401/403: every request is blocked until the permission is
+// granted (and in the app's token); one row per refused call and permission.
+var accessDeniedQuery = '''
+traces
+| where tostring(customDimensions.onboardingEvent) == "graph.access_denied"
+| summarize refusals = count(), requests = dcount(tostring(customDimensions.requestId))
+    by call = tostring(customDimensions.call),
+       permission = tostring(customDimensions.permission),
+       status = tostring(customDimensions.status)
+'''
+
+// The sweep's heartbeat: the rule fires when this returns no row in the window (the app
+// is not running, not indexing, or its timer is stuck).
+var sweepHeartbeatQuery = '''
+traces
+| where tostring(customDimensions.onboardingEvent) == "sweep.summary"
+'''
+
+// The app refused to start: a SettingsError reads "app setting <NAME>: <problem>", and
+// function indexing fails with it.
+var settingsErrorQuery = '''
+exceptions
+| where message contains "app setting"
+    or outerMessage contains "app setting"
+    or innermostMessage contains "app setting"
+| project timestamp, type, outerMessage, innermostMessage
+'''
+
+// A sweep used more than 80 % of its time budget, or stopped because of it: pending
+// requests are piling up faster than one sweep can recheck them.
+var sweepNearBudgetQuery = '''
+traces
+| where tostring(customDimensions.onboardingEvent) == "sweep.summary"
+| extend sweepSeconds = todouble(customDimensions.sweepSeconds),
+    sweepBudgetSeconds = todouble(customDimensions.sweepBudgetSeconds),
+    stoppedByBudget = tostring(customDimensions.stoppedByBudget)
+| where sweepSeconds > 0.8 * sweepBudgetSeconds or stoppedByBudget == "true"
+| project timestamp, sweepSeconds, sweepBudgetSeconds, stoppedByBudget,
+    pendingCount = toint(customDimensions.pendingCount)
+'''
+
+// A message the app could not handle was kept aside in the ledger (docs/operations.md).
+var setAsideQuery = '''
+traces
+| where tostring(customDimensions.onboardingEvent) == "message.set_aside"
+| project timestamp, message,
+    source = tostring(customDimensions.source),
+    queueMessageId = tostring(customDimensions.queueMessageId),
+    requestId = tostring(customDimensions.requestId)
+'''
+
+// Severity: 0 critical, 1 error, 2 warning, 3 informational. Each rule counts the rows
+// its query returns over `window`, every `frequency`, and resolves itself once the
+// condition is gone (autoMitigate).
+var alerts = [
+  {
+    name: 'poison-reported'
+    displayName: 'User onboarding: poisoned message reported'
+    description: 'A user-onboard message failed maxDequeueCount times and, after POISON_HOLD, its request was answered rejected/poison. Storage trouble or a bug: see docs/operations.md, poisoned messages.'
+    severity: 2
+    frequency: 'PT5M'
+    window: 'PT15M'
+    query: poisonReportedQuery
+    operator: 'GreaterThan'
+    threshold: 0
+  }
+  {
+    name: 'failure-rate'
+    displayName: 'User onboarding: high failure rate'
+    description: 'More than ${failureRatePercent} % of the last hour\'s terminal outcomes are failed (at least ${failureRateMinimumCount} outcomes). See the workbook\'s outcomes by reason code.'
+    severity: 2
+    frequency: 'PT15M'
+    window: 'PT1H'
+    query: 'let minimumTerminal = ${failureRateMinimumCount};\nlet failedPercentThreshold = ${failureRatePercent};\n${failureRateQuery}'
+    operator: 'GreaterThan'
+    threshold: 0
+  }
+  {
+    name: 'graph-access-denied'
+    displayName: 'User onboarding: Graph access denied'
+    description: 'Graph refused a call with 401/403: requests are blocked until the identity has the permission named in the alert (docs/deploy.md, Graph permissions).'
+    severity: 1
+    frequency: 'PT5M'
+    window: 'PT15M'
+    query: accessDeniedQuery
+    operator: 'GreaterThan'
+    threshold: 0
+  }
+  {
+    name: 'sweep-heartbeat'
+    displayName: 'User onboarding: no sweep'
+    description: 'No sweep reported for ${sweepHeartbeatWindow}: the app is not running or not indexing its functions (see also the settings alert), or its timer is stuck.'
+    severity: 1
+    frequency: 'PT5M'
+    window: sweepHeartbeatWindow
+    query: sweepHeartbeatQuery
+    operator: 'LessThan'
+    threshold: 1
+  }
+  {
+    name: 'settings-error'
+    displayName: 'User onboarding: app setting refused at start-up'
+    description: 'The app did not start: an app setting is missing or malformed (the exception names it). Fix it with azd env set and azd provision.'
+    severity: 1
+    frequency: 'PT5M'
+    window: 'PT15M'
+    query: settingsErrorQuery
+    operator: 'GreaterThan'
+    threshold: 0
+  }
+  {
+    name: 'sweep-near-budget'
+    displayName: 'User onboarding: sweep near its time budget'
+    description: 'A sweep used more than 80 % of its budget or stopped because of it: pending requests are rechecked later than planned.'
+    severity: 3
+    frequency: 'PT15M'
+    window: 'PT1H'
+    query: sweepNearBudgetQuery
+    operator: 'GreaterThan'
+    threshold: 0
+  }
+  {
+    name: 'message-set-aside'
+    displayName: 'User onboarding: message set aside'
+    description: 'The app kept a message it could not handle aside in the request ledger: see docs/operations.md.'
+    severity: 2
+    frequency: 'PT5M'
+    window: 'PT15M'
+    query: setAsideQuery
+    operator: 'GreaterThan'
+    threshold: 0
+  }
+]
+
+resource rules 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [for alert in alerts: {
+  name: '${namePrefix}-${alert.name}'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: alert.displayName
+    description: alert.description
+    severity: alert.severity
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: alert.frequency
+    windowSize: alert.window
+    criteria: {
+      allOf: [
+        {
+          query: alert.query
+          timeAggregation: 'Count'
+          operator: alert.operator
+          threshold: alert.threshold
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    // Not validated at deployment: a first `azd up` must not depend on Application
+    // Insights having data yet. Run each query in Logs once (docs/deploy.md "Alerts").
+    skipQueryValidation: true
+    actions: {
+      actionGroups: actionGroupIds
+    }
+  }
+}]
+
+// The operators' dashboard: intake, outcomes, pending requests, the sweep, Graph trouble.
+resource workbook 'Microsoft.Insights/workbooks@2023-06-01' = {
+  name: guid(appInsights.id, 'user-onboarding-workbook')
+  location: location
+  tags: union(tags, { 'hidden-title': 'User onboarding' })
+  kind: 'shared'
+  properties: {
+    displayName: 'User onboarding'
+    category: 'workbook'
+    sourceId: appInsights.id
+    // The queries run against Application Insights unless a step names another resource.
+    serializedData: string(union(loadJsonContent('workbook.json'), { fallbackResourceIds: [ appInsights.id ] }))
+    version: '1.0'
+  }
+}
+
+output workbookName string = workbook.name
+output workbookId string = workbook.id
