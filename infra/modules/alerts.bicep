@@ -6,8 +6,9 @@
 // (shared/telemetry.py): request.outcome (requestId, queueMessageId, outcome, reasonCode,
 // trigger), sweep.summary (sweepSeconds, sweepBudgetSeconds, stoppedByBudget,
 // pendingCount, oldestDeadline), graph.access_denied (requestId, call, permission,
-// status), graph.trouble (call, status, kind), poison.reported (queueMessageId,
-// requestId), message.set_aside (source, queueMessageId, requestId).
+// status), graph.trouble (call, status, kind), poison.held (queueMessageId, requestId,
+// holdUntil), poison.reported (queueMessageId, requestId), message.set_aside (source,
+// queueMessageId, requestId).
 // tests/infra checks that the queries below and the workbook's name nothing else.
 //
 // Without alertEmail the rules still run and fire (Azure portal > Alerts, and the
@@ -53,6 +54,18 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(a
 var actionGroupIds = empty(alertEmail) ? [] : [actionGroup.id]
 
 // --- the queries (Application Insights' classic tables; the rule's window is the time filter) --
+
+// A poisoned message held: the host gave up on a user-onboard message, and its request
+// will be answered rejected/poison when POISON_HOLD is over, unless on-call fixes the
+// cause and replays it first (`python -m ops replay`): this is the alert to act on.
+var poisonHeldQuery = '''
+traces
+| where tostring(customDimensions.onboardingEvent) == "poison.held"
+| project timestamp, message,
+    queueMessageId = tostring(customDimensions.queueMessageId),
+    requestId = tostring(customDimensions.requestId),
+    holdUntil = tostring(customDimensions.holdUntil)
+'''
 
 // Any poisoned message reported: the host gave up on a user-onboard message after
 // maxDequeueCount tries (the storage queues failed, or a bug), and once POISON_HOLD was
@@ -133,10 +146,21 @@ traces
 // condition is gone (autoMitigate).
 var alerts = [
   {
+    name: 'poison-held'
+    displayName: 'User onboarding: poisoned message held (replay window open)'
+    description: 'The Functions host gave up on a user-onboard message. Its request is answered rejected/poison when POISON_HOLD is over, unless it is replayed before: see docs/operations.md, poisoned messages.'
+    severity: 1
+    frequency: 'PT5M'
+    window: 'PT15M'
+    query: poisonHeldQuery
+    operator: 'GreaterThan'
+    threshold: 0
+  }
+  {
     name: 'poison-reported'
     displayName: 'User onboarding: poisoned message reported'
     description: 'A user-onboard message failed maxDequeueCount times and, after POISON_HOLD, its request was answered rejected/poison. Storage trouble or a bug: see docs/operations.md, poisoned messages.'
-    severity: 2
+    severity: 3
     frequency: 'PT5M'
     window: 'PT15M'
     query: poisonReportedQuery

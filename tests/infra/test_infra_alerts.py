@@ -38,6 +38,7 @@ EVENTS = {
     },
     "graph.access_denied": {"requestId", "call", "permission", "status"},
     "graph.trouble": {"call", "status", "kind"},
+    "poison.held": {"queueMessageId", "requestId", "holdUntil"},
     "poison.reported": {"queueMessageId", "requestId"},
     "message.set_aside": {"source", "queueMessageId", "requestId"},
 }
@@ -54,6 +55,7 @@ OUTCOMES = {
 }
 TERMINAL_OUTCOMES = {"licensed", "failed", "rejected"}
 ALERTS = {
+    "poison-held",
     "poison-reported",
     "failure-rate",
     "graph-access-denied",
@@ -231,11 +233,12 @@ def test_the_failure_rate_alert_uses_its_threshold_and_minimum() -> None:
     assert set(re.findall(r'"(\w+)"', terminal.group(1))) == TERMINAL_OUTCOMES
 
 
-def test_the_poison_alert_looks_at_15_minutes() -> None:
-    """Any poison.reported in 15 minutes."""
-    alert = _alerts()["poison-reported"]
+@pytest.mark.parametrize("event", ["poison.held", "poison.reported"])
+def test_the_poison_alerts_look_at_15_minutes(event: str) -> None:
+    """Any poison.held (on-call can still replay) or poison.reported in 15 minutes."""
+    alert = _alerts()[event.replace(".", "-")]
     assert alert["window"] == "PT15M"
-    assert _events_filtered(_query_text(alert["query"])[0]) == {"poison.reported"}
+    assert _events_filtered(_query_text(alert["query"])[0]) == {event}
 
 
 def test_the_settings_alert_reads_the_apps_start_up_error() -> None:
