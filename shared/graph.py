@@ -58,6 +58,7 @@ from shared.codes import ForcedSyncStatus
 from shared.errors import GraphCall, GraphError, GraphErrorKind
 from shared.requests import UserIdentifiers
 from shared.settings import LOCAL_GRAPH_TOKEN
+from shared.telemetry import TelemetryEvent, emit
 from shared.tenant import (
     Ambiguous,
     CloudSyncJob,
@@ -365,6 +366,7 @@ class GraphDirectory:
 
     def _note_throttling(self, error: GraphError) -> None:
         """Each `$batch` item is throttled on its own: an item's 429 closes the gate too."""
+        _record(error)
         if error.kind == GraphErrorKind.THROTTLED:
             self.gate.close(error, write=False)
 
@@ -554,6 +556,7 @@ class GraphDirectory:
                 error = _translate(exc, call)
             if error.kind == GraphErrorKind.THROTTLED and call.directory_budget:
                 self.gate.close(error, write=call.is_write)
+            _record(error)
             if error.kind not in retryable or attempt >= self._retries:
                 raise error
             wait = error.retry_after if error.retry_after is not None else 0.5 * 2**attempt
@@ -563,6 +566,31 @@ class GraphDirectory:
             log.info("Graph %s; retrying in %.1fs (attempt %d)", error, wait, attempt)
             if error.kind != GraphErrorKind.THROTTLED:  # the gate already makes 429s wait
                 await self._sleep(wait)
+
+
+_TROUBLE: Final = (
+    GraphErrorKind.THROTTLED,
+    GraphErrorKind.UNAVAILABLE,
+    GraphErrorKind.ACCESS_DENIED,
+)
+
+
+def _record(error: GraphError) -> None:
+    """One `graph.trouble` record per throttled, failed or refused answer (the workbook's
+    Graph panel and the metrics count them)."""
+    if error.kind in _TROUBLE:
+        emit(
+            TelemetryEvent.GRAPH_TROUBLE,
+            "Graph %s on %s: %s %s",
+            error.kind,
+            error.call,
+            error.status or "no answer",
+            error.code,
+            level=logging.WARNING,
+            call=error.call,
+            status=error.status,
+            kind=error.kind,
+        )
 
 
 # --- translation: the one place Graph's and httpx's errors become ours ---------------------
