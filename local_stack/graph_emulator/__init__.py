@@ -2,10 +2,22 @@
 
 There is no Graph (and no internet) in development or CI, so this standard
 library HTTP server answers `GET /users/{id|upn}`, `GET /users?$filter=`,
-`PATCH /users/{id}`, `POST /users/{id}/assignLicense`, `GET /subscribedSkus`
-and `POST /$batch` with Graph's wire format, status codes and error bodies,
-and its responses validate against `../shared/graph/graph-v1.0-excerpt.openapi.yaml`
+`PATCH /users/{id}`, `POST /users/{id}/assignLicense`,
+`POST /users/{id}/reprocessLicenseAssignment`, `GET /subscribedSkus`,
+`POST /groups/{id}/members/$ref`,
+`GET /servicePrincipals/{sp}/synchronization/jobs/{job}/schema`,
+`POST /servicePrincipals/{sp}/synchronization/jobs/{job}/provisionOnDemand` and
+`POST /$batch` with Graph's wire format, status codes and error bodies, and its
+responses validate against `../shared/graph/graph-v1.0-excerpt.openapi.yaml`
 (see `openapi_check`). It binds to 127.0.0.1 only.
+
+Two Entra processes run on the emulator's clock (a `ManualClock` in tests):
+Cloud Sync (users `awaitingSync` exist in AD only, and appear in Entra,
+synced, at the next regular cycle or `onDemandDelaySeconds` after a
+provisionOnDemand naming their DN; see `sync`) and group-based licensing
+(`groupLicenseDelaySeconds` after a member add, a reprocess or a change of a
+group's licenses, each license of the group becomes `Active` or `Error` in the
+user's `licenseAssignmentStates`; see `licensing`).
 
 Start it in-process::
 
@@ -33,7 +45,13 @@ batch shuffle), `shuffle_batch` (True). In-process helpers on `Emulator`:
 key_lookup_lag=None)`, `set_user_lag(key, write_not_found=None,
 usage_location_lag=None, key_lookup_lag=None)`, `permissions()`,
 `set_permissions(granted | None)`, `grant(name)`, `revoke(name)`,
-`set_batch_shuffle(bool)`.
+`set_batch_shuffle(bool)`; Cloud Sync: `sync_settings()`,
+`set_sync(cycle_seconds=None, on_demand_delay_seconds=None)`,
+`run_sync_cycle() -> [upn]`, `provision_on_demand_calls() -> [log entry]`
+(users awaiting sync: `add_user({..., "awaitingSync": True})`); group licensing:
+`add_group(spec)`, `group_record(group_id)`, `set_group_licenses(group_id,
+[{"skuId", "disabledPlans"}])`, `set_group_license_delay(seconds)`,
+`set_tenant_usage_location(code | None)`, `license_states(user_key)`.
 
 Directory file (JSON)
 ---------------------
@@ -48,7 +66,9 @@ Directory file (JSON)
         "suspended": 0, "warning": 0, "lockedOut": 0,
         "appliesTo": "User", "capabilityStatus": "Enabled",   # not Enabled = no free seats
         "servicePlans": [{"servicePlanId": "<guid>", "servicePlanName": "MCOEV",
-                          "provisioningStatus": "Success", "appliesTo": "User"}]
+                          "provisioningStatus": "Success", "appliesTo": "User"}],
+        "prohibitedUsageLocations": ["XX"]  # group licensing of a user located there:
+                                      # Error ProhibitedInUsageLocationViolation
       }],
       "planRules": {                  # keyed by servicePlanName
         "mutuallyExclusive": [["PLAN_A", "PLAN_B"]],
@@ -65,6 +85,26 @@ Directory file (JSON)
                                       # "...invalid usage location." and do nothing
         "keyLookupLag": 0             # the next N GET /users/{id|upn} (or users('...')) are 404
       },                              # while $filter already finds the user
+      "synchronization": {            # Entra Cloud Sync (absent = no jobs, no cycle)
+        "jobs": [{"servicePrincipalId": "<guid>",
+                  "jobId": "AD2AADProvisioning.<32 hex>[.<suffix>]",  # a GUID is refused
+                  "ruleId": "<the AD-to-Entra rule id>",
+                  "templateId": "AD2AADProvisioning"}],   # the default
+        "cycleSeconds": 0,            # regular run every N s from the start/last reset (or the
+                                      # last change of cycleSeconds); 0 = none (real: PT2M)
+        "onDemandDelaySeconds": 3     # provisionOnDemand -> the user is synced N s later
+      },
+      "tenantUsageLocation": "FR",    # what group licensing gives users without a usageLocation
+                                      # (absent: their group licenses are Error "Other")
+      "groupLicenseDelaySeconds": 3,  # member add / reprocess / group licenses changed ->
+                                      # the group's licenses are processed N s later
+      "groups": [{                    # members listed here hold its licenses from the start
+        "id": "<guid>",               # generated when omitted
+        "displayName": "Licensing - Teams", "description": null,
+        "securityEnabled": true,      # licenses need a security group
+        "licenses": [{"skuId": "<guid>", "disabledPlans": ["<servicePlanId>"]}],
+        "members": ["<userId or UPN>"]  # users visible at start
+      }],
       "users": [{
         "id": "<guid>",               # generated when omitted
         "userPrincipalName": "jane.doe@contoso.com",           # required
@@ -78,6 +118,10 @@ Directory file (JSON)
                                       # creating the cloud account)
         "syncAfterSeconds": 5,        # onPremisesSyncEnabled null, then true (with
                                       # onPremisesLastSyncDateTime) from then on
+        "awaitingSync": true,         # in AD only: 404 / absent from filters until a sync
+                                      # cycle or a provisionOnDemand of its DN, then synced
+                                      # (excludes appearAfterSeconds and syncAfterSeconds)
+        "onPremisesDistinguishedName": "CN=...,DC=...",  # what provisionOnDemand matches
         "lag": {"writeNotFound": 2}   # this user's counters; keys given replace "consistency"
       }]
     }
@@ -89,9 +133,13 @@ Control API (no auth, JSON, under `/_emulator`)
 - `GET  /health` -> `{"status": "ok"}`
 - `POST /users` (a user as in the file) -> 201 full record
 - `GET  /users/{id-or-upn}` -> full record, visible or not, with an `_emulator` section
-  (`visible`, `appearAt`, `syncAt`, `directLicenses`, `groupLicenses`, and `lag`:
+  (`visible`, `appearAt` (null while awaiting sync), `syncAt`, `awaitingSync`,
+  `directLicenses`, `groupLicenses` (the static key), `memberOf` (group ids),
+  `pendingLicenseProcessing` (`[{"groupId", "dueAt"}]`), and `lag`:
   the remaining `writeNotFound` and `keyLookupLag`, the user's `usageLocationLag`, and
   `usageLocationPending`, the assignLicense refusals left since the last usageLocation PATCH)
+- `GET  /users/{id-or-upn}/licenseAssignmentStates` -> the user's states, as Graph's
+  `$select=licenseAssignmentStates` shows them
 - `POST /users/{id-or-upn}/sync` -> the user exists and is synced from now
 - `PUT  /users/{id-or-upn}/lag` `{"writeNotFound": N, "usageLocationLag": N,
   "keyLookupLag": N}` (any subset) -> that user's counters from now; the full record
@@ -119,6 +167,18 @@ Control API (no auth, JSON, under `/_emulator`)
 - `PUT  /throttle` `{"unitsPer10s": 3500, "writesPer150s": 3000}` (0 = off; see
   `throttle` for the per-request costs and the 429's headers)
 - `POST /clock/advance` `{"seconds": N}` (only with a manual clock, else 409)
+- `GET  /sync` -> `{"jobs", "cycleSeconds", "onDemandDelaySeconds", "lastCycleAt",
+  "nextCycleAt", "awaitingSync": [upn]}`; `PUT /sync` `{"cycleSeconds": N,
+  "onDemandDelaySeconds": N}` (any subset; a new cycleSeconds restarts the schedule now)
+- `POST /sync/cycle` -> runs a cycle now: `{"synced": [upn]}` (the schedule is unchanged)
+- `GET  /sync/provisionOnDemand` -> the request log's provisionOnDemand entries
+- `GET  /groups`; `POST /groups` (a group as in the file; members processed after the
+  delay) -> 201; `GET /groups/{id}` -> `{"id", "displayName", "securityEnabled",
+  "description", "licenses", "members", "pendingLicenseProcessing": [{"userId", "dueAt"}]}`
+- `PUT  /groups/{id}/licenses` `{"licenses": [{"skuId", "disabledPlans"}]}` -> the group;
+  states of SKUs dropped go at once, every member is reprocessed after the delay
+- `GET  /licensing`; `PUT /licensing` `{"groupLicenseDelaySeconds": N,
+  "tenantUsageLocation": "FR" | null}` (any subset)
 
 See README.md for the Graph behaviours deliberately not modelled.
 """

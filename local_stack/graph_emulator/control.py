@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import unquote
 
 from .clock import Clock, ManualClock
 from .directory import Directory, DirectoryFormatError
@@ -115,6 +116,58 @@ class Controls:
         """Revoke one application permission."""
         self.directory.permissions.revoke(name)
 
+    # ------------------------------------------------------------- Cloud Sync
+
+    def sync_settings(self) -> dict[str, Any]:
+        """Jobs, `cycleSeconds`, `onDemandDelaySeconds`, last/next cycle, users awaiting sync."""
+        return self.directory.sync_settings()
+
+    def set_sync(
+        self, cycle_seconds: float | None = None, on_demand_delay_seconds: float | None = None
+    ) -> dict[str, Any]:
+        """Set the cycle (0 = none; boundaries restart from now) and/or the on-demand delay."""
+        changes = {"cycleSeconds": cycle_seconds, "onDemandDelaySeconds": on_demand_delay_seconds}
+        return self.directory.set_sync({k: v for k, v in changes.items() if v is not None})
+
+    def run_sync_cycle(self) -> list[str]:
+        """Run a Cloud Sync cycle now: every user awaiting sync is synced; their UPNs."""
+        return self.directory.run_sync_cycle()
+
+    def provision_on_demand_calls(self) -> list[dict[str, Any]]:
+        """The request log's provisionOnDemand entries (direct and `$batch` items), oldest first."""
+        return [
+            entry
+            for entry in self.service.requests()
+            if unquote(entry["path"]).rstrip("/").split("/")[-1]
+            in {"provisionOnDemand", "microsoft.graph.provisionOnDemand"}
+        ]
+
+    # ---------------------------------------------------------- group licensing
+
+    def add_group(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Add a group (directory-file shape); its members are processed after the delay."""
+        return self.directory.add_group(spec)
+
+    def group_record(self, group_id: str) -> dict[str, Any]:
+        """A group: licenses, members and the processing still pending."""
+        return self.directory.group_record(group_id)
+
+    def set_group_licenses(self, group_id: str, licenses: list[dict[str, Any]]) -> dict[str, Any]:
+        """Replace a group's licenses (`[{"skuId", "disabledPlans"}]`); members reprocessed."""
+        return self.directory.set_group_licenses(group_id, licenses)
+
+    def set_group_license_delay(self, seconds: float) -> dict[str, Any]:
+        """`groupLicenseDelaySeconds` for processing scheduled from now on."""
+        return self.directory.set_licensing({"groupLicenseDelaySeconds": seconds})
+
+    def set_tenant_usage_location(self, location: str | None) -> dict[str, Any]:
+        """The location group licensing gives users without one (None = no tenant location)."""
+        return self.directory.set_licensing({"tenantUsageLocation": location})
+
+    def license_states(self, user_key: str) -> list[dict[str, Any]]:
+        """A user's `licenseAssignmentStates`, as `$select=licenseAssignmentStates` shows them."""
+        return self.directory.license_states(user_key)
+
     def set_batch_shuffle(self, shuffle: bool) -> None:
         """Shuffle `$batch` responses (the default) or keep them in request order."""
         self.service.shuffle_batch = shuffle
@@ -193,9 +246,20 @@ def _route(method: str, segments: list[str]) -> Handler:
         ("POST", "reset"): lambda e, s, b: _none(lambda: e.reset(b if b else None)),
         ("PUT", "throttle"): _throttle,
         ("POST", "clock/advance"): _advance,
+        ("GET", "sync"): lambda e, s, b: (200, e.sync_settings()),
+        ("PUT", "sync"): lambda e, s, b: (200, e.directory.set_sync(_object(b))),
+        ("POST", "sync/cycle"): lambda e, s, b: (200, {"synced": e.run_sync_cycle()}),
+        ("GET", "sync/provisionOnDemand"): lambda e, s, b: (200, e.provision_on_demand_calls()),
+        ("GET", "groups"): lambda e, s, b: (200, e.directory.groups()),
+        ("POST", "groups"): lambda e, s, b: (201, e.add_group(_object(b))),
+        ("GET", "groups/*"): lambda e, s, b: (200, e.group_record(s[1])),
+        ("PUT", "groups/*/licenses"): _group_licenses,
+        ("GET", "licensing"): lambda e, s, b: (200, e.directory.licensing_settings()),
+        ("PUT", "licensing"): lambda e, s, b: (200, e.directory.set_licensing(_object(b))),
+        ("GET", "users/*/licenseAssignmentStates"): lambda e, s, b: (200, e.license_states(s[1])),
     }
     shape = "/".join(
-        "*" if (i == 1 and segments[0] in {"users", "skus", "permissions"}) else part
+        "*" if (i == 1 and segments[0] in {"users", "skus", "permissions", "groups"}) else part
         for i, part in enumerate(segments)
     )
     handler = table.get((method, shape))
@@ -218,6 +282,13 @@ def _object(body: Any) -> dict[str, Any]:
 
 def _add_user(emulator: Controls, segments: list[str], body: Any) -> ControlReply:
     return 201, emulator.add_user(_object(body))
+
+
+def _group_licenses(emulator: Controls, segments: list[str], body: Any) -> ControlReply:
+    spec = _object(body)
+    if set(spec) != {"licenses"}:
+        raise ControlError(400, 'the body is {"licenses": [{"skuId": ..., "disabledPlans": []}]}')
+    return 200, emulator.set_group_licenses(segments[1], spec["licenses"])
 
 
 def _added_fault(emulator: Controls, body: dict[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The emulated tenant: users, their sync state, SKUs with seats, and license rules.
+"""The emulated tenant: users, their sync state, SKUs with seats, groups, and license rules.
 
 Pure state and rules, no HTTP: every method takes or returns plain data and
 raises `GraphRefusal` with Graph's own status, code and message when Graph would
@@ -33,21 +33,37 @@ Defaults come from the file's top-level `"consistency"` (or
 The app's granted permissions (`"permissions"`) live here too, so a reset
 reloads them with the rest of the tenant.
 
+Time-driven work runs lazily: every public method first calls `_tick`, which
+processes, in due order, everything the clock has passed since the last call:
+the Cloud Sync cycle boundaries (`synchronization.cycleSeconds`: every user
+`awaitingSync` becomes synced at the next boundary, like Cloud Sync's
+scheduled runs, `PT2M` in real jobs) and the pending group-license processing
+(`groupLicenseDelaySeconds` after a member add, a reprocess or a change of a
+group's licenses). So a state read at any moment is what Entra would show then,
+whatever the order of the calls that observe it. Cloud Sync's jobs, schema and
+provisionOnDemand answers are built by `sync`; the group-licensing rules are
+`licensing.evaluate_group`.
+
 The directory file format is documented in the package docstring
 (`local_stack/graph_emulator/__init__.py`).
 """
 
 from __future__ import annotations
 
+import heapq
+import math
 import re
 import threading
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
+from . import licensing, sync
 from .clock import Clock, iso_z
-from .errors import GraphRefusal, bad_request, not_found
+from .errors import DirectoryFormatError, GraphRefusal, bad_request, not_found
+from .licensing import Group, LicenseState
 from .permissions import PermissionFormatError, Permissions, checked_names
 
 GUID_RE = re.compile(
@@ -89,9 +105,12 @@ USER_PROPERTIES: tuple[str, ...] = (
     "usageLocation",
     "userType",
     "deletedDateTime",
+    "licenseAssignmentStates",  # computed; Graph returns it only with $select (user resource)
 )
 
-_COLLECTION_PROPERTIES = frozenset({"businessPhones", "onPremisesProvisioningErrors"})
+_COLLECTION_PROPERTIES = frozenset(
+    {"businessPhones", "onPremisesProvisioningErrors", "licenseAssignmentStates"}
+)
 
 #: Properties Graph computes or that come from AD; PATCH refuses them.
 READ_ONLY_PROPERTIES = frozenset(
@@ -99,6 +118,7 @@ READ_ONLY_PROPERTIES = frozenset(
         "id",
         "assignedLicenses",
         "deletedDateTime",
+        "licenseAssignmentStates",
         "onPremisesDistinguishedName",
         "onPremisesDomainName",
         "onPremisesLastSyncDateTime",
@@ -131,8 +151,17 @@ CLOUD_WRITABLE_WHEN_SYNCED = frozenset({"usageLocation"})
 
 #: Keys of a user entry in the directory file that steer the emulator, not Graph properties.
 _CONTROL_KEYS = frozenset(
-    {"assignedLicenses", "groupLicenses", "syncAfterSeconds", "appearAfterSeconds", "lag"}
+    {
+        "assignedLicenses",
+        "groupLicenses",
+        "syncAfterSeconds",
+        "appearAfterSeconds",
+        "awaitingSync",
+        "lag",
+    }
 )
+#: Computed properties a directory file cannot set.
+_COMPUTED_PROPERTIES = frozenset({"licenseAssignmentStates"})
 
 #: Replication-lag counters: file/control-API key -> `set_consistency` keyword.
 LAG_KEYS: dict[str, str] = {
@@ -140,7 +169,19 @@ LAG_KEYS: dict[str, str] = {
     "usageLocationLag": "usage_location_lag",
     "keyLookupLag": "key_lookup_lag",
 }
-TOP_LEVEL_KEYS = frozenset({"skus", "planRules", "users", "consistency", "permissions"})
+TOP_LEVEL_KEYS = frozenset(
+    {
+        "skus",
+        "planRules",
+        "users",
+        "consistency",
+        "permissions",
+        "synchronization",
+        "groups",
+        "tenantUsageLocation",
+        "groupLicenseDelaySeconds",
+    }
+)
 INVALID_USAGE_LOCATION = "License assignment cannot be done for user with invalid usage location."
 
 SYNCED_USER_MESSAGE = (
@@ -148,9 +189,14 @@ SYNCED_USER_MESSAGE = (
     "or objects currently undergoing migration."
 )
 
+#: Graph's answer to a member add for a user who is already a member (handbook, research §5).
+ALREADY_MEMBER = (
+    "One or more added object references already exist for the following modified "
+    "properties: 'members'."
+)
+NEVER = math.inf  # appear_at of a user awaiting sync: invisible until a sync says otherwise
 
-class DirectoryFormatError(ValueError):
-    """The directory JSON does not follow the documented format."""
+__all__ = ["Directory", "DirectoryFormatError", "Lag", "PlanRules", "Sku", "UserRecord"]
 
 
 @dataclass
@@ -188,6 +234,7 @@ class Sku:
     locked_out: int = 0
     account_id: str = "00000000-0000-0000-0000-000000000001"
     account_name: str = "Contoso"
+    prohibited: frozenset[str] = frozenset()  # usage locations where group licensing fails
 
     def plan_ids(self) -> set[str]:
         """Service plan ids of this SKU, lower-cased."""
@@ -232,12 +279,17 @@ class UserRecord:
 
     props: dict[str, Any]
     direct: dict[str, list[str]]  # skuId (lower) -> disabledPlans, in assignment order
-    group: list[str]  # skuIds (lower) inherited from groups
+    group: list[str]  # skuIds (lower) of the static `groupLicenses` key
     added_at: float
-    appear_at: float
+    appear_at: float  # NEVER while awaiting a sync
     sync_at: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     lag: Lag = field(default_factory=Lag)
+    awaiting: bool = False  # `awaitingSync`: in AD, not in Entra until a cycle or on-demand sync
+    resyncs: list[float] = field(default_factory=list)  # on-demand syncs of a synced user
+    #: (groupId, skuId) -> outcome of that group's license, in processing order
+    group_states: dict[tuple[str, str], LicenseState] = field(default_factory=dict)
+    license_times: dict[str, float] = field(default_factory=dict)  # direct skuId -> assigned at
 
     @property
     def id(self) -> str:
@@ -248,8 +300,40 @@ class UserRecord:
         return str(self.props.get("userPrincipalName") or "")
 
     def held_skus(self) -> list[str]:
-        """Effective licenses: direct ones first, then group ones not also direct."""
-        return [*self.direct, *(s for s in self.group if s not in self.direct)]
+        """Effective licenses, each once: direct, static group ones, then Active group ones."""
+        held = dict.fromkeys(self.direct)
+        held.update(dict.fromkeys(self.group))
+        held.update(dict.fromkeys(s.sku_id for s in self.group_states.values() if s.active))
+        return list(held)
+
+    def held_except(self, group_id: str) -> set[str]:
+        """SKUs the user holds by any means but `group_id`'s licenses."""
+        held = set(self.direct) | set(self.group)
+        held |= {
+            s.sku_id for s in self.group_states.values() if s.active and s.group_id != group_id
+        }
+        return held
+
+    def disabled_for(self, sku_id: str, *, except_group: str | None = None) -> list[str]:
+        """The plans of `sku_id` no source enables: a plan any assignment enables is on."""
+        sources: list[list[str]] = []
+        if sku_id in self.direct:
+            sources.append(self.direct[sku_id])
+        if sku_id in self.group:
+            sources.append([])
+        sources += [
+            list(s.disabled)
+            for s in self.group_states.values()
+            if s.active and s.sku_id == sku_id and s.group_id != except_group
+        ]
+        if not sources:
+            return []
+        common = set(sources[0]).intersection(*sources[1:])
+        return [d for d in sources[0] if d in common]
+
+    def pending_sync(self, now: float) -> bool:
+        """Awaiting a sync that has not happened by `now`."""
+        return self.awaiting and (self.sync_at is None or self.sync_at > now)
 
 
 @dataclass(frozen=True)
@@ -271,6 +355,17 @@ class Directory:
         self._rules = PlanRules()
         self._consistency: dict[str, int] = dict.fromkeys(LAG_KEYS, 0)
         self.permissions = Permissions()
+        self._groups: dict[str, Group] = {}
+        self._queue: list[tuple[float, int, str, str]] = []  # (due, seq, userId, groupId)
+        self._seq = 0
+        self._group_delay = licensing.DEFAULT_GROUP_LICENSE_DELAY
+        self._tenant_location: str | None = None
+        self._sync = sync.SyncSettings()
+        self._cycle_origin = 0.0
+        self._next_cycle = NEVER
+        self._last_cycle: float | None = None
+        self._limiter = sync.OnDemandLimiter()
+        self._loaded_at = 0.0
         self.load(data)
 
     # ----------------------------------------------------------------- loading
@@ -285,6 +380,13 @@ class Directory:
         skus = [_parse_sku(s) for s in _list(data.get("skus", []), "skus")]
         rules = _parse_rules(data.get("planRules", {}))
         consistency = _parse_lag(data.get("consistency", {}), "consistency")
+        settings = sync.parse_settings(data.get("synchronization"))
+        tenant_location = licensing.usage_location(
+            data.get("tenantUsageLocation"), "tenantUsageLocation"
+        )
+        group_delay = licensing.delay(
+            data.get("groupLicenseDelaySeconds", licensing.DEFAULT_GROUP_LICENSE_DELAY)
+        )
         granted = data.get("permissions")
         try:
             permissions = None if granted is None else checked_names(_list(granted, "permissions"))
@@ -300,19 +402,37 @@ class Directory:
                 self._skus[sku.sku_id] = sku
             self._rules = rules
             self._users = {}
-            counted: dict[str, int] = {}
+            self._groups = {}
+            self._queue = []
+            now = self._clock.now()
+            self._loaded_at = now
+            self._sync = settings
+            self._limiter = sync.OnDemandLimiter()
+            self._last_cycle = None
+            self._restart_cycle(now)
+            self._tenant_location = tenant_location
+            self._group_delay = group_delay
+            explicit = {}
+            for raw, sku in zip(_list(data.get("skus", []), "skus"), skus, strict=True):
+                if raw.get("consumedUnits") is not None:
+                    explicit[sku.sku_id] = sku.consumed
+                sku.consumed = 0
             for spec in _list(data.get("users", []), "users"):
                 user = self._insert_user(spec)
                 for sku_id in user.held_skus():
-                    counted[sku_id] = counted.get(sku_id, 0) + 1
-            # A file that gives no consumedUnits gets the number of users holding the SKU.
-            for raw, sku in zip(_list(data.get("skus", []), "skus"), skus, strict=True):
-                if raw.get("consumedUnits") is None:
-                    sku.consumed = counted.get(sku.sku_id, 0)
+                    self._skus[sku_id].consumed += 1
+            # The file's memberships are the tenant's state at start: processed now, in order,
+            # taking seats from what the file's users already hold.
+            for spec in _list(data.get("groups", []), "groups"):
+                self._insert_group(spec, at_load=True)
+            # A file that gives consumedUnits means it; otherwise the users holding the SKU.
+            for sku_id, consumed in explicit.items():
+                self._skus[sku_id].consumed = consumed
 
     def add_user(self, spec: Mapping[str, Any]) -> dict[str, Any]:
         """Add one user (directory-file shape); its delays count from now."""
         with self._lock:
+            self._tick()
             user = self._insert_user(spec)
             for sku_id in user.held_skus():
                 self._skus[sku_id].consumed += 1
@@ -368,6 +488,7 @@ class Directory:
         A key lookup: while the user's `keyLookupLag` remains it is a 404 (and spends one).
         """
         with self._lock:
+            self._tick()
             user = self._visible(key)
             if user.lag.key_lookup_lag > 0:
                 user.lag.key_lookup_lag -= 1
@@ -378,6 +499,7 @@ class Directory:
         """Visible users whose `prop` equals one of `values`, case-insensitively like Graph."""
         wanted = {v.casefold() for v in values}
         with self._lock:
+            self._tick()
             now = self._clock.now()
             return [
                 self._view(u)
@@ -390,41 +512,94 @@ class Directory:
     def subscribed_skus(self) -> list[dict[str, Any]]:
         """Every SKU as Graph shows it."""
         with self._lock:
+            self._tick()
             return [s.to_graph() for s in self._skus.values()]
 
     def internal(self, key: str) -> dict[str, Any]:
         """Full record of any user, visible or not, for the control API (KeyError if unknown)."""
         with self._lock:
+            self._tick()
             user = self._require(key)
             now = self._clock.now()
             return {
                 **self._view(user),
                 "_emulator": {
                     "visible": now >= user.appear_at,
-                    "appearAt": iso_z(user.appear_at),
+                    "appearAt": None if user.appear_at == NEVER else iso_z(user.appear_at),
                     "syncAt": None if user.sync_at is None else iso_z(user.sync_at),
+                    "awaitingSync": user.pending_sync(now),
                     "directLicenses": [
                         {"skuId": s, "disabledPlans": list(d)} for s, d in user.direct.items()
                     ],
                     "groupLicenses": list(user.group),
+                    "memberOf": [g.id for g in self._groups.values() if user.id in g.members],
+                    "pendingLicenseProcessing": [
+                        {"groupId": group_id, "dueAt": iso_z(due)}
+                        for due, _, user_id, group_id in sorted(self._queue)
+                        if user_id == user.id
+                    ],
                     "lag": user.lag.to_json(),
                     **user.extra,
                 },
             }
 
     def _view(self, user: UserRecord) -> dict[str, Any]:
+        now = self._clock.now()
         view: dict[str, Any] = {
             p: ([] if p in _COLLECTION_PROPERTIES else None) for p in USER_PROPERTIES
         }
         view.update(user.props)
         if user.sync_at is not None:
-            synced = self._clock.now() >= user.sync_at
+            synced = now >= user.sync_at
             view["onPremisesSyncEnabled"] = True if synced else None
             view["onPremisesLastSyncDateTime"] = iso_z(user.sync_at) if synced else None
+        done = [t for t in user.resyncs if t <= now]
+        if done and view["onPremisesSyncEnabled"] is True:
+            last = max(done)
+            if user.sync_at is None or last > user.sync_at:
+                view["onPremisesLastSyncDateTime"] = iso_z(last)
         view["assignedLicenses"] = [
-            {"disabledPlans": list(user.direct.get(s, [])), "skuId": s} for s in user.held_skus()
+            {"disabledPlans": user.disabled_for(s), "skuId": s} for s in user.held_skus()
         ]
+        view["licenseAssignmentStates"] = self._license_states(user)
         return view
+
+    def _license_states(self, user: UserRecord) -> list[dict[str, Any]]:
+        """Direct licenses (assignedByGroup null), static `groupLicenses`, then group states."""
+        states = [
+            licensing.state_json(
+                sku_id,
+                group_id=None,
+                disabled=disabled,
+                state=licensing.ACTIVE,
+                error=licensing.NO_ERROR,
+                updated=iso_z(user.license_times.get(sku_id, user.added_at)),
+            )
+            for sku_id, disabled in user.direct.items()
+        ]
+        states += [
+            licensing.state_json(
+                sku_id,
+                group_id=licensing.STATIC_GROUP_ID,
+                disabled=[],
+                state=licensing.ACTIVE,
+                error=licensing.NO_ERROR,
+                updated=iso_z(user.added_at),
+            )
+            for sku_id in user.group
+        ]
+        states += [
+            licensing.state_json(
+                state.sku_id,
+                group_id=state.group_id,
+                disabled=state.disabled,
+                state=state.state,
+                error=state.error,
+                updated=iso_z(state.updated_at),
+            )
+            for state in user.group_states.values()
+        ]
+        return states
 
     # ----------------------------------------------------------------- writing
 
@@ -433,6 +608,7 @@ class Directory:
         if not isinstance(patch, dict):
             raise bad_request("Invalid request body: a JSON object is expected.", "BadRequest")
         with self._lock:
+            self._tick()
             user = self._writable(key)
             changes: dict[str, Any] = {}
             synced = bool(self._view(user).get("onPremisesSyncEnabled"))
@@ -458,6 +634,7 @@ class Directory:
     def assign_license(self, key: str, add: Any, remove: Any) -> dict[str, Any]:
         """Graph's assignLicense: validate everything, then commit seats and licenses at once."""
         with self._lock:
+            self._tick()
             user = self._writable(key)
             additions = _parse_additions(add)
             removals = _parse_removals(remove)
@@ -487,7 +664,7 @@ class Directory:
                     )
             for sku_id in removals:
                 if sku_id not in user.direct:
-                    if sku_id in user.group:
+                    if sku_id in user.held_skus():
                         raise bad_request(
                             "User license is inherited from a group membership and it cannot be "
                             "removed directly from the user."
@@ -497,7 +674,7 @@ class Directory:
             before = user.held_skus()
             direct = {s: d for s, d in user.direct.items() if s not in removals}
             direct.update(additions)
-            after_user = UserRecord(user.props, direct, user.group, user.added_at, user.appear_at)
+            after_user = replace(user, direct=direct)
             after = after_user.held_skus()
             for sku_id in after:
                 if sku_id not in before and self._skus[sku_id].free_seats() < 1:
@@ -507,6 +684,11 @@ class Directory:
             self._check_plan_rules(self._enabled_plans(user), self._enabled_plans(after_user))
 
             user.direct = direct
+            now = self._clock.now()
+            user.license_times = {
+                s: now if s in additions else user.license_times.get(s, user.added_at)
+                for s in direct
+            }
             for sku_id in after:
                 if sku_id not in before:
                     self._skus[sku_id].consumed += 1
@@ -515,10 +697,13 @@ class Directory:
                     self._skus[sku_id].consumed -= 1
             return self._view(user)
 
-    def _enabled_plans(self, user: UserRecord) -> set[str]:
+    def _enabled_plans(self, user: UserRecord, *, except_group: str | None = None) -> set[str]:
+        """Plan names the user's licenses enable (leaving out one group's, if asked)."""
+        held = user.held_skus() if except_group is None else user.held_except(except_group)
         names: set[str] = set()
-        for sku_id in user.held_skus():
-            names |= self._skus[sku_id].plan_names(user.direct.get(sku_id, []))
+        for sku_id in held:
+            disabled = user.disabled_for(sku_id, except_group=except_group)
+            names |= self._skus[sku_id].plan_names(disabled)
         return names
 
     def _check_plan_rules(self, before: set[str], after: set[str]) -> None:
@@ -559,6 +744,7 @@ class Directory:
         """Set some of one user's lag counters now (KeyError if unknown)."""
         parsed = _parse_lag(changes, "lag")
         with self._lock:
+            self._tick()
             user = self._require(key)
             for name, value in parsed.items():
                 setattr(user.lag, LAG_KEYS[name], value)
@@ -567,12 +753,16 @@ class Directory:
     def sync_user(self, key: str) -> dict[str, Any]:
         """Make a user exist and be synced now, as Entra Connect would (KeyError if unknown)."""
         with self._lock:
+            self._tick()
             user = self._require(key)
-            now = self._clock.now()
-            user.appear_at = min(user.appear_at, now)
-            if user.sync_at is None or user.sync_at > now:
-                user.sync_at = now
+            self._sync_at(user, self._clock.now())
             return self.internal(user.id)
+
+    def _sync_at(self, user: UserRecord, when: float) -> None:
+        """The user exists in Entra and is synced from `when` on (earlier syncs stand)."""
+        user.appear_at = min(user.appear_at, when)
+        if user.sync_at is None or user.sync_at > when:
+            user.sync_at = when
 
     def set_seats(self, part_number: str, changes: Mapping[str, Any]) -> dict[str, Any]:
         """Change a SKU's seat counts or status by skuPartNumber (KeyError if unknown)."""
@@ -588,6 +778,7 @@ class Directory:
         if unknown:
             raise DirectoryFormatError(f"unknown SKU fields: {sorted(unknown)}")
         with self._lock:
+            self._tick()
             sku = next(
                 (s for s in self._skus.values() if s.part_number.lower() == part_number.lower()),
                 None,
@@ -600,6 +791,348 @@ class Directory:
                     raise DirectoryFormatError(f"{name} must be {expected.__name__}")
                 setattr(sku, fields[name], value)
             return sku.to_graph()
+
+    # ------------------------------------------------------------- time passing
+
+    def _tick(self) -> None:
+        """Run what the clock has passed: sync cycle boundaries, due license processing."""
+        now = self._clock.now()
+        if now >= self._next_cycle:
+            boundary = self._next_cycle
+            self._run_cycle(boundary)
+            cycle = self._sync.cycle_seconds
+            self._next_cycle = boundary + cycle * (math.floor((now - boundary) / cycle) + 1)
+        while self._queue and self._queue[0][0] <= now:
+            due, _, user_id, group_id = heapq.heappop(self._queue)
+            self._process(user_id, group_id, due)
+
+    def _restart_cycle(self, now: float) -> None:
+        """Cycle boundaries every cycleSeconds from now (none when 0)."""
+        self._cycle_origin = now
+        cycle = self._sync.cycle_seconds
+        self._next_cycle = now + cycle if cycle > 0 else NEVER
+
+    def _run_cycle(self, at: float) -> list[str]:
+        """A Cloud Sync run at `at`: every user still awaiting sync is synced then."""
+        synced = []
+        for user in self._users.values():
+            if user.pending_sync(at) and user.added_at <= at:
+                self._sync_at(user, at)
+                synced.append(user.upn)
+        self._last_cycle = at
+        return synced
+
+    # ------------------------------------------------------------- Cloud Sync
+
+    def _job(self, service_principal_id: str, job_id: str) -> sync.SyncJob:
+        """The configured job, or Graph's 404 naming what is unknown (wording not verified)."""
+        jobs = [
+            j
+            for j in self._sync.jobs
+            if j.service_principal_id.lower() == service_principal_id.lower()
+        ]
+        if not jobs:
+            raise not_found(service_principal_id)
+        job = next((j for j in jobs if j.job_id.lower() == job_id.lower()), None)
+        if job is None:
+            raise not_found(job_id)
+        return job
+
+    def sync_schema(self, service_principal_id: str, job_id: str, context: str) -> dict[str, Any]:
+        """`GET .../synchronization/jobs/{jobId}/schema` of a configured job."""
+        with self._lock:
+            self._tick()
+            job = self._job(service_principal_id, job_id)
+            return sync.schema_body(job, context, self._loaded_at)
+
+    def provision_on_demand(
+        self, service_principal_id: str, job_id: str, body: Any
+    ) -> dict[str, Any]:
+        """provisionOnDemand: the stringKeyStringValuePair; the user is synced after the delay.
+
+        Order: unknown job (404), the job's rate limit (429), the body (400), the rule
+        (400 RequestParameterInvalid), then the DN: no AD user with it is a 200 Failure.
+        """
+        with self._lock:
+            self._tick()
+            job = self._job(service_principal_id, job_id)
+            now = self._clock.now()
+            self._limiter.admit(job.job_id, now)
+            subject = sync.parse_on_demand(body)
+            if subject.rule_id != job.rule_id:
+                raise sync.rule_not_in_job(job, subject.rule_id)
+            wanted = sync.normalize_dn(subject.object_id)
+            user = next(
+                (
+                    u
+                    for u in self._users.values()
+                    if isinstance(u.props.get("onPremisesDistinguishedName"), str)
+                    and sync.normalize_dn(u.props["onPremisesDistinguishedName"]) == wanted
+                ),
+                None,
+            )
+            if user is None:
+                return sync.on_demand_failure(subject.object_id, now=now)
+            when = now + self._sync.on_demand_delay
+            created = now < user.appear_at
+            if self._view(user)["onPremisesSyncEnabled"] is True:
+                user.resyncs.append(when)
+            else:
+                self._sync_at(user, when)
+            return sync.on_demand_success(
+                self._view(user), subject.object_id, created=created, now=now
+            )
+
+    def sync_settings(self) -> dict[str, Any]:
+        """The Cloud Sync settings and schedule, for the control API."""
+        with self._lock:
+            self._tick()
+            now = self._clock.now()
+            return {
+                "jobs": [j.to_json() for j in self._sync.jobs],
+                "cycleSeconds": self._sync.cycle_seconds,
+                "onDemandDelaySeconds": self._sync.on_demand_delay,
+                "lastCycleAt": None if self._last_cycle is None else iso_z(self._last_cycle),
+                "nextCycleAt": None if self._next_cycle == NEVER else iso_z(self._next_cycle),
+                "awaitingSync": [u.upn for u in self._users.values() if u.pending_sync(now)],
+            }
+
+    def set_sync(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Change `cycleSeconds` (the schedule restarts now) and/or `onDemandDelaySeconds`."""
+        unknown = set(changes) - {"cycleSeconds", "onDemandDelaySeconds"}
+        if unknown:
+            raise DirectoryFormatError(f"unknown synchronization settings: {sorted(unknown)}")
+        parsed = {k: sync.non_negative(v, k) for k, v in changes.items()}
+        with self._lock:
+            self._tick()
+            if "onDemandDelaySeconds" in parsed:
+                self._sync.on_demand_delay = parsed["onDemandDelaySeconds"]
+            if "cycleSeconds" in parsed:
+                self._sync.cycle_seconds = parsed["cycleSeconds"]
+                self._restart_cycle(self._clock.now())
+            return self.sync_settings()
+
+    def run_sync_cycle(self) -> list[str]:
+        """Run a Cloud Sync cycle now (the schedule is unchanged); the UPNs it synced."""
+        with self._lock:
+            self._tick()
+            return self._run_cycle(self._clock.now())
+
+    # --------------------------------------------------------- group licensing
+
+    def _insert_group(self, spec: Any, *, at_load: bool = False) -> Group:
+        group, member_keys = licensing.parse_group(spec, self._sku_plan_ids())
+        if group.id in self._groups:
+            raise DirectoryFormatError(f"duplicate group id {group.id}")
+        self._groups[group.id] = group
+        now = self._clock.now()
+        for key in member_keys:
+            user = self._find(key)
+            if user is None:
+                raise DirectoryFormatError(
+                    f"group {group.id}: member {key!r} is not a visible user (a user must "
+                    "exist in Entra to join a group)"
+                )
+            if user.id in group.members:
+                raise DirectoryFormatError(f"group {group.id}: member {key!r} is listed twice")
+            group.members.append(user.id)
+            if at_load:
+                self._process(user.id, group.id, now)
+            else:
+                self._schedule(user.id, group.id)
+        return group
+
+    def _sku_plan_ids(self) -> dict[str, set[str]]:
+        return {sku_id: sku.plan_ids() for sku_id, sku in self._skus.items()}
+
+    def _group(self, key: str) -> Group:
+        """A group by id (KeyError if unknown)."""
+        group = self._groups.get(key.lower())
+        if group is None:
+            raise KeyError(key)
+        return group
+
+    def _schedule(self, user_id: str, group_id: str) -> None:
+        """Process `group_id`'s licenses for the user groupLicenseDelaySeconds from now."""
+        if not self._groups[group_id].licenses:
+            return
+        self._seq += 1
+        heapq.heappush(
+            self._queue, (self._clock.now() + self._group_delay, self._seq, user_id, group_id)
+        )
+
+    def _effective_location(self, user: UserRecord) -> str | None:
+        own = user.props.get("usageLocation")
+        if isinstance(own, str) and USAGE_LOCATION_RE.match(own):
+            return own
+        return self._tenant_location
+
+    def _process(self, user_id: str, group_id: str, at: float) -> None:
+        """Entra's license processing of one group for one member, as of `at`."""
+        user = self._users.get(user_id)
+        group = self._groups.get(group_id)
+        if user is None or group is None or user_id not in group.members or not group.licenses:
+            return
+        location = self._effective_location(user)
+        if location is not None and user.props.get("usageLocation") != location:
+            # "users without a usage location specified inherit the location of the directory"
+            user.props["usageLocation"] = location
+        active_here = {
+            s.sku_id for (g, _), s in user.group_states.items() if g == group_id and s.active
+        }
+        facts = {
+            lic.sku_id: licensing.SkuFacts(
+                free_seats=self._skus[lic.sku_id].free_seats(),
+                prohibited=self._skus[lic.sku_id].prohibited,
+                plans=frozenset(self._skus[lic.sku_id].plan_names(lic.disabled)),
+            )
+            for lic in group.licenses
+        }
+        errors = licensing.evaluate_group(
+            group.licenses,
+            facts,
+            held_elsewhere=user.held_except(group_id),
+            active_here=active_here,
+            other_plans=self._enabled_plans(user, except_group=group_id),
+            location=location,
+            mutually_exclusive=self._rules.mutually_exclusive,
+            prerequisites=self._rules.prerequisites,
+        )
+        failed = any(e is not None for e in errors.values())
+        for lic in group.licenses:
+            key = (group_id, lic.sku_id)
+            previous = user.group_states.get(key)
+            if failed and previous is not None and previous.active:
+                continue  # already assigned: a sibling's failure does not take it back
+            held_before = lic.sku_id in user.held_skus()
+            if failed:
+                # A group's licenses are assigned together or not at all (licensing docs).
+                error = errors[lic.sku_id] or licensing.OTHER
+                user.group_states[key] = LicenseState(
+                    lic.sku_id, group_id, lic.disabled, licensing.ERROR, error, at
+                )
+            else:
+                user.group_states[key] = LicenseState(
+                    lic.sku_id, group_id, lic.disabled, licensing.ACTIVE, licensing.NO_ERROR, at
+                )
+                if not held_before:
+                    self._skus[lic.sku_id].consumed += 1
+
+    def add_group(self, spec: Mapping[str, Any]) -> dict[str, Any]:
+        """Add a group (directory-file shape); its members are processed after the delay."""
+        with self._lock:
+            self._tick()
+            return self._group_json(self._insert_group(spec))
+
+    def group_record(self, key: str) -> dict[str, Any]:
+        """A group with its licenses, members and pending processing (KeyError if unknown)."""
+        with self._lock:
+            self._tick()
+            return self._group_json(self._group(key))
+
+    def groups(self) -> list[dict[str, Any]]:
+        """Every group, as `group_record` shows it."""
+        with self._lock:
+            self._tick()
+            return [self._group_json(g) for g in self._groups.values()]
+
+    def _group_json(self, group: Group) -> dict[str, Any]:
+        return {
+            **group.to_json(),
+            "pendingLicenseProcessing": [
+                {"userId": user_id, "dueAt": iso_z(due)}
+                for due, _, user_id, group_id in sorted(self._queue)
+                if group_id == group.id
+            ],
+        }
+
+    def set_group_licenses(self, key: str, licenses: Any) -> dict[str, Any]:
+        """Replace a group's licenses; every member is reprocessed after the delay.
+
+        States for SKUs the group no longer carries go at once (and their seats, when the
+        user holds the SKU no other way).
+        """
+        with self._lock:
+            self._tick()
+            group = self._group(key)
+            parsed = licensing.parse_licenses(licenses, f"group {group.id}", self._sku_plan_ids())
+            if parsed and not group.security_enabled:
+                raise DirectoryFormatError("only security groups can carry licenses")
+            kept = {lic.sku_id for lic in parsed}
+            for user_id in group.members:
+                user = self._users[user_id]
+                for state_key in [k for k in user.group_states if k[0] == group.id]:
+                    if state_key[1] in kept:
+                        continue
+                    held_before = state_key[1] in user.held_skus()
+                    del user.group_states[state_key]
+                    if held_before and state_key[1] not in user.held_skus():
+                        self._skus[state_key[1]].consumed -= 1
+            group.licenses = parsed
+            for user_id in group.members:
+                self._schedule(user_id, group.id)
+            return self._group_json(group)
+
+    def licensing_settings(self) -> dict[str, Any]:
+        """`groupLicenseDelaySeconds` and `tenantUsageLocation`."""
+        with self._lock:
+            return {
+                "groupLicenseDelaySeconds": self._group_delay,
+                "tenantUsageLocation": self._tenant_location,
+            }
+
+    def set_licensing(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Change the processing delay (for processing scheduled from now) or the location."""
+        unknown = set(changes) - {"groupLicenseDelaySeconds", "tenantUsageLocation"}
+        if unknown:
+            raise DirectoryFormatError(f"unknown licensing settings: {sorted(unknown)}")
+        with self._lock:
+            self._tick()
+            if "groupLicenseDelaySeconds" in changes:
+                self._group_delay = licensing.delay(changes["groupLicenseDelaySeconds"])
+            if "tenantUsageLocation" in changes:
+                self._tenant_location = licensing.usage_location(
+                    changes["tenantUsageLocation"], "tenantUsageLocation"
+                )
+            return self.licensing_settings()
+
+    def license_states(self, key: str) -> list[dict[str, Any]]:
+        """A user's licenseAssignmentStates as Graph shows them (KeyError if unknown)."""
+        with self._lock:
+            self._tick()
+            return self._license_states(self._require(key))
+
+    def add_member(self, group_id: str, body: Any) -> None:
+        """`POST /groups/{id}/members/$ref`: 204, then license processing after the delay.
+
+        Order: the body (400), the group (404 naming it), the user (404 naming it, also
+        while the user's writeNotFound lag lasts), already a member (400).
+        """
+        member_id = _member_reference(body)
+        with self._lock:
+            self._tick()
+            group = self._groups.get(group_id.lower())
+            if group is None:
+                raise not_found(group_id)
+            user = self._writable(member_id)
+            if user.id in group.members:
+                raise bad_request(ALREADY_MEMBER)
+            group.members.append(user.id)
+            self._schedule(user.id, group.id)
+
+    def reprocess_license_assignment(self, key: str) -> dict[str, Any]:
+        """`POST /users/{id}/reprocessLicenseAssignment`: the user now, processing after the delay.
+
+        Entra does not retry a CountViolation by itself (licensing-groups-resolve-problems.md,
+        "Force group license processing"); this is how a client asks.
+        """
+        with self._lock:
+            self._tick()
+            user = self._writable(key)
+            for group in self._groups.values():
+                if user.id in group.members:
+                    self._schedule(user.id, group.id)
+            return self._view(user)
 
 
 # --------------------------------------------------------------------- parsing
@@ -659,7 +1192,11 @@ def _parse_sku(spec: Any) -> Sku:
                 "appliesTo": plan.get("appliesTo", "User"),
             }
         )
+    prohibited = _list(spec.get("prohibitedUsageLocations", []), f"{part}.prohibitedUsageLocations")
+    for location in prohibited:
+        licensing.usage_location(location, f"{part}.prohibitedUsageLocations")
     return Sku(
+        prohibited=frozenset(prohibited),
         sku_id=_guid(spec.get("skuId") or str(uuid.uuid4()), f"{part} skuId"),
         part_number=part,
         enabled=_int(spec, "enabled", 0),
@@ -704,6 +1241,9 @@ def _parse_user(spec: Any, now: float, skus: Mapping[str, Sku]) -> UserRecord:
     unknown = set(spec) - set(USER_PROPERTIES) - _CONTROL_KEYS - {"givenName", "surname"}
     if unknown:
         raise DirectoryFormatError(f"{upn}: unknown user keys {sorted(unknown)}")
+    computed = set(spec) & _COMPUTED_PROPERTIES
+    if computed:
+        raise DirectoryFormatError(f"{upn}: {sorted(computed)} are computed, not set")
     props = {k: v for k, v in spec.items() if k not in _CONTROL_KEYS}
     props["id"] = _guid(spec.get("id") or str(uuid.uuid4()), f"{upn} id")
     direct: dict[str, list[str]] = {}
@@ -717,13 +1257,27 @@ def _parse_user(spec: Any, now: float, skus: Mapping[str, Sku]) -> UserRecord:
         _known_sku(s, skus, upn) for s in _list(spec.get("groupLicenses", []), "groupLicenses")
     ]
     appear = spec.get("appearAfterSeconds") or 0
-    sync = spec.get("syncAfterSeconds")
-    for name, value in (("appearAfterSeconds", appear), ("syncAfterSeconds", sync)):
+    sync_after = spec.get("syncAfterSeconds")
+    for name, value in (("appearAfterSeconds", appear), ("syncAfterSeconds", sync_after)):
         if value is not None and (not isinstance(value, int | float) or value < 0):
             raise DirectoryFormatError(f"{upn}: {name} must be a non-negative number")
-    user = UserRecord(props, direct, group, added_at=now, appear_at=now + appear)
-    if sync is not None:
-        user.sync_at = now + sync
+    awaiting = spec.get("awaitingSync", False)
+    if not isinstance(awaiting, bool):
+        raise DirectoryFormatError(f"{upn}: awaitingSync must be true or false")
+    if awaiting and (spec.get("appearAfterSeconds") or sync_after is not None):
+        raise DirectoryFormatError(
+            f"{upn}: awaitingSync (synced by a cycle or provisionOnDemand) excludes "
+            "appearAfterSeconds and syncAfterSeconds"
+        )
+    user = UserRecord(
+        props, direct, group, added_at=now, appear_at=NEVER if awaiting else now + appear
+    )
+    user.awaiting = awaiting
+    user.license_times = dict.fromkeys(direct, now)
+    if sync_after is not None:
+        user.sync_at = now + sync_after
+    elif awaiting:
+        props.pop("onPremisesLastSyncDateTime", None)  # filled in when the sync happens
     elif props.get("onPremisesSyncEnabled") is True and not props.get("onPremisesLastSyncDateTime"):
         props["onPremisesLastSyncDateTime"] = iso_z(now)
     return user
@@ -801,3 +1355,24 @@ def check_assign_license_parameters(body: Any) -> tuple[Any, Any]:
     if missing:
         raise _missing_parameter(", ".join(missing))
     return body["addLicenses"], body["removeLicenses"]
+
+
+def _member_reference(body: Any) -> str:
+    """The user id of a members/$ref body `{"@odata.id": ".../directoryObjects/{id}"}`.
+
+    Graph documents `https://graph.microsoft.com/v1.0/directoryObjects/{id}`
+    (group-post-members); `.../users/{id}` is accepted too. The 400s' wording is the
+    emulator's (not verified).
+    """
+    reference = body.get("@odata.id") if isinstance(body, dict) else None
+    if not isinstance(reference, str) or not reference:
+        raise bad_request(
+            'Invalid request body: expected {"@odata.id": '
+            '"https://graph.microsoft.com/v1.0/directoryObjects/{id}"}.'
+        )
+    parts = [p for p in urlsplit(reference).path.split("/") if p]
+    if len(parts) < 2 or parts[-2] not in {"directoryObjects", "users"}:
+        raise bad_request(f"Invalid object identifier '{reference}'.")
+    if not GUID_RE.match(parts[-1]):
+        raise bad_request(f"Invalid object identifier '{parts[-1]}'.")
+    return parts[-1].lower()

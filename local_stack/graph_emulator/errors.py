@@ -12,6 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 
+class DirectoryFormatError(ValueError):
+    """The directory JSON (or a control-API change to it) does not follow the documented format."""
+
+
 @dataclass(frozen=True)
 class GraphRefusal(Exception):
     """A refusal Graph would answer with `status` and `{"error": {code, message}}`."""

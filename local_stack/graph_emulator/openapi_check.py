@@ -78,6 +78,9 @@ def _template_for(path: str, spec: dict[str, Any]) -> str | None:
     segments = [
         s for s in re.sub(r"^/?users\((.*)\)", r"users/\1", path.lstrip("/")).split("/") if s
     ]
+    if len(segments) > 1 and segments[-1].startswith("microsoft.graph."):
+        # A namespace-qualified action (users/{id}/microsoft.graph.assignLicense) is the action.
+        segments[-1] = segments[-1][len("microsoft.graph.") :]
     for template in spec["paths"]:
         parts = [p for p in template.split("/") if p]
         if len(parts) == len(segments) and all(
@@ -85,8 +88,6 @@ def _template_for(path: str, spec: dict[str, Any]) -> str | None:
             for p, s in zip(parts, segments, strict=True)
         ):
             return str(template)
-    if len(segments) == 3 and segments[0] == "users" and segments[2].endswith(".assignLicense"):
-        return "/users/{user-id}/assignLicense"
     return None
 
 

@@ -11,9 +11,8 @@ checks it after auth and faults, before throttling.
 
 `ROUTE_PERMISSIONS` is data: a route name -> the application permissions that
 each suffice (ANY ONE of them), least privileged first, as Microsoft's API
-pages list them ("Permissions" section, application row). Route names, for
-routes the emulator serves now and for those other engineers add later (they
-only register the route with its name):
+pages list them ("Permissions" section, application row). Route names (all
+served except `groups.get`, named for whoever adds that route):
 
 - `users.get`: `GET /users/{id or upn}`, `GET /users('{upn}')`
 - `users.list`: `GET /users?$filter=...`

@@ -7,6 +7,14 @@ directory rules (which include replication lag) - so a batch item fails
 exactly as the same call made on its own would, and every exchange is
 appended to the request log the tests and the OpenAPI check read.
 
+Routes: `GET /users/{id|upn}` (and `users('...')`), `GET /users?$filter=`,
+`PATCH /users/{id}`, `POST /users/{id}/assignLicense`,
+`POST /users/{id}/reprocessLicenseAssignment`, `GET /subscribedSkus`,
+`POST /groups/{id}/members/$ref`,
+`GET /servicePrincipals/{sp}/synchronization/jobs/{job}/schema`,
+`POST /servicePrincipals/{sp}/synchronization/jobs/{job}/provisionOnDemand`
+and `POST /$batch`; an action may also be spelt `microsoft.graph.<action>`.
+
 A route is registered in `_route` with a name (the key of
 `permissions.ROUTE_PERMISSIONS`, e.g. `users.reprocessLicenseAssignment`) and
 a cost path (the key of `throttle.BASE_COSTS`, e.g. `users/{id}`; a path not
@@ -38,6 +46,7 @@ from .directory import check_assign_license_parameters as assign_parameters
 from .errors import GraphRefusal, bad_request, error_body
 from .faults import Faults
 from .odata import parse_filter, parse_select, split_path
+from .sync import select_schema
 from .throttle import Refused, Throttle, request_cost
 
 DEFAULT_TOKEN = "local-graph-emulator-token"  # noqa: S105 - a fixed development token, not a secret
@@ -48,6 +57,7 @@ ENTITY_CONTENT_TYPE = (
 )
 ERROR_CONTENT_TYPE = "application/json"
 MAX_BATCH_REQUESTS = 20
+ACTION_NAMESPACE = "microsoft.graph."
 MAX_TOP = 999
 
 SKU_PROPERTIES = (
@@ -242,6 +252,14 @@ class GraphService:
 
     def _route(self, method: str, segments: list[str], batch_item: bool) -> _Route:
         routes: dict[str, _Route]
+        if segments and segments[-1].startswith(ACTION_NAMESPACE):
+            # Actions may be namespace-qualified (microsoft.graph.assignLicense).
+            segments = [*segments[:-1], segments[-1][len(ACTION_NAMESPACE) :]]
+        sync_job = (
+            len(segments) == 6
+            and segments[0] == "servicePrincipals"
+            and segments[2:4] == ["synchronization", "jobs"]
+        )
         if segments == ["users"]:
             routes = {"GET": _Route(self._list_users, "users.list", "users")}
         elif len(segments) == 2 and segments[0] == "users":
@@ -249,18 +267,42 @@ class GraphService:
                 "GET": _Route(self._get_user, "users.get", "users/{id}"),
                 "PATCH": _Route(self._patch_user, "users.update", "users/{id}"),
             }
-        elif (
-            len(segments) == 3
-            and segments[0] == "users"
-            and segments[2]
-            in {
-                "assignLicense",
-                "microsoft.graph.assignLicense",
-            }
-        ):
+        elif len(segments) == 3 and segments[0] == "users" and segments[2] == "assignLicense":
             routes = {
                 "POST": _Route(
                     self._assign_license, "users.assignLicense", "users/{id}/assignLicense"
+                )
+            }
+        elif (
+            len(segments) == 3
+            and segments[0] == "users"
+            and segments[2] == "reprocessLicenseAssignment"
+        ):
+            routes = {
+                "POST": _Route(
+                    self._reprocess_license_assignment,
+                    "users.reprocessLicenseAssignment",
+                    "users/{id}/reprocessLicenseAssignment",
+                )
+            }
+        elif len(segments) == 4 and segments[0] == "groups" and segments[2:] == ["members", "$ref"]:
+            routes = {
+                "POST": _Route(self._add_member, "groups.members.add", "groups/{id}/members/$ref")
+            }
+        elif sync_job and segments[5] == "schema":
+            routes = {
+                "GET": _Route(
+                    self._sync_schema,
+                    "servicePrincipals.synchronization.jobs.schema.get",
+                    "servicePrincipals/{id}/synchronization/jobs/{id}/schema",
+                )
+            }
+        elif sync_job and segments[5] == "provisionOnDemand":
+            routes = {
+                "POST": _Route(
+                    self._provision_on_demand,
+                    "servicePrincipals.synchronization.jobs.provisionOnDemand",
+                    "servicePrincipals/{id}/synchronization/jobs/{id}/provisionOnDemand",
                 )
             }
         elif segments == ["subscribedSkus"]:
@@ -270,10 +312,8 @@ class GraphService:
             # throttling limits" (learn.microsoft.com/graph/throttling, "Throttling and batching").
             routes = {"POST": _Route(self._batch, "$batch", None)}
         else:
-            where = next(
-                (s for s in segments if s not in {"users", "subscribedSkus"}),
-                segments[0] if segments else "",
-            )
+            known = {"users", "subscribedSkus", "groups", "servicePrincipals", "synchronization"}
+            where = next((s for s in segments if s not in known), segments[0] if segments else "")
             raise GraphRefusal(400, "BadRequest", f"Resource not found for the segment '{where}'.")
         route = routes.get(method)
         if route is None:
@@ -349,6 +389,40 @@ class GraphService:
         shown = [*DEFAULT_USER_PROPERTIES, "assignedLicenses"]
         return Reply(
             200, {"@odata.context": self._context("users/$entity"), **{p: user[p] for p in shown}}
+        )
+
+    def _reprocess_license_assignment(
+        self, request: Request, segments: list[str], query: dict[str, str]
+    ) -> Reply:
+        """200 with the user, as assignLicense answers (user-reprocesslicenseassignment)."""
+        _only(query, set())
+        user = self.directory.reprocess_license_assignment(segments[1])
+        shown = [*DEFAULT_USER_PROPERTIES, "assignedLicenses"]
+        return Reply(
+            200, {"@odata.context": self._context("users/$entity"), **{p: user[p] for p in shown}}
+        )
+
+    def _add_member(self, request: Request, segments: list[str], query: dict[str, str]) -> Reply:
+        """204 No Content (group-post-members)."""
+        _only(query, set())
+        self.directory.add_member(segments[1], request.body)
+        return Reply(204, None, {})
+
+    def _sync_schema(self, request: Request, segments: list[str], query: dict[str, str]) -> Reply:
+        _only(query, {"$select"})
+        sp_id, job_id = segments[1], segments[4]
+        context = self._context(
+            f"servicePrincipals('{sp_id}')/synchronization/jobs('{job_id}')/schema/$entity"
+        )
+        body = self.directory.sync_schema(sp_id, job_id, context)
+        return Reply(200, select_schema(body, query.get("$select")))
+
+    def _provision_on_demand(
+        self, request: Request, segments: list[str], query: dict[str, str]
+    ) -> Reply:
+        _only(query, set())
+        return Reply(
+            200, self.directory.provision_on_demand(segments[1], segments[4], request.body)
         )
 
     def _subscribed_skus(
