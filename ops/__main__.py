@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ops.view import Store, describe, list_requests, replay
+from ops.view import STATES, Store, describe, list_requests, replay
 from shared.requests import json_schema
 
 
@@ -41,8 +41,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     listing.add_argument(
         "states",
         nargs="*",
-        choices=["pending", "scheduled", "waiting", "blocked", "held", "set-aside"],
-        help="default: all of them",
+        metavar="STATE",
+        help="pending (= scheduled, waiting, blocked), held, set-aside; default: all",
     )
     again = commands.add_parser("replay", help="re-post poisoned messages after a fix")
     again.add_argument("message_ids", nargs="*", help="poison message ids (from `list held`)")
@@ -67,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "show":
             result = asyncio.run(describe(store, args.request_id, now=datetime.now(UTC)))
         elif args.command == "list":
+            unknown = set(args.states) - STATES
+            if unknown:
+                parser.error(f"list: unknown state(s) {sorted(unknown)}; one of {sorted(STATES)}")
             result = asyncio.run(list_requests(store, set(args.states)))
         else:
             if not args.message_ids and not args.all_held:

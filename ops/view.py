@@ -76,9 +76,15 @@ class RequestView:
     def to_json(self) -> dict[str, Any]:
         record = self.record
         if record is None:
-            return {"requestId": self.request_id, "state": "unknown", "kept": self._kept()}
+            held = [k for k in self.kept if k.status == "held"]
+            state = "poisoned, held" if held else ("poisoned" if self.kept else "unknown")
+            out: dict[str, Any] = {"requestId": self.request_id, "state": state}
+            if held and held[0].hold_until:
+                out["holdUntil"] = format_time(held[0].hold_until)
+            out["kept"] = self._kept()
+            return out
         progress = record.progress
-        out: dict[str, Any] = {
+        out = {
             "requestId": self.request_id,
             "state": record.status,
             "openedBy": record.owner or None,
@@ -89,6 +95,7 @@ class RequestView:
             "notBefore": _time(progress.not_before),
             "deadline": _time(progress.deadline),
             "lastError": progress.last_error,
+            "reason": progress.reason if record.decided is None else None,
             "eventsSent": {word: format_time(t) for word, t in sorted(progress.sent.items())},
         }
         if record.decided is not None:
@@ -117,9 +124,13 @@ class RequestView:
             "nextCheckAt",
             "notBefore",
             "deadline",
+            "holdUntil",
         ):
             if data.get(key):
                 lines.append(f"  {key:<12} {data[key]}")
+        if data.get("reason"):
+            reason = data["reason"]
+            lines.append(f"  {'reason':<12} {reason.get('code')}: {reason.get('message')}")
         if data.get("lastError"):
             error = data["lastError"]
             lines.append(
@@ -168,11 +179,11 @@ class Listing:
         lines = []
         if self.parked:
             lines.append(f"{len(self.parked)} parked request(s), earliest deadline first:")
-            lines.append(f"  {'request':<24} {'state':<10} {'next check':<21} deadline")
+            lines.append(f"  {'request':<24} {'state':<10} {'next check':<25} deadline")
             for row in self.parked:
                 lines.append(
                     f"  {row['requestId']:<24} {row['status']:<10} "
-                    f"{row.get('nextCheckAt') or '-':<21} {row.get('deadline') or '-'}"
+                    f"{row.get('nextCheckAt') or '-':<25} {row.get('deadline') or '-'}"
                 )
         if self.kept:
             lines.append(f"{len(self.kept)} message(s) kept aside:")
@@ -185,6 +196,7 @@ class Listing:
         return "\n".join(lines) or "nothing parked, nothing kept aside"
 
 
+STATES = frozenset({"pending", "scheduled", "waiting", "blocked", "held", "set-aside"})
 _PARKED_STATES = {
     "pending": {"waiting", "blocked", "scheduled"},
     "waiting": {"waiting"},

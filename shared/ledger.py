@@ -162,6 +162,8 @@ class TableLedger:
         entity["LastError"] = (
             json.dumps(carryable(progress.last_error)) if progress.last_error else ""
         )
+        if progress.reason is not None:
+            entity["Reason"] = json.dumps(carryable(progress.reason))
         if progress.user_id is not None:
             entity["UserId"] = progress.user_id
         for word, moment in progress.sent.items():
@@ -284,6 +286,7 @@ def record_of(request_id: str, rows: Mapping[str, Mapping[str, Any]]) -> Request
         last_seen=request.get("LastSeen") or None,
         last_error=json.loads(last_error) if last_error else None,
         user_id=request.get("UserId") or None,
+        reason=json.loads(request["Reason"]) if request.get("Reason") else None,
         sent={
             name.removeprefix("Sent_"): parse_time(str(value))
             for name, value in request.items()

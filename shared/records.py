@@ -44,6 +44,7 @@ class Progress:
     last_error: Mapping[str, Any] | None = None
     user_id: str | None = None
     sent: Mapping[str, datetime] = field(default_factory=dict)  # event type word -> time
+    reason: Mapping[str, str] | None = None  # why it is blocked, as `data.reason` said
 
 
 @dataclass(frozen=True)

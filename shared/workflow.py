@@ -646,6 +646,7 @@ def settle(state: PendingState, outcome: Outcome, now: datetime) -> Park | Concl
                 last_error=next_state.last_error.to_json() if next_state.last_error else None,
                 sent={str(announce): now} if announce else {},
                 not_before=next_state.not_before,
+                reason=outcome.reason.to_json() if outcome.reason else None,
             )
             return Park(tuple(announcements), next_state, next_check, progress)
     raise AssertionError(f"unexpected outcome {outcome!r}")  # pragma: no cover
