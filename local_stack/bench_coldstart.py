@@ -8,6 +8,9 @@ object with checkpoints: seconds since the script started, peak RSS, loaded modu
 Modes:
 - `app`: `import function_app`, then the first `bootstrap.service().handle_request(...)`
   (lookup, subscribedSkus, assignLicense, event published): raw JSON through the adapter.
+- `telemetry`: as `app`, with `APPLICATIONINSIGHTS_CONNECTION_STRING` set (by the caller)
+  so `function_app` starts the Azure Monitor exporter on its background thread; also
+  records when that set-up has finished (`telemetry_ready`).
 - `typed`: `import function_app`, then the same three Graph calls with msgraph-sdk's typed
   responses (`.get()` / `.post()` returning models), the path the handbook measured.
 """
@@ -54,8 +57,14 @@ async def app_path(upn: str) -> dict[str, Any]:
 
     outcome = await bootstrap.service().handle_request(request_body(upn), "cold-start")
     done = checkpoint()
+    result: dict[str, Any] = {"outcome": outcome, "first_user": None, "done": done}
+    if os.environ.get("APPLICATIONINSIGHTS_CONNECTION_STRING"):
+        from shared import telemetry
+
+        ready = await asyncio.to_thread(telemetry.wait_until_ready, 60.0)
+        result["telemetry_ready"] = checkpoint() if ready else None
     await bootstrap.aclose()  # after the checkpoint: closing is not part of the cold start
-    return {"outcome": outcome, "first_user": None, "done": done}
+    return result
 
 
 async def typed_path(upn: str) -> dict[str, Any]:
@@ -105,7 +114,7 @@ def main(argv: list[str]) -> int:
     import function_app  # noqa: F401 - the import is what is measured
 
     imported = checkpoint()
-    run = app_path if mode == "app" else typed_path
+    run = typed_path if mode == "typed" else app_path
     result = asyncio.run(run(upn))
     result.update(imported=imported, first_request=result.pop("done"), mode=mode)
     print(json.dumps(result), flush=True)

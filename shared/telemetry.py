@@ -125,6 +125,13 @@ class _Buffer(logging.Handler):
 
 
 _configured = False
+_ready = threading.Event()
+
+
+def wait_until_ready(timeout: float) -> bool:
+    """Whether the exporter's set-up has finished (or given up) within `timeout` seconds;
+    for benchmarks and tests (the app never waits for it)."""
+    return _ready.wait(timeout)
 
 
 def configure(environment: Mapping[str, str] | None = None) -> bool:
@@ -176,6 +183,7 @@ def _set_up(connection: str, entra: bool, client_id: str | None, buffer: _Buffer
     except Exception:  # telemetry must never stop the app
         logging.getLogger(__name__).exception("Application Insights export could not start")
         log.removeHandler(buffer)
+        _ready.set()
         return
     # The distribution's handler is on the logger now: hand it what was logged meanwhile,
     # and stop forwarding to the host's console logger, which would store each record a
@@ -184,3 +192,4 @@ def _set_up(connection: str, entra: bool, client_id: str | None, buffer: _Buffer
     log.propagate = False
     for record in buffer.records:
         log.handle(record)
+    _ready.set()
