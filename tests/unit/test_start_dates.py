@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -110,16 +112,47 @@ def test_a_lead_time_setting_of_zero_is_allowed_and_a_malformed_one_is_not() -> 
     assert caught.value.setting == "LICENSE_LEAD_TIME"
 
 
+def count_calls(world: World) -> Counter[str]:
+    """Count every call the service makes on its storage ports (each port method is one
+    storage request, except `ledger.note` of a parked request: two, the row and the
+    index)."""
+    calls: Counter[str] = Counter()
+    for name in ("pending", "poison", "events", "ledger"):
+        port = getattr(world, name)
+        for attribute in dir(port):
+            method = getattr(port, attribute)
+            if attribute.startswith("_") or not inspect.iscoroutinefunction(method):
+                continue
+
+            def counted(
+                *args: Any, _m: Any = method, _n: str = f"{name}.{attribute}", **kw: Any
+            ) -> Any:
+                calls[_n] += 1
+                return _m(*args, **kw)
+
+            setattr(port, attribute, counted)
+    return calls
+
+
 def test_a_request_thirty_days_ahead_costs_no_graph_call_before_its_window() -> None:
     """scheduled once, four cheap hops, then licensed like a fresh request; the storage
     and Graph calls before the window, counted."""
     world = World(license_lead_time=DAY)
     jane(world)
+    calls = count_calls(world)
     start = T0 + timedelta(days=30)
     assert world.handle(request(startDate=start.date().isoformat())) == "scheduled"
     scheduled = world.data("scheduled")
     assert scheduled["notBefore"] == "2026-12-23T00:00:00Z"
     assert scheduled["deadline"] == "2026-12-23T02:00:00Z"  # window + SYNC_TIMEOUT (2 h here)
+    # Intake: the ledger row, the scheduled event, the parked message, its progress note.
+    assert dict(calls) == {
+        "ledger.open": 1,
+        "events.publish": 1,
+        "pending.park": 1,
+        "ledger.note": 1,
+    }
+    calls.clear()
     hops = 0
     while world.pending.stored[0].visible_at < datetime(2026, 12, 23, tzinfo=UTC):
         world.sweep_after(world.pending.stored[0].visible_at - world.clock.now())
@@ -127,6 +160,18 @@ def test_a_request_thirty_days_ahead_costs_no_graph_call_before_its_window() -> 
     assert world.directory.lookup_calls == []
     assert world.directory.writes == []
     assert hops == 4
+    # Each hop's sweep: for this request, one rewrite of the parked message and its
+    # progress note; for the sweep, whatever is due: a receive of the poison queue, the
+    # held poisoned messages, two receives of the pending queue (the second finds it
+    # empty) and the report's count of parked requests.
+    assert dict(calls) == {
+        "poison.receive": hops,
+        "ledger.set_aside_items": hops,
+        "pending.receive_due": 2 * hops,
+        "pending.reschedule": hops,
+        "ledger.note": hops,
+        "ledger.parked": hops,
+    }
     assert [e.id for e in world.events.events] == ["HR-1:scheduled"]
     world.sweep_after(world.pending.stored[0].visible_at - world.clock.now())
     assert world.events.terminal_ids() == {"HR-1:licensed"}
