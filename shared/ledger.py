@@ -42,7 +42,7 @@ from shared.events import Event, carryable
 from shared.names import TABLE_REQUESTS
 from shared.records import Decided, ParkedOverview, Progress, RequestRecord, SetAside
 from shared.settings import StorageConnection
-from shared.storage import storage_call
+from shared.storage import identity_credential, storage_call
 from shared.times import format_time, parse_time
 
 REQUEST_ROW: Final = "request"
@@ -62,15 +62,10 @@ def table_service(connection: StorageConnection) -> TableServiceClient:
     """A client for the tables of the Functions storage account (AzureWebJobsStorage)."""
     if connection.connection_string is not None:
         return TableServiceClient.from_connection_string(connection.connection_string)
-    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
-
     assert connection.table_service_uri is not None
-    credential = (
-        ManagedIdentityCredential(client_id=connection.client_id)
-        if connection.credential == "managedidentity"
-        else DefaultAzureCredential()
+    return TableServiceClient(
+        endpoint=connection.table_service_uri, credential=identity_credential(connection)
     )
-    return TableServiceClient(endpoint=connection.table_service_uri, credential=credential)
 
 
 def ensure_table(service: TableServiceClient) -> None:

@@ -19,7 +19,7 @@ from shared.events import Event
 from shared.names import QUEUE_EVENTS, QUEUE_PENDING, QUEUE_POISON
 from shared.records import QueuedMessage
 from shared.settings import StorageConnection
-from shared.storage import storage_call
+from shared.storage import identity_credential, storage_call
 
 NEVER_EXPIRES: Final = -1
 
@@ -28,15 +28,10 @@ def service_client(connection: StorageConnection) -> QueueServiceClient:
     """A client for the same storage the Functions host uses (AzureWebJobsStorage)."""
     if connection.connection_string is not None:
         return QueueServiceClient.from_connection_string(connection.connection_string)
-    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
-
     assert connection.queue_service_uri is not None
-    credential = (
-        ManagedIdentityCredential(client_id=connection.client_id)
-        if connection.credential == "managedidentity"
-        else DefaultAzureCredential()
+    return QueueServiceClient(
+        account_url=connection.queue_service_uri, credential=identity_credential(connection)
     )
-    return QueueServiceClient(account_url=connection.queue_service_uri, credential=credential)
 
 
 def ensure_queues(service: QueueServiceClient, names: tuple[str, ...]) -> None:

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
 from shared.errors import StorageUnavailable
+from shared.settings import StorageConnection
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
 
 T = TypeVar("T")
 
@@ -27,6 +31,17 @@ def is_outage(error: BaseException) -> bool:
         status = error.status_code
         return status is None or status >= 500 or status in (408, 429)
     return False
+
+
+def identity_credential(connection: StorageConnection) -> TokenCredential:
+    """The credential of an identity-based connection (`AzureWebJobsStorage__credential`
+    `managedidentity` with `__clientId`, as the Functions host reads it; otherwise
+    `DefaultAzureCredential`, e.g. the operator's own sign-in for `python -m ops`)."""
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    if connection.credential == "managedidentity":
+        return ManagedIdentityCredential(client_id=connection.client_id)
+    return DefaultAzureCredential()
 
 
 async def storage_call(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
