@@ -63,6 +63,12 @@ class StorageUnavailable(OnboardingError):
     `shared.queues` and `shared.ledger` from azure-core's transport and 5xx errors."""
 
 
+class LeaseLost(OnboardingError):
+    """A queue message the app held was received by someone else meanwhile (its lease
+    ended: the pop receipt is stale) or is gone. Not a fault of the message: another
+    receiver has it now, so this receiver's work on it is dropped, nothing decided."""
+
+
 class GraphCall(StrEnum):
     """Each kind of Graph call the app makes."""
 

@@ -83,11 +83,13 @@ class PendingQueue(Protocol):
         """Messages due now, hidden from other receivers for `lease`."""
         ...
 
-    async def reschedule(
-        self, message: QueuedMessage, content: str, visible_in: timedelta
-    ) -> None: ...
+    async def reschedule(self, message: QueuedMessage, content: str, visible_in: timedelta) -> None:
+        """Replace the content and hide it again; LeaseLost if another receiver has it."""
+        ...
 
-    async def complete(self, message: QueuedMessage) -> None: ...
+    async def complete(self, message: QueuedMessage) -> None:
+        """Delete it; LeaseLost if another receiver has it or it is gone."""
+        ...
 
 
 class PoisonQueue(Protocol):
@@ -95,7 +97,9 @@ class PoisonQueue(Protocol):
 
     async def receive(self, max_messages: int, lease: timedelta) -> list[QueuedMessage]: ...
 
-    async def remove(self, message: QueuedMessage) -> None: ...
+    async def remove(self, message: QueuedMessage) -> None:
+        """Delete it; LeaseLost if another receiver has it or it is gone."""
+        ...
 
 
 class EventSink(Protocol):

@@ -9,12 +9,14 @@ outage into `StorageUnavailable`).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Final
+from typing import Any, Final, TypeVar
 
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
 
+from shared.errors import LeaseLost
 from shared.events import Event
 from shared.names import QUEUE_EVENTS, QUEUE_PENDING, QUEUE_POISON
 from shared.records import QueuedMessage
@@ -22,6 +24,7 @@ from shared.settings import StorageConnection
 from shared.storage import identity_credential, storage_call
 
 NEVER_EXPIRES: Final = -1
+T = TypeVar("T")
 
 
 def service_client(connection: StorageConnection) -> QueueServiceClient:
@@ -39,6 +42,26 @@ def ensure_queues(service: QueueServiceClient, names: tuple[str, ...]) -> None:
     for name in names:
         with contextlib.suppress(ResourceExistsError):
             service.create_queue(name)
+
+
+# What the queue service answers to an update or delete whose pop receipt is no longer
+# the message's (another receiver took it after our lease ended), or for a message that
+# is gone (deleted by that receiver): learn.microsoft.com/rest/api/storageservices/
+# queue-service-error-codes (PopReceiptMismatch 400, MessageNotFound 404).
+_LEASE_LOST_CODES: Final = frozenset({"PopReceiptMismatch", "MessageNotFound"})
+
+
+async def _holding_lease(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """A storage call on a received message; LeaseLost if the message is not ours anymore."""
+    try:
+        return await storage_call(function, *args, **kwargs)
+    except HttpResponseError as exc:
+        error_code = getattr(exc, "error_code", None)  # set by azure-storage-queue
+        code = str(getattr(error_code, "value", error_code) or "")
+        if code in _LEASE_LOST_CODES or exc.status_code == 404:
+            message = str(exc).split("\n", 1)[0][:200]
+            raise LeaseLost(f"{code or exc.status_code}: {message}") from exc
+        raise
 
 
 def _seconds(delay: timedelta) -> int:
@@ -92,7 +115,7 @@ class StoragePendingQueue:
     async def reschedule(self, message: QueuedMessage, content: str, visible_in: timedelta) -> None:
         # One call replaces the content and hides the message: the new state is durable
         # at the moment the old one stops being the current one.
-        await storage_call(
+        await _holding_lease(
             self._queue.update_message,
             message.id,
             message.pop_receipt,
@@ -101,7 +124,7 @@ class StoragePendingQueue:
         )
 
     async def complete(self, message: QueuedMessage) -> None:
-        await storage_call(self._queue.delete_message, message.id, message.pop_receipt)
+        await _holding_lease(self._queue.delete_message, message.id, message.pop_receipt)
 
 
 class StoragePoisonQueue:

@@ -32,6 +32,7 @@ from shared.errors import (
     GraphError,
     GraphErrorKind,
     InvalidRequest,
+    LeaseLost,
     StorageUnavailable,
 )
 from shared.events import Event
@@ -449,6 +450,20 @@ class OnboardingService:
             return
         except StorageUnavailable:
             raise
+        except LeaseLost as exc:
+            # Another sweep received this message after our lease ended: it is that
+            # sweep's now. What was decided here is in the ledger (a terminal outcome is
+            # recorded before the message is touched), so the other sweep republishes it;
+            # a re-park simply did not happen here. Nothing to set aside, nothing decided.
+            report.outcomes["lease_lost"] += 1
+            log.warning(
+                "%s message %s was received by another sweep meanwhile; left to it (%s)",
+                source,
+                message.id,
+                exc,
+                extra={"requestId": request_id, "queueMessageId": message.id},
+            )
+            return
         except Exception as exc:
             problem = f"{type(exc).__name__}: {str(exc)[:500]}"
             log.exception(

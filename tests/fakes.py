@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.codes import ForcedSyncStatus
-from shared.errors import GraphCall, GraphError, GraphErrorKind, StorageUnavailable
+from shared.errors import GraphCall, GraphError, GraphErrorKind, LeaseLost, StorageUnavailable
 from shared.events import Event
 from shared.records import (
     Decided,
@@ -144,6 +144,9 @@ class FakeDirectory:
         self.reprocessed: list[str] = []
         self.writes: list[tuple[str, str, Any]] = []
         self.lookup_calls: list[int] = []  # size of each lookup call
+        # Runs once inside the next lookup, before it answers (a slow Graph, during which
+        # something else happens: another sweep, a sync).
+        self.during_next_lookup: Callable[[], Awaitable[None]] | None = None
         self.sku_reads = 0
 
     def add(self, user: FakeUser) -> FakeUser:
@@ -206,6 +209,9 @@ class FakeDirectory:
 
     async def find_users(self, many: Sequence[UserIdentifiers]) -> list[Lookup]:
         self.lookup_calls.append(len(many))
+        meanwhile, self.during_next_lookup = self.during_next_lookup, None
+        if meanwhile is not None:
+            await meanwhile()
         return [self._lookup(ids) for ids in many]
 
     async def subscribed_skus(self) -> SkuCatalog:
@@ -367,7 +373,7 @@ class FakeQueue:
         for m in self.stored:
             if m.id == message.id and m.pop_receipt == message.pop_receipt:
                 return m
-        raise LookupError(f"message {message.id} gone or pop receipt stale")
+        raise LeaseLost(f"message {message.id} gone or pop receipt stale")
 
     async def reschedule(self, message: QueuedMessage, content: str, visible_in: timedelta) -> None:
         stored = self._find(message)

@@ -13,6 +13,7 @@ from azure.core.exceptions import HttpResponseError
 from azure.storage.queue import QueueClient, QueueServiceClient
 
 from local_stack.azurite import Azurite, start_azurite
+from shared.errors import LeaseLost
 from shared.queues import StoragePendingQueue
 from shared.workflow import MAX_HOP
 
@@ -57,3 +58,33 @@ def test_the_queue_service_refuses_a_hide_longer_than_seven_days(queue: QueueCli
     with pytest.raises(HttpResponseError) as refused:
         queue.send_message("{}", visibility_timeout=int(timedelta(days=7).total_seconds()) + 1)
     assert refused.value.status_code == 400
+
+
+def test_a_message_another_receiver_took_or_deleted_is_lease_lost(queue: QueueClient) -> None:
+    """What the queue service answers to a stale pop receipt (PopReceiptMismatch) or a
+    deleted message (MessageNotFound) becomes LeaseLost, for an update and for a delete."""
+    pending = StoragePendingQueue(queue)
+
+    async def race() -> list[str]:
+        await pending.park("{}", timedelta(0))
+        (ours,) = await pending.receive_due(1, timedelta(seconds=1))
+        await asyncio.sleep(1.5)  # our lease ends; another receiver takes the message
+        (theirs,) = await pending.receive_due(1, timedelta(minutes=5))
+        lost = []
+        for attempt in (
+            pending.reschedule(ours, "{}", timedelta(0)),
+            pending.complete(ours),
+        ):
+            with pytest.raises(LeaseLost) as caught:
+                await attempt
+            lost.append(str(caught.value))
+        await pending.complete(theirs)
+        with pytest.raises(LeaseLost) as gone:
+            await pending.complete(theirs)  # deleted already
+        lost.append(str(gone.value))
+        return lost
+
+    stale_update, stale_delete, deleted = asyncio.run(race())
+    assert stale_update.startswith("PopReceiptMismatch")
+    assert stale_delete.startswith("PopReceiptMismatch")
+    assert deleted.startswith("MessageNotFound")

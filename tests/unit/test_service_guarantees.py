@@ -208,6 +208,60 @@ def test_a_bug_met_by_one_pending_request_sets_it_aside_and_the_others_go_on() -
     assert world.pending.stored == []
 
 
+def test_a_pending_message_taken_by_another_sweep_is_left_to_it_not_given_up() -> None:
+    """Two sweeps at once (found by the stress suite): sweep A's lookup outlasts its lease,
+    sweep B receives the same message and re-parks it; A's re-park then meets a stale pop
+    receipt. That is not the message's fault: A drops its work, nothing is decided, and
+    the request is licensed once the user syncs."""
+    world = World()
+    world.directory.add(FakeUser("u1", "jane@contoso.com", sync_enabled=None))
+    assert world.handle(request("HR-1")) == "waiting"
+    reports = []
+
+    async def sweep_b_meanwhile() -> None:
+        world.clock.advance(LEASE)  # A's lease on the message ends while Graph is slow
+        reports.append(await world.service.sweep())
+
+    world.directory.during_next_lookup = sweep_b_meanwhile
+    report_a = asyncio.run(_sweep_after(world, LEASE))
+    (report_b,) = reports
+    assert report_b.outcomes == {"waiting": 1}
+    assert report_a.outcomes == {"lease_lost": 1}
+    assert world.ledger.set_aside_items_kept == []
+    assert world.events.terminal_ids() == set()
+    assert len(world.pending.stored) == 1  # B's re-park stands
+
+    world.directory.users["u1"].sync_enabled = True
+    asyncio.run(_sweep_after(world, timedelta(hours=1)))
+    assert world.events.terminal_ids() == {"HR-1:licensed"}
+
+
+def test_a_decision_whose_message_another_sweep_took_is_published_once_by_id() -> None:
+    """A decides (licensed) while B holds the message: A's delete meets a stale receipt
+    and is dropped; B finds the decision in the ledger and republishes it, same id."""
+    world = World()
+    world.directory.add(FakeUser("u1", "jane@contoso.com", sync_enabled=None))
+    world.handle(request("HR-1"))
+    world.directory.users["u1"].sync_enabled = True
+
+    async def b_takes_the_message() -> None:
+        world.clock.advance(LEASE)
+        world.directory.during_next_lookup = None
+        taken.extend(await world.pending.receive_due(10, LEASE))
+
+    taken: list[Any] = []
+    world.directory.during_next_lookup = b_takes_the_message
+    report_a = asyncio.run(_sweep_after(world, LEASE))
+    assert report_a.outcomes == {"lease_lost": 1}
+    assert world.events.terminal_ids() == {"HR-1:licensed"}
+    assert world.ledger.set_aside_items_kept == []
+    report_b = asyncio.run(_sweep_after(world, LEASE))  # B's lease ended: the next sweep
+    assert report_b.outcomes == {"replayed": 1}
+    assert {e.id for e in world.events.events if e.id.endswith(":licensed")} == {"HR-1:licensed"}
+    assert world.pending.stored == []
+    assert len(world.directory.writes) == 1  # one assignLicense: no second decision
+
+
 def test_a_poisoned_message_that_cannot_be_reported_is_set_aside_not_retried_forever() -> None:
     """The events queue refuses its report (a 4xx): kept, removed, the sweep goes on."""
     world = World()
