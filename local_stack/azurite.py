@@ -155,7 +155,9 @@ def _read_tail(path: Path, limit: int = 4000) -> str:
     return text[-limit:].strip()
 
 
-def _launch(data_dir: Path, port: int, timeout: float, service: str = "queue") -> Azurite:
+def launch_service(data_dir: Path, port: int, timeout: float, service: str = "queue") -> Azurite:
+    """One Azurite service on exactly `port` (no free-port check: a restart on the same
+    port must not be refused because of old connections in TIME_WAIT)."""
     stderr_path = data_dir / f"azurite-{service}.stderr.log"
     command = [
         str(AZURITE_QUEUE_BIN if service == "queue" else AZURITE_TABLE_BIN),
@@ -229,7 +231,7 @@ def _start(data_dir: Path, port: int, timeout: float, service: str) -> Azurite:
     attempts = 3 if port == 0 else 1
     for attempt in range(attempts):
         try:
-            return _launch(data_dir, port or _free_port(), timeout, service)
+            return launch_service(data_dir, port or _free_port(), timeout, service)
         except AzuriteError:
             if attempt == attempts - 1:
                 raise

@@ -7,7 +7,6 @@ exercise the same wiring.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -18,12 +17,12 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueServiceClient
 
-from local_stack.azurite import Azurite, start_azurite
+from local_stack.azurite import Azurite, AzuriteError, launch_service, start_azurite
 from local_stack.graph_emulator import Emulator, start_emulator
 from shared.names import ALL_QUEUES
+from shared.queues import ensure_queues
 
 REPO = Path(__file__).resolve().parents[1]
 TERMINAL = ("licensed", "failed", "rejected")
@@ -65,6 +64,7 @@ class LocalStack:
         self.host: subprocess.Popen[bytes] | None = None
         self.events_seen: list[dict[str, Any]] = []
         self._queues: QueueServiceClient | None = None
+        self._azurite_ports: tuple[int, int | None] | None = None
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -80,9 +80,7 @@ class LocalStack:
                 self.directory, port=self.graph_port, **self.emulator_options
             )
             self._queues = QueueServiceClient.from_connection_string(self.azurite.connection_string)
-            for name in ALL_QUEUES:
-                with contextlib.suppress(ResourceExistsError):
-                    self._queues.create_queue(name)
+            ensure_queues(self._queues, ALL_QUEUES)
         except BaseException:
             self.stop()
             raise
@@ -102,18 +100,43 @@ class LocalStack:
         """What the app sees in-process: the settings file's values, then the stack's."""
         return {**os.environ, **sample_settings(), **self.stack_values()}
 
-    def start_host(self) -> None:
-        """The development host, as a child process (so it can be killed mid-batch)."""
-        log = (self.state_dir / "devhost.log").open("ab")
-        self.host = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "local_stack.devhost", "--app-dir", str(REPO)],
+    def start_host(
+        self,
+        *,
+        app_dir: Path | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        log_name: str = "devhost.log",
+    ) -> subprocess.Popen[bytes]:
+        """The development host, as a child process (so it can be killed mid-batch).
+
+        By default it runs the repo's app; `app_dir` runs another app folder (the stress
+        suite's crash-point shim), `extra_env` adds variables, `log_name` picks the log
+        file under `state_dir`."""
+        self.host = self.spawn_host(app_dir=app_dir, extra_env=extra_env, log_name=log_name)
+        return self.host
+
+    def spawn_host(
+        self,
+        *,
+        app_dir: Path | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        log_name: str = "devhost.log",
+    ) -> subprocess.Popen[bytes]:
+        """Another development host on the same stack, not tracked as `self.host` (for
+        several hosts at once); the caller stops it."""
+        # The host reads local.settings(.sample).json itself; the environment wins. Another
+        # app folder has no settings file: it gets the repo's values in the environment.
+        values = self.stack_values() if app_dir is None else self.app_environment()
+        log = (self.state_dir / log_name).open("ab")
+        host = subprocess.Popen(  # noqa: S603 - our own interpreter and module
+            [sys.executable, "-m", "local_stack.devhost", "--app-dir", str(app_dir or REPO)],
             cwd=REPO,
-            # The host reads local.settings(.sample).json itself; the environment wins.
-            env={**os.environ, **self.stack_values(), "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, **values, "PYTHONUNBUFFERED": "1", **(extra_env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
         )
         log.close()
+        return host
 
     def stop_host(self, *, kill: bool = False) -> None:
         if self.host is None:
@@ -126,6 +149,53 @@ class LocalStack:
                 self.host.kill()
                 self.host.wait()
         self.host = None
+
+    def stop_azurite(self) -> None:
+        """Stop Azurite (queues and tables) and keep its data folder and ports for
+        `restart_azurite`: an outage of the storage account, with the host still running."""
+        if self.azurite is not None:
+            self._azurite_ports = (self.azurite.queue_port, self.azurite.table_port)
+            # SIGINT, not SIGTERM: azurite-table saves its database only on SIGINT (a
+            # SIGTERM loses the tables created since its last autosave).
+            processes = [self.azurite.process]
+            if self.azurite.table is not None:
+                processes.append(self.azurite.table.process)
+            for process in processes:
+                if process.poll() is None:
+                    process.send_signal(signal.SIGINT)
+            for process in processes:
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+            self.azurite = None
+
+    def restart_azurite(self, timeout: float = 30.0) -> None:
+        """Start Azurite again on the same ports and data folder after `stop_azurite`
+        (waiting for the ports to be free)."""
+        assert self.azurite is None
+        assert self._azurite_ports is not None
+        queue_port, table_port = self._azurite_ports
+        data = self.state_dir / "azurite"
+        # Not `start_azurite`: its free-port check binds without SO_REUSEADDR, so it sees
+        # the old connections in TIME_WAIT as a port in use; Node (Azurite) reuses it.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                table = launch_service(data, table_port or 0, timeout, "table")
+                try:
+                    queue = launch_service(data, queue_port, timeout, "queue")
+                except BaseException:
+                    table.stop()
+                    raise
+                queue.table = table
+                self.azurite = queue
+                return
+            except AzuriteError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.5)
 
     def stop(self) -> None:
         self.stop_host()
