@@ -10,16 +10,21 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-stamp
 NODE_STAMP := node_modules/.installed-stamp
 FILE ?= local_stack/samples/one-request.json
+MODE ?= direct
+ARGS ?= list
 
-.PHONY: help setup lint typecheck test unit run serve post watch bench clean
+.PHONY: help setup lint typecheck test unit run serve post watch ops bench stress clean
 
 help:
 	@echo "make run    - start Azurite, the Graph emulator and the development host, run the sample batch, print outcomes"
+	@echo "make run MODE=group - the same batch with group-based licensing (LICENSING_MODE=group)"
 	@echo "make test   - lint, type-check and run every test (starts and stops its own local stack)"
 	@echo "make serve  - keep the local stack running until Ctrl-C"
 	@echo "make post FILE=msg.json - post a message file to user-onboard on the running stack"
 	@echo "make watch  - print events from user-onboard-events as they arrive"
+	@echo "make ops ARGS='show HR-RUN-002' - the on-call tool (default ARGS=list) on the running local stack"
 	@echo "make bench  - run the benchmarks (figures go in docs/benchmarks.md)"
+	@echo "make stress - the full stress suite, about 15 min (docs/reliability.md); make test runs only its short versions"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +56,7 @@ unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit
 
 run: $(STAMP) $(NODE_STAMP)
-	$(PY) -m local_stack.run
+	$(PY) -m local_stack.run --mode $(MODE)
 
 serve: $(STAMP) $(NODE_STAMP)
 	$(PY) -m local_stack.serve
@@ -62,8 +67,14 @@ post: $(STAMP)
 watch: $(STAMP)
 	$(PY) -m local_stack.watch
 
+ops: $(STAMP)
+	$(PY) -m ops $(ARGS)
+
 bench: $(STAMP) $(NODE_STAMP)
 	$(PY) -m local_stack.bench
+
+stress: $(STAMP) $(NODE_STAMP)
+	$(PY) -m local_stack.stress
 
 clean:
 	rm -rf .state .mypy_cache .ruff_cache .pytest_cache
