@@ -51,6 +51,20 @@ DEAD_LETTERS: Final = "~deadletter"
 PARKED: Final = "~parked"
 CONTENT_CHUNK: Final = 30_000  # characters per table string (at most 32,767 UTF-16 units)
 
+# The tables SDK retries a connection error only for the methods azure-core deems
+# idempotent (RetryPolicy: HEAD, GET, PUT, DELETE, OPTIONS, TRACE), never a POST: an insert
+# sent on a pooled connection the server had just closed ("Connection aborted",
+# RemoteDisconnected; Azurite closes idle connections after Node's 5 s keep-alive timeout,
+# Azure's front ends after theirs) raised at once and stopped a whole sweep (measured:
+# `make bench` forcedsync, 2026-12-07). The ledger's single inserts are idempotent by
+# design, so they may be retried: an insert that had landed answers 409 the second time
+# and is read back as what it is (open: the same Owner, a redelivery of our own message;
+# decide: the decision just written; set_aside: already there). The claim transaction is
+# not (a landed claim would read as "requestId in use") and keeps the SDK's default.
+INSERT_RETRIES: Final = {
+    "retry_on_methods": frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST"})
+}
+
 
 def partition(request_id: str) -> str:
     """A requestId as a table key: `/`, which keys cannot hold, becomes `|` (not allowed
@@ -91,7 +105,7 @@ class TableLedger:
             "UpdatedAt": format_time(now),
         }
         try:
-            await storage_call(self._table.create_entity, entity)
+            await storage_call(self._table.create_entity, entity, **INSERT_RETRIES)
             return None
         except ResourceExistsError:
             record = await self.read(request_id)
@@ -108,7 +122,9 @@ class TableLedger:
 
     async def decide(self, request_id: str, decided: Decided) -> Decided:
         try:
-            await storage_call(self._table.create_entity, _terminal_row(request_id, decided))
+            await storage_call(
+                self._table.create_entity, _terminal_row(request_id, decided), **INSERT_RETRIES
+            )
             return decided
         except ResourceExistsError:
             row = await storage_call(self._table.get_entity, partition(request_id), TERMINAL_ROW)
@@ -215,7 +231,7 @@ class TableLedger:
         for n in range(0, max(1, len(content)), CONTENT_CHUNK):
             entity[f"Content{n // CONTENT_CHUNK}"] = content[n : n + CONTENT_CHUNK]
         with contextlib.suppress(ResourceExistsError):  # set aside already, by an earlier try
-            await storage_call(self._table.create_entity, entity)
+            await storage_call(self._table.create_entity, entity, **INSERT_RETRIES)
 
     async def set_aside_items(self, *, statuses: Sequence[str] = ()) -> list[SetAside]:
         rows = await storage_call(self._dead_letters)

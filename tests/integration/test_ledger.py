@@ -8,9 +8,11 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
+from azure.core.exceptions import ServiceResponseError
+from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableServiceClient
 
 from local_stack.azurite import Azurite, start_azurite
@@ -151,3 +153,57 @@ def test_a_kept_message_changes_status_only_from_what_was_read(
         return replayed, reported, now.status
 
     assert run(tables, use) == (True, False, "replayed")
+
+
+class DroppingTransport(RequestsTransport):
+    """The real HTTP transport, but the next `drops` POSTs fail the way a pooled connection
+    the server has just closed fails (RemoteDisconnected: "Connection aborted"), either
+    before the request reaches the server or after it was processed (its answer lost)."""
+
+    def __init__(self, drops: int, *, processed: bool) -> None:
+        super().__init__()
+        self.drops = drops
+        self.processed = processed
+        self.dropped = 0
+
+    def send(self, request: Any, **kwargs: Any) -> Any:
+        if request.method == "POST" and self.drops > 0:
+            self.drops -= 1
+            self.dropped += 1
+            if self.processed:
+                super().send(request, **kwargs)
+            raise ServiceResponseError(
+                "('Connection aborted.', RemoteDisconnected('Remote end closed connection "
+                "without response'))"
+            )
+        return super().send(request, **kwargs)
+
+
+@pytest.mark.parametrize("processed", [False, True], ids=["lost request", "lost answer"])
+def test_an_insert_on_a_dropped_connection_is_retried_and_reads_as_ours(
+    azurite: Azurite, tables: TableServiceClient, processed: bool
+) -> None:
+    """A stale pooled connection must not stop a sweep: the SDK does not retry a POST, the
+    ledger's inserts are retried, and one that had landed reads back as our own."""
+    transport = DroppingTransport(0, processed=processed)
+    service = TableServiceClient.from_connection_string(
+        azurite.connection_string, transport=transport, retry_backoff_factor=0.05
+    )
+    ledger = TableLedger(service.get_table_client(TABLE_REQUESTS))
+    decision = Decided(event("HR-9", "licensed"), "p1")
+
+    async def use() -> tuple[object, Decided]:
+        transport.drops = 1
+        opened = await ledger.open("HR-9", "m1", NOW)
+        transport.drops = 1
+        decided = await ledger.decide("HR-9", decision)
+        return opened, decided
+
+    opened, decided = asyncio.run(use())
+    assert transport.dropped == 2
+    if processed:
+        assert opened.owner == "m1"  # type: ignore[attr-defined]  # a redelivery of ours
+    else:
+        assert opened is None
+    assert decided == decision
+    assert run(tables, lambda fresh: fresh.read("HR-9")).status == "licensed"  # type: ignore[union-attr]
