@@ -404,7 +404,10 @@ def forced_sync(count: int, spacing: float = 3.0, timeout: float = 120.0) -> dic
     of its terminal event."""
     users = upns("forced", count)
     tenant = directory([], synced=False)
-    tenant["users"] = [
+    # Each account appears in AD (awaiting sync) just before its request is posted, as when
+    # HR posts right after the account is created: created all at the start, the later ones
+    # would be synced by the first cycle before their requests arrived.
+    accounts = [
         {
             "userPrincipalName": upn,
             "displayName": upn.split("@")[0],
@@ -435,6 +438,7 @@ def forced_sync(count: int, spacing: float = 3.0, timeout: float = 120.0) -> dic
             body = request(f"FORCED-{n:05d}", upn)
             if forced:
                 body["onPremisesDistinguishedName"] = distinguished_name(upn)
+            stack.graph.add_user(accounts[n])
             posted[body["requestId"]] = (forced, datetime.now().astimezone())
             stack.post(body)
             stack.drain_events()
