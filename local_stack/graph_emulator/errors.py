@@ -7,6 +7,7 @@ whether it was reached directly or as a `$batch` item.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -27,6 +28,24 @@ class GraphRefusal(Exception):
 
     def __str__(self) -> str:
         return f"{self.status} {self.code}: {self.message}"
+
+
+def selected_properties(raw: str, properties: Iterable[str], type_name: str) -> list[str]:
+    """The property names a `$select` value asks for, matched case-insensitively as Graph
+    does and spelled as the schema spells them; an unknown name is Graph's 400."""
+    by_lower = {p.lower(): p for p in properties}
+    chosen = []
+    for part in raw.split(","):
+        name = by_lower.get(part.strip().lower())
+        if name is None:
+            raise GraphRefusal(
+                400,
+                "BadRequest",
+                "Parsing OData Select and Expand failed: Could not find a property named "
+                f"'{part.strip()}' on type 'microsoft.graph.{type_name}'.",
+            )
+        chosen.append(name)
+    return chosen
 
 
 def error_body(

@@ -43,7 +43,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from .clock import Clock, iso_z, to_datetime
 from .directory import DEFAULT_USER_PROPERTIES, USER_PROPERTIES, Directory
 from .directory import check_assign_license_parameters as assign_parameters
-from .errors import GraphRefusal, bad_request, error_body
+from .errors import GraphRefusal, bad_request, error_body, selected_properties
 from .faults import Faults
 from .odata import parse_filter, parse_select, split_path
 from .sync import select_schema
@@ -554,19 +554,7 @@ def _top(raw: str | None) -> int | None:
 def _select_sku(raw: str | None) -> list[str] | None:
     if raw is None:
         return None
-    by_lower = {p.lower(): p for p in SKU_PROPERTIES}
-    selected = []
-    for part in raw.split(","):
-        name = by_lower.get(part.strip().lower())
-        if name is None:
-            raise GraphRefusal(
-                400,
-                "BadRequest",
-                "Parsing OData Select and Expand failed: Could not find a property named "
-                f"'{part.strip()}' on type 'microsoft.graph.subscribedSku'.",
-            )
-        selected.append(name)
-    return selected
+    return selected_properties(raw, SKU_PROPERTIES, "subscribedSku")
 
 
 def _invalid_batch(detail: str) -> GraphRefusal:

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .errors import DirectoryFormatError, GraphRefusal
+from .errors import DirectoryFormatError, GraphRefusal, selected_properties
 
 DEFAULT_TEMPLATE = "AD2AADProvisioning"
 DEFAULT_ON_DEMAND_DELAY = 3.0
@@ -244,18 +244,7 @@ def select_schema(body: dict[str, Any], raw: str | None) -> dict[str, Any]:
     """Apply `$select` (the excerpt's enum, case-insensitive); an unknown name is a 400."""
     if raw is None:
         return body
-    by_lower = {p.lower(): p for p in SCHEMA_PROPERTIES}
-    chosen = []
-    for part in raw.split(","):
-        name = by_lower.get(part.strip().lower())
-        if name is None:
-            raise GraphRefusal(
-                400,
-                "BadRequest",
-                "Parsing OData Select and Expand failed: Could not find a property named "
-                f"'{part.strip()}' on type 'microsoft.graph.synchronizationSchema'.",
-            )
-        chosen.append(name)
+    chosen = selected_properties(raw, SCHEMA_PROPERTIES, "synchronizationSchema")
     return {"@odata.context": body["@odata.context"], **{p: body[p] for p in chosen}}
 
 
