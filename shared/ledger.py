@@ -59,8 +59,9 @@ CONTENT_CHUNK: Final = 30_000  # characters per table string (at most 32,767 UTF
 # `make bench` forcedsync, 2026-12-07). The ledger's single inserts are idempotent by
 # design, so they may be retried: an insert that had landed answers 409 the second time
 # and is read back as what it is (open: the same Owner, a redelivery of our own message;
-# decide: the decision just written; set_aside: already there). The claim transaction is
-# not (a landed claim would read as "requestId in use") and keeps the SDK's default.
+# decide: the decision just written; set_aside: already there). The claim transaction
+# keeps the SDK's default: it runs only at intake, where the host redelivers the message
+# after an error (and a claim that had landed is then found as the message's own).
 INSERT_RETRIES: Final = {
     "retry_on_methods": frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST"})
 }
