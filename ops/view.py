@@ -84,9 +84,10 @@ class RequestView:
             out["kept"] = self._kept()
             return out
         progress = record.progress
+        status = record.status
         out = {
             "requestId": self.request_id,
-            "state": record.status,
+            "state": status,
             "openedBy": record.owner or None,
             "receivedAt": format_time(record.received_at),
             "parked": progress.parked and record.decided is None,
@@ -94,7 +95,9 @@ class RequestView:
             "nextCheckAt": _time(progress.next_check_at) if record.decided is None else None,
             "notBefore": _time(progress.not_before),
             "deadline": _time(progress.deadline),
-            "lastError": progress.last_error,
+            # A licensed request's last error is history (e.g. the 403 it was blocked on
+            # before a grant): shown, it reads as a problem with a request that has none.
+            "lastError": progress.last_error if status != "licensed" else None,
             "reason": progress.reason if record.decided is None else None,
             "eventsSent": {word: format_time(t) for word, t in sorted(progress.sent.items())},
         }
