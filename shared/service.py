@@ -425,8 +425,13 @@ class OnboardingService:
             # Received before without an outcome (a crash, an error): maybe it was decided.
             record = await self._ledger.read(state.request.request_id)
             if record is not None and record.decided is not None:
-                await self._events.publish(record.decided.event)
-                await self._ledger.close(record.request_id, record.decided.event.type.word)
+                word = record.decided.event.type.word
+                if record.progress.status != word:
+                    # Not closed: maybe never published (a crash between decide and
+                    # publish). Closed means published: a copy left behind (a crash before
+                    # the delete, or a lease another sweep took) is only acknowledged.
+                    await self._events.publish(record.decided.event)
+                    await self._ledger.close(record.request_id, word)
                 await self._pending.complete(message)
                 return "replayed"
         outcome = await self._check(state, self._after_lookup(state, lookup, now))
@@ -453,8 +458,9 @@ class OnboardingService:
         except LeaseLost as exc:
             # Another sweep received this message after our lease ended: it is that
             # sweep's now. What was decided here is in the ledger (a terminal outcome is
-            # recorded before the message is touched), so the other sweep republishes it;
-            # a re-park simply did not happen here. Nothing to set aside, nothing decided.
+            # recorded before the message is touched), so the other sweep finds it there
+            # (and publishes it unless the ledger shows it published); a re-park simply
+            # did not happen here. Nothing to set aside, nothing decided.
             report.outcomes["lease_lost"] += 1
             log.warning(
                 "%s message %s was received by another sweep meanwhile; left to it (%s)",

@@ -427,6 +427,7 @@ class FakeLedger:
     def __init__(self) -> None:
         self.records: dict[str, RequestRecord] = {}
         self.set_aside_items_kept: list[SetAside] = []
+        self.crash_on_close = 0  # the next N closes kill the "process" instead
 
     async def open(self, request_id: str, message_id: str, now: datetime) -> RequestRecord | None:
         if request_id in self.records:
@@ -464,6 +465,9 @@ class FakeLedger:
         self.records[request_id] = replace(record, progress=replace(progress, sent=sent))
 
     async def close(self, request_id: str, status: str) -> None:
+        if self.crash_on_close:
+            self.crash_on_close -= 1
+            raise Crash("killed after publishing, before the ledger was closed")
         record = self.records[request_id]
         progress = replace(record.progress, status=status, parked=False)
         self.records[request_id] = replace(record, progress=progress)

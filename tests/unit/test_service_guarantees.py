@@ -77,14 +77,33 @@ def test_a_lone_surrogate_is_written_out_as_its_escape() -> None:
 # --- a decision is never taken twice ------------------------------------------------------
 
 
-def test_a_crash_after_a_terminal_event_republishes_it_instead_of_deciding_again() -> None:
-    """The issue's power cut: failed/sync_timeout is published, the process dies before
-    deleting the pending message, the user syncs meanwhile: the replay publishes the same
-    failed event, and no seat is taken."""
+def test_a_crash_after_a_terminal_event_is_not_decided_again_nor_published_twice() -> None:
+    """The issue's power cut: failed/sync_timeout is published (and the ledger closed), the
+    process dies before deleting the pending message, the user syncs meanwhile: the
+    leftover copy is only acknowledged. No second decision, no seat, no second event."""
     world = World(sync_timeout=timedelta(minutes=10))
     user = jane(world, sync_enabled=None)
     world.handle(request())
     world.pending.crash_on_complete = 1
+    world.clock.advance(timedelta(minutes=10))
+    with pytest.raises(Crash):
+        asyncio.run(world.service.sweep())
+    user.sync_enabled = True
+    report = asyncio.run(_sweep_after(world, LEASE))
+    assert report.outcomes == {"replayed": 1}
+    assert [e.id for e in world.events.of_type("failed")] == ["HR-1:failed"]
+    assert world.events.terminal_ids() == {"HR-1:failed"}
+    assert world.directory.writes == []
+    assert world.pending.stored == []
+
+
+def test_a_crash_between_publishing_and_closing_republishes_the_same_event() -> None:
+    """Published but not closed: the ledger cannot tell whether the event went out, so
+    the replay publishes it again, word for word (same id), and decides nothing."""
+    world = World(sync_timeout=timedelta(minutes=10))
+    user = jane(world, sync_enabled=None)
+    world.handle(request())
+    world.ledger.crash_on_close = 1
     world.clock.advance(timedelta(minutes=10))
     with pytest.raises(Crash):
         asyncio.run(world.service.sweep())
@@ -238,7 +257,8 @@ def test_a_pending_message_taken_by_another_sweep_is_left_to_it_not_given_up() -
 
 def test_a_decision_whose_message_another_sweep_took_is_published_once_by_id() -> None:
     """A decides (licensed) while B holds the message: A's delete meets a stale receipt
-    and is dropped; B finds the decision in the ledger and republishes it, same id."""
+    and is dropped; B finds the decision published (closed) in the ledger and only
+    acknowledges the message."""
     world = World()
     world.directory.add(FakeUser("u1", "jane@contoso.com", sync_enabled=None))
     world.handle(request("HR-1"))
@@ -257,7 +277,7 @@ def test_a_decision_whose_message_another_sweep_took_is_published_once_by_id() -
     assert world.ledger.set_aside_items_kept == []
     report_b = asyncio.run(_sweep_after(world, LEASE))  # B's lease ended: the next sweep
     assert report_b.outcomes == {"replayed": 1}
-    assert {e.id for e in world.events.events if e.id.endswith(":licensed")} == {"HR-1:licensed"}
+    assert [e.id for e in world.events.events if e.id.endswith(":licensed")] == ["HR-1:licensed"]
     assert world.pending.stored == []
     assert len(world.directory.writes) == 1  # one assignLicense: no second decision
 
