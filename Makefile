@@ -13,7 +13,7 @@ FILE ?= local_stack/samples/one-request.json
 MODE ?= direct
 ARGS ?= list
 
-.PHONY: help setup lint typecheck test unit run serve post watch ops bench stress clean
+.PHONY: help setup lint typecheck test unit run serve post watch ops ops-demo bench stress clean
 
 help:
 	@echo "make run    - start Azurite, the Graph emulator and the development host, run the sample batch, print outcomes"
@@ -23,6 +23,7 @@ help:
 	@echo "make post FILE=msg.json - post a message file to user-onboard on the running stack"
 	@echo "make watch  - print events from user-onboard-events as they arrive"
 	@echo "make ops ARGS='show HR-RUN-002' - the on-call tool (default ARGS=list) on the running local stack"
+	@echo "make ops-demo - a request in every state on a stack of its own, and the on-call tool's answers"
 	@echo "make bench  - run the benchmarks (figures go in docs/benchmarks.md)"
 	@echo "make stress - the full stress suite, about 15 min (docs/reliability.md); make test runs only its short versions"
 
@@ -69,6 +70,9 @@ watch: $(STAMP)
 
 ops: $(STAMP)
 	$(PY) -m ops $(ARGS)
+
+ops-demo: $(STAMP) $(NODE_STAMP)
+	$(PY) -m local_stack.ops_demo
 
 bench: $(STAMP) $(NODE_STAMP)
 	$(PY) -m local_stack.bench
