@@ -52,18 +52,23 @@ PARKED: Final = "~parked"
 CONTENT_CHUNK: Final = 30_000  # characters per table string (at most 32,767 UTF-16 units)
 
 # The tables SDK retries a connection error only for the methods azure-core deems
-# idempotent (RetryPolicy: HEAD, GET, PUT, DELETE, OPTIONS, TRACE), never a POST: an insert
-# sent on a pooled connection the server had just closed ("Connection aborted",
-# RemoteDisconnected; Azurite closes idle connections after Node's 5 s keep-alive timeout,
-# Azure's front ends after theirs) raised at once and stopped a whole sweep (measured:
-# `make bench` forcedsync, 2026-12-07). The ledger's single inserts are idempotent by
-# design, so they may be retried: an insert that had landed answers 409 the second time
-# and is read back as what it is (open: the same Owner, a redelivery of our own message;
-# decide: the decision just written; set_aside: already there). The claim transaction
-# keeps the SDK's default: it runs only at intake, where the host redelivers the message
-# after an error (and a claim that had landed is then found as the message's own).
-INSERT_RETRIES: Final = {
-    "retry_on_methods": frozenset({"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST"})
+# idempotent (RetryPolicy: HEAD, GET, PUT, DELETE, OPTIONS, TRACE), never a POST (insert)
+# or a PATCH (merge): a write sent on a pooled connection the server had just closed
+# ("Connection aborted": RemoteDisconnected, ConnectionResetError; Azurite closes idle
+# connections after Node's 5 s keep-alive timeout, Azure's front ends after theirs) raised
+# at once and stopped a whole sweep (seen on 2026-12-07 in `make bench` forcedsync, on an
+# insert, and in `make ops-demo`, on a merge). The ledger's single inserts and its merges
+# are idempotent by design, so they may be retried: a merge writes the same values again;
+# an insert that had landed answers 409 the second time and is read back as what it is
+# (open: the same Owner, a redelivery of our own message; decide: the decision just
+# written; set_aside: already there). Left with the SDK's default: the claim transaction
+# (intake only, where the host redelivers the message after an error, and a claim that had
+# landed is then found as the message's own) and the conditional status change of a kept
+# message (an update that had landed would fail its If-Match the second time).
+RETRY_IDEMPOTENT: Final = {
+    "retry_on_methods": frozenset(
+        {"HEAD", "GET", "PUT", "DELETE", "OPTIONS", "TRACE", "POST", "PATCH"}
+    )
 }
 
 
@@ -106,7 +111,7 @@ class TableLedger:
             "UpdatedAt": format_time(now),
         }
         try:
-            await storage_call(self._table.create_entity, entity, **INSERT_RETRIES)
+            await storage_call(self._table.create_entity, entity, **RETRY_IDEMPOTENT)
             return None
         except ResourceExistsError:
             record = await self.read(request_id)
@@ -124,7 +129,7 @@ class TableLedger:
     async def decide(self, request_id: str, decided: Decided) -> Decided:
         try:
             await storage_call(
-                self._table.create_entity, _terminal_row(request_id, decided), **INSERT_RETRIES
+                self._table.create_entity, _terminal_row(request_id, decided), **RETRY_IDEMPOTENT
             )
             return decided
         except ResourceExistsError:
@@ -180,7 +185,9 @@ class TableLedger:
             entity["UserId"] = progress.user_id
         for word, moment in progress.sent.items():
             entity[f"Sent_{word}"] = format_time(moment)
-        await storage_call(self._table.upsert_entity, entity, mode=UpdateMode.MERGE)
+        await storage_call(
+            self._table.upsert_entity, entity, mode=UpdateMode.MERGE, **RETRY_IDEMPOTENT
+        )
         if progress.parked:
             index = {
                 "PartitionKey": PARKED,
@@ -201,7 +208,9 @@ class TableLedger:
             "Status": status,
             "Parked": False,
         }
-        await storage_call(self._table.upsert_entity, row, mode=UpdateMode.MERGE)
+        await storage_call(
+            self._table.upsert_entity, row, mode=UpdateMode.MERGE, **RETRY_IDEMPOTENT
+        )
         with contextlib.suppress(ResourceNotFoundError):
             await storage_call(self._table.delete_entity, PARKED, partition(request_id))
 
@@ -232,7 +241,7 @@ class TableLedger:
         for n in range(0, max(1, len(content)), CONTENT_CHUNK):
             entity[f"Content{n // CONTENT_CHUNK}"] = content[n : n + CONTENT_CHUNK]
         with contextlib.suppress(ResourceExistsError):  # set aside already, by an earlier try
-            await storage_call(self._table.create_entity, entity, **INSERT_RETRIES)
+            await storage_call(self._table.create_entity, entity, **RETRY_IDEMPOTENT)
 
     async def set_aside_items(self, *, statuses: Sequence[str] = ()) -> list[SetAside]:
         rows = await storage_call(self._dead_letters)

@@ -156,18 +156,20 @@ def test_a_kept_message_changes_status_only_from_what_was_read(
 
 
 class DroppingTransport(RequestsTransport):
-    """The real HTTP transport, but the next `drops` POSTs fail the way a pooled connection
-    the server has just closed fails (RemoteDisconnected: "Connection aborted"), either
-    before the request reaches the server or after it was processed (its answer lost)."""
+    """The real HTTP transport, but the next `drops` requests of `method` fail the way a
+    pooled connection the server has just closed fails (RemoteDisconnected: "Connection
+    aborted"), either before the request reaches the server or after it was processed (its
+    answer lost)."""
 
-    def __init__(self, drops: int, *, processed: bool) -> None:
+    def __init__(self, drops: int, *, processed: bool, method: str = "POST") -> None:
         super().__init__()
         self.drops = drops
         self.processed = processed
+        self.method = method
         self.dropped = 0
 
     def send(self, request: Any, **kwargs: Any) -> Any:
-        if request.method == "POST" and self.drops > 0:
+        if request.method == self.method and self.drops > 0:
             self.drops -= 1
             self.dropped += 1
             if self.processed:
@@ -207,3 +209,33 @@ def test_an_insert_on_a_dropped_connection_is_retried_and_reads_as_ours(
         assert opened is None
     assert decided == decision
     assert run(tables, lambda fresh: fresh.read("HR-9")).status == "licensed"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("processed", [False, True], ids=["lost request", "lost answer"])
+def test_a_merge_on_a_dropped_connection_is_retried(
+    azurite: Azurite, tables: TableServiceClient, processed: bool
+) -> None:
+    """Progress notes and the close after a publish are merges (PATCH), which the SDK does
+    not retry either: one dropped connection must not stop a sweep."""
+    transport = DroppingTransport(0, processed=processed, method="PATCH")
+    service = TableServiceClient.from_connection_string(
+        azurite.connection_string, transport=transport, retry_backoff_factor=0.05
+    )
+    ledger = TableLedger(service.get_table_client(TABLE_REQUESTS))
+    waiting = Progress("waiting", parked=True, deadline=NOW, next_check_at=NOW)
+
+    async def use() -> None:
+        await ledger.open("HR-10", "m1", NOW)
+        transport.drops = 1
+        await ledger.note("HR-10", waiting)
+        await ledger.decide("HR-10", Decided(event("HR-10", "licensed"), "p1"))
+        transport.drops = 1
+        await ledger.close("HR-10", "licensed")
+
+    asyncio.run(use())
+    assert transport.dropped == 2
+    record = run(tables, lambda fresh: fresh.read("HR-10"))
+    assert record is not None
+    assert record.progress.status == "licensed"
+    assert record.progress.parked is False
+    assert run(tables, lambda fresh: fresh.parked()).count == 0
