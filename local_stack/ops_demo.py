@@ -22,6 +22,7 @@ and printed with its exit code. Docs: docs/operations.md.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -55,6 +56,7 @@ def request(request_id: str, upn: str, **extra: Any) -> dict[str, Any]:
 
 def main() -> int:
     ahead = (datetime.now(UTC) + timedelta(days=30)).date().isoformat()
+    shutil.rmtree(STATE, ignore_errors=True)  # a fresh ledger and queues every time
     with LocalStack(STATE, SAMPLES / "directory.json", settings=SETTINGS) as stack:
         assert stack.azurite is not None
         assert stack.graph is not None
