@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -90,9 +91,13 @@ class Azurite:
         return connection_string_for(self.queue_port, self.table_port)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Terminate Azurite, wait for it, kill it if it does not exit in ``timeout``."""
+        """Stop Azurite, wait for it, kill it if it does not exit in ``timeout``.
+
+        SIGINT, not SIGTERM: azurite-table saves its database only on SIGINT (a SIGTERM
+        loses the tables created since its last autosave, which a restart on the same
+        data folder would miss)."""
         if self.process.poll() is None:
-            self.process.terminate()
+            self.process.send_signal(signal.SIGINT)
             try:
                 self.process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -155,9 +160,7 @@ def _read_tail(path: Path, limit: int = 4000) -> str:
     return text[-limit:].strip()
 
 
-def launch_service(data_dir: Path, port: int, timeout: float, service: str = "queue") -> Azurite:
-    """One Azurite service on exactly `port` (no free-port check: a restart on the same
-    port must not be refused because of old connections in TIME_WAIT)."""
+def _launch(data_dir: Path, port: int, timeout: float, service: str = "queue") -> Azurite:
     stderr_path = data_dir / f"azurite-{service}.stderr.log"
     command = [
         str(AZURITE_QUEUE_BIN if service == "queue" else AZURITE_TABLE_BIN),
@@ -217,9 +220,28 @@ def start_azurite(
             raise AzuriteError(
                 f"port {HOST}:{wanted} is already in use: is another Azurite running?"
             )
-    table = _start(data_dir, table_port, timeout, "table")
+    return _both(
+        lambda service, wanted: _start(data_dir, wanted, timeout, service), port, table_port
+    )
+
+
+def relaunch_azurite(
+    data_dir: Path, port: int, table_port: int, *, timeout: float = 20.0
+) -> Azurite:
+    """Start Azurite again on exactly the ports and data folder it had (after a stop).
+
+    No free-port check: it binds without SO_REUSEADDR, so it would see the old
+    connections in TIME_WAIT as a port in use, where Node (Azurite) reuses the port."""
+    return _both(
+        lambda service, wanted: _launch(data_dir, wanted, timeout, service), port, table_port
+    )
+
+
+def _both(start: Callable[[str, int], Azurite], port: int, table_port: int) -> Azurite:
+    """The table service, then the queue service (which holds it); neither if one fails."""
+    table = start("table", table_port)
     try:
-        queue = _start(data_dir, port, timeout, "queue")
+        queue = start("queue", port)
     except BaseException:
         table.stop()
         raise
@@ -231,7 +253,7 @@ def _start(data_dir: Path, port: int, timeout: float, service: str) -> Azurite:
     attempts = 3 if port == 0 else 1
     for attempt in range(attempts):
         try:
-            return launch_service(data_dir, port or _free_port(), timeout, service)
+            return _launch(data_dir, port or _free_port(), timeout, service)
         except AzuriteError:
             if attempt == attempts - 1:
                 raise

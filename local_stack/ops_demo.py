@@ -66,16 +66,17 @@ def main() -> int:
         stack.post(request("OPS-LICENSED", "jane.doe@contoso.com"))
         stack.post(request("OPS-WAITING", "never.synced@contoso.com"))
         stack.post(request("OPS-SCHEDULED", "starting.soon@contoso.com", startDate=ahead))
-        failed = request("OPS-FAILED", "pat.unknown@contoso.com")
-        stack.post({**failed, "licenses": [{"skuPartNumber": "NOPE_SKU"}]})
+        unknown_sku = [{"skuPartNumber": "NOPE_SKU"}]
+        stack.post(request("OPS-FAILED", "pat.unknown@contoso.com", licenses=unknown_sku))
         typo = {"requestId": "OPS-REJECTED", "userPrincipalName": "lee.emp@contoso.com"}
         stack.post({**typo, "licences": ENTERPRISEPACK})  # "licences": not a field
         stack.wait_for_terminal(["OPS-LICENSED", "OPS-FAILED", "OPS-REJECTED"], 30)
 
         stack.graph.set_permissions(["User.Read.All"])  # lookups only: writes answer 403
         stack.post(request("OPS-BLOCKED", "lee.emp@contoso.com"))
-        poisoned = request("OPS-POISONED", "alex.has@contoso.com")
-        poisoned["licenses"] = [{"skuPartNumber": "MCOEV"}]
+        poisoned = request(
+            "OPS-POISONED", "alex.has@contoso.com", licenses=[{"skuPartNumber": "MCOEV"}]
+        )
         message_id = str(stack.queue("user-onboard-poison").send_message(json.dumps(poisoned)).id)
         time.sleep(8)  # the sweep keeps the poisoned message, the blocked request is parked
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from azure.storage.queue import QueueServiceClient
 
-from local_stack.azurite import Azurite, AzuriteError, launch_service, start_azurite
+from local_stack.azurite import Azurite, AzuriteError, relaunch_azurite, start_azurite
 from local_stack.graph_emulator import Emulator, start_emulator
 from shared.names import ALL_QUEUES
 from shared.queues import ensure_queues
@@ -155,20 +155,7 @@ class LocalStack:
         `restart_azurite`: an outage of the storage account, with the host still running."""
         if self.azurite is not None:
             self._azurite_ports = (self.azurite.queue_port, self.azurite.table_port)
-            # SIGINT, not SIGTERM: azurite-table saves its database only on SIGINT (a
-            # SIGTERM loses the tables created since its last autosave).
-            processes = [self.azurite.process]
-            if self.azurite.table is not None:
-                processes.append(self.azurite.table.process)
-            for process in processes:
-                if process.poll() is None:
-                    process.send_signal(signal.SIGINT)
-            for process in processes:
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            self.azurite.stop(timeout=10)
             self.azurite = None
 
     def restart_azurite(self, timeout: float = 30.0) -> None:
@@ -177,20 +164,12 @@ class LocalStack:
         assert self.azurite is None
         assert self._azurite_ports is not None
         queue_port, table_port = self._azurite_ports
-        data = self.state_dir / "azurite"
-        # Not `start_azurite`: its free-port check binds without SO_REUSEADDR, so it sees
-        # the old connections in TIME_WAIT as a port in use; Node (Azurite) reuses it.
         deadline = time.monotonic() + timeout
         while True:
             try:
-                table = launch_service(data, table_port or 0, timeout, "table")
-                try:
-                    queue = launch_service(data, queue_port, timeout, "queue")
-                except BaseException:
-                    table.stop()
-                    raise
-                queue.table = table
-                self.azurite = queue
+                self.azurite = relaunch_azurite(
+                    self.state_dir / "azurite", queue_port, table_port or 0, timeout=timeout
+                )
                 return
             except AzuriteError:
                 if time.monotonic() >= deadline:
