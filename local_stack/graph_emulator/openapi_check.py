@@ -1,6 +1,6 @@
 """Check one Graph exchange against the team's OpenAPI excerpt of Graph v1.0.
 
-The excerpt (`<repo>/../shared/graph/graph-v1.0-excerpt.openapi.yaml`) is
+The excerpt (`docs/graph/graph-v1.0-excerpt.openapi.yaml`, provenance in its `info`) is
 generated from Microsoft's Graph metadata; holding both the emulator's answers
 and the app's requests to it keeps the emulator honest and catches an app
 that sends what real Graph would refuse (an `assignLicense` without
@@ -33,9 +33,9 @@ ERROR_SCHEMA = "#/components/schemas/microsoft.graph.ODataErrors.ODataError"
 
 
 def default_spec_path() -> Path:
-    """`<repo>/../shared/graph/graph-v1.0-excerpt.openapi.yaml`: CI clones `shared/` beside us."""
+    """`docs/graph/graph-v1.0-excerpt.openapi.yaml`: the excerpt lives in the repo."""
     repo = Path(__file__).resolve().parents[2]
-    return (repo / ".." / "shared" / "graph" / "graph-v1.0-excerpt.openapi.yaml").resolve()
+    return repo / "docs" / "graph" / "graph-v1.0-excerpt.openapi.yaml"
 
 
 @functools.cache
