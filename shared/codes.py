@@ -50,7 +50,15 @@ class RejectionCode(StrEnum):
     POISON = "poison"
 
 
-ReasonCode = FailureCode | RejectionCode
+class BlockedCode(StrEnum):
+    """`data.reason.code` values of `onboarding.user.blocked` that are not failure codes
+    (contract v1.2; `no_seats` and `graph_access_denied` block too, as FailureCodes)."""
+
+    POISONED = "poisoned"  # the message is held for an operator to replay (POISON_HOLD)
+    SFB_ONPREM_USER = "sfb_onprem_user"  # Teams Phone: still homed in Skype for Business Server
+
+
+ReasonCode = FailureCode | RejectionCode | BlockedCode
 
 
 class LicenseStatus(StrEnum):

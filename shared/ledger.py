@@ -179,8 +179,8 @@ class TableLedger:
         entity["LastError"] = (
             json.dumps(carryable(progress.last_error)) if progress.last_error else ""
         )
-        if progress.reason is not None:
-            entity["Reason"] = json.dumps(carryable(progress.reason))
+        # Written every time: a request no longer blocked shows no stale reason.
+        entity["Reason"] = json.dumps(carryable(progress.reason)) if progress.reason else ""
         if progress.user_id is not None:
             entity["UserId"] = progress.user_id
         for word, moment in progress.sent.items():

@@ -26,6 +26,7 @@ def to_message(state: PendingState) -> str:
         "receipts": state.receipts,
         "lastSeen": state.last_seen,
         "seenSynced": state.seen_synced,
+        "firstCheckDone": state.first_check_done,
         "usageLocationWritten": state.usage_location_written,
         "awaitingSyncSent": state.awaiting_sync_sent,
         "blockedSent": state.blocked_sent,
@@ -60,6 +61,8 @@ def from_message(text: str) -> PendingState:
             receipts=int(document.get("receipts", 0)),
             last_seen=LastSeen(document["lastSeen"]) if document.get("lastSeen") else None,
             seen_synced=bool(document.get("seenSynced")),
+            # Parked before v1.2: a request checked at least once had its first check.
+            first_check_done=bool(document.get("firstCheckDone", int(document["checks"]) > 0)),
             usage_location_written=bool(document.get("usageLocationWritten")),
             awaiting_sync_sent=bool(document.get("awaitingSyncSent")),
             blocked_sent=bool(document.get("blockedSent")),

@@ -37,7 +37,7 @@ from shared.errors import (
 )
 from shared.events import Event
 from shared.ports import Clock, Directory, EventSink, PendingQueue, PoisonQueue, RequestLedger
-from shared.records import Decided, QueuedMessage, SetAside
+from shared.records import Decided, Progress, QueuedMessage, RequestRecord, SetAside
 from shared.requests import LicenseRequest, decode_body, parse_request, request_id_of
 from shared.state import PendingState
 from shared.telemetry import TelemetryEvent, emit
@@ -49,7 +49,7 @@ from shared.tenant import (
     LookupFailed,
     SkuCatalog,
 )
-from shared.times import format_time
+from shared.times import format_time, parse_time
 from shared.workflow import (
     Backoff,
     Conclude,
@@ -78,8 +78,10 @@ from shared.workflow import (
     given_up,
     plan_group_licensing,
     plan_licensing,
+    poisoned_announcement,
     redelivery,
     rejection,
+    resume,
     settle,
 )
 
@@ -296,6 +298,7 @@ class OnboardingService:
                         extra={"requestId": request_id, "queueMessageId": message_id},
                     )
                     return request_id, "duplicate"
+            state = resume(state, known)
         held = before_check(state, now)
         if held is not None:  # the start window is ahead: no Graph call before it
             return request_id, await self._settle(state, held, by=message_id)
@@ -733,6 +736,12 @@ class OnboardingService:
             now,
         )
         if hold_until is not None:
+            announcement = poisoned_announcement(
+                record, request_id, _upn_in(message.content), hold_until, now
+            )
+            if announcement is not None:
+                assert request_id is not None
+                await self._announce_poisoned(request_id, record, message.id, announcement)
             emit(
                 TelemetryEvent.POISON_HELD,
                 "poisoned message %s (request %s) held until %s: fix the cause and replay it, "
@@ -747,6 +756,28 @@ class OnboardingService:
             )
         await self._poison.remove(message)
         return name
+
+    async def _announce_poisoned(
+        self, request_id: str, record: RequestRecord | None, message_id: str, event: Event
+    ) -> None:
+        """`blocked`/`poisoned` for a held request: its row exists first (a message poisoned
+        before intake could open it), then the event, then the operators' view."""
+        now = self._clock.now()
+        if record is None:
+            await self._ledger.open(request_id, message_id, now)
+        await self._events.publish(event)
+        hold_until = parse_time(str(event.data["deadline"]))
+        await self._ledger.note(
+            request_id,
+            Progress(
+                status="blocked",
+                parked=False,
+                deadline=hold_until,
+                next_check_at=hold_until,
+                reason=event.data["reason"],
+                sent={event.type.word: now},
+            ),
+        )
 
     async def _report_held(self, report: SweepReport) -> None:
         """Poisoned messages whose hold is over (and reports a crash left unfinished): their
@@ -882,6 +913,14 @@ def _visibility_delay(next_check: datetime, now: datetime) -> timedelta:
     """Whole seconds (what the queue takes), at least one."""
     seconds = max(1, math.ceil((next_check - now).total_seconds()))
     return timedelta(seconds=seconds)
+
+
+def _upn_in(content: str) -> str | None:
+    """The userPrincipalName of a valid request message, for the events about it."""
+    try:
+        return parse_request(content).identifiers.user_principal_name
+    except Exception:  # a poisoned message may hold anything
+        return None
 
 
 def _request_id_in(content: str) -> str | None:

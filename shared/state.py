@@ -56,6 +56,10 @@ class PendingState:
     receipts: int = 0
     last_seen: LastSeen | None = None
     seen_synced: bool = False  # a lookup has seen the user synced at least once
+    # The first check is made: a lookup was sent and Graph answered it (or did not answer
+    # at all), and for a synced user the licensing that followed was not throttled either.
+    # Until then the deadline does not apply (contract v1.2, "The first check").
+    first_check_done: bool = False
     usage_location_written: bool = False  # the app has written the user's usageLocation
     awaiting_sync_sent: bool = False
     blocked_sent: bool = False

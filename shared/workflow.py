@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from shared.codes import (
     Announcement,
+    BlockedCode,
     EventType,
     FailureCode,
     ForcedSyncStatus,
@@ -214,6 +215,7 @@ def after_lookup(
 def _not_yet(
     state: PendingState, now: datetime, backoff: Backoff, *, can_force_sync: bool = False
 ) -> Wait | Fail | ForceSync:
+    state = replace(state, first_check_done=True)
     if now >= state.deadline:
         return at_deadline(state)
     if (
@@ -279,6 +281,8 @@ def after_graph_error(
     """
     if wrote_usage_location:
         state = replace(state, usage_location_written=True)
+    if error.kind != GraphErrorKind.THROTTLED:  # Graph answered, or did not answer at all
+        state = replace(state, first_check_done=True)
     match error.kind:
         case GraphErrorKind.THROTTLED | GraphErrorKind.UNAVAILABLE | GraphErrorKind.NOT_FOUND:
             return _retry_later(state, error, now, backoff)
@@ -302,8 +306,15 @@ def _retry_later(
     state: PendingState, error: GraphError, now: datetime, backoff: Backoff
 ) -> Wait | Fail:
     """Transient trouble: try again later (never before Graph's Retry-After), until the
-    deadline."""
+    deadline. The deadline bounds the rechecks, never the first check (contract v1.2,
+    "The first check"): while Graph has asked the app to wait before this request was ever
+    checked, it waits for Graph's Retry-After, whatever its deadline."""
     state = replace(state, last_error=LastError.of(error))
+    if not state.first_check_done:
+        assert error.kind == GraphErrorKind.THROTTLED  # any other answer completes it
+        wait = timedelta(seconds=error.retry_after) if error.retry_after else backoff.initial
+        if now >= state.deadline or now + wait >= state.deadline:
+            return Wait(state, now + wait)
     if now >= state.deadline:
         return at_deadline(state)
     next_check = _next_check(state, now, backoff)
@@ -358,6 +369,7 @@ def after_no_seats(
 ) -> Wait | Fail:
     """No free seat for a SKU: `blocked` once, retried until the deadline, then `no_seats`."""
     reason = Reason(FailureCode.NO_SEATS, message)
+    state = replace(state, first_check_done=True)
     if now >= state.deadline:
         return Fail(reason)
     announce = None if state.blocked_sent else Announcement.BLOCKED
@@ -693,10 +705,36 @@ def redelivery(record: RequestRecord, message_id: str, now: datetime) -> Republi
             Event(event.type, event.id, now, {**event.data, "licenses": licenses}, event.subject)
         )
     if record.owner != message_id:
+        if is_poisoned(record):
+            return None  # a replay (or a new delivery) carries the held request on
         return Ignore(f"already in progress, opened by message {record.owner}")
     if record.progress.parked:
         return Ignore("already parked by this same message")
     return None
+
+
+def is_poisoned(record: RequestRecord) -> bool:
+    """The request's message was poisoned and is held (announced blocked/poisoned), and no
+    other delivery has taken the request further since."""
+    reason = record.progress.reason or {}
+    return (
+        record.decided is None
+        and not record.progress.parked
+        and record.progress.status == "blocked"
+        and reason.get("code") == BlockedCode.POISONED
+    )
+
+
+def resume(state: PendingState, record: RequestRecord) -> PendingState:
+    """A request handled again after its message was given up on (a replay): the
+    announcements already sent are not sent again (each is sent once per request)."""
+    sent = record.progress.sent
+    return replace(
+        state,
+        scheduled_sent=state.scheduled_sent or Announcement.SCHEDULED in sent,
+        awaiting_sync_sent=state.awaiting_sync_sent or Announcement.AWAITING_SYNC in sent,
+        blocked_sent=state.blocked_sent or Announcement.BLOCKED in sent,
+    )
 
 
 # --- messages the app cannot take further ---------------------------------------------------
@@ -743,6 +781,34 @@ def given_up(
         request_id=request_id,
         message_id=message_id,
         details={"originalMessage": content[:MAX_ORIGINAL_CHARS]},
+    )
+
+
+def poisoned_announcement(
+    record: RequestRecord | None,
+    request_id: str | None,
+    upn: str | None,
+    hold_until: datetime,
+    now: datetime,
+) -> Event | None:
+    """Contract v1.2, "Poison hold": a held message whose requestId is readable and whose
+    request has no terminal event yet is announced at once, `blocked`/`poisoned` (once per
+    request: not when the request was announced blocked before). Its next step, and its
+    deadline unless an operator replays it first, is the end of the hold."""
+    if request_id is None or hold_until <= now:
+        return None
+    if record is not None and (
+        record.decided is not None or Announcement.BLOCKED in record.progress.sent
+    ):
+        return None
+    reason = Reason(
+        BlockedCode.POISONED,
+        "the Functions host gave up on this request's message after repeated failures; it "
+        f"is held until {format_time(hold_until)} for an operator to fix the cause and "
+        "replay it, else the request ends rejected/poison then",
+    )
+    return blocked_event(
+        Subject(request_id, upn), now, reason=reason, next_check=hold_until, deadline=hold_until
     )
 
 
@@ -895,6 +961,7 @@ def after_group_writes(
 def _processing(
     state: PendingState, now: datetime, backoff: Backoff, recheck: timedelta
 ) -> Wait | Fail:
+    state = replace(state, first_check_done=True)
     if now >= state.deadline:
         return at_deadline(
             replace(

@@ -106,7 +106,7 @@ def test_a_held_poisoned_message_is_replayed_once_and_ends_licensed(stack: Local
 
     assert asyncio.run(sweep_then_replay_then_handle()) == ["licensed"]
     ids = [e["id"] for e in stack.drain_events()]
-    assert ids == ["OPS-P:licensed"]
+    assert ids == ["OPS-P:blocked", "OPS-P:licensed"]  # blocked/poisoned while held (v1.2)
 
 
 def test_a_message_poisoned_after_its_request_was_answered_is_not_replayed(
@@ -158,7 +158,8 @@ def test_the_hold_ends_in_a_poison_report_when_nobody_replays(stack: LocalStack)
 
     stack.queue("user-onboard-poison").send_message(onboard("OPS-R", "x@contoso.com"))
     asyncio.run(run())
-    (event,) = stack.drain_events()
+    blocked, event = stack.drain_events()
+    assert (blocked["id"], blocked["data"]["reason"]["code"]) == ("OPS-R:blocked", "poisoned")
     assert (event["id"], event["data"]["reason"]["code"]) == ("OPS-R:rejected", "poison")
     store = store_of(stack)
     try:

@@ -91,8 +91,8 @@ def test_a_poisoned_message_is_held_then_reported_with_its_ids(records: Captured
     world.sweep_after(timedelta(0))
     (held,) = events_of(records, TelemetryEvent.POISON_HELD)
     assert held.requestId == "HR-9"  # type: ignore[attr-defined]
-    assert world.events.events == []
+    assert [e.id for e in world.events.events] == ["HR-9:blocked"]  # contract v1.2
     world.sweep_after(timedelta(hours=1))
     (reported,) = events_of(records, TelemetryEvent.POISON_REPORTED)
     assert reported.requestId == "HR-9"  # type: ignore[attr-defined]
-    assert [e.id for e in world.events.events] == ["HR-9:rejected"]
+    assert [e.id for e in world.events.events] == ["HR-9:blocked", "HR-9:rejected"]
