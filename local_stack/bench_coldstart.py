@@ -81,7 +81,7 @@ async def typed_path(upn: str) -> dict[str, Any]:
     )
     from msgraph.generated.users.item.user_item_request_builder import UserItemRequestBuilder
 
-    from shared.graph import SKU_FIELDS, USER_FIELDS, build_adapter
+    from shared.adapters.graph import SKU_FIELDS, USER_FIELDS, build_adapter
 
     async with httpx.AsyncClient(timeout=httpx.Timeout(15.0, connect=5.0)) as http:
         adapter = build_adapter(os.environ["GRAPH_BASE_URL"], local=True, http=http)

@@ -21,8 +21,8 @@ from azure.storage.queue import QueueServiceClient
 
 from local_stack.azurite import Azurite, AzuriteError, relaunch_azurite, start_azurite
 from local_stack.graph_emulator import Emulator, start_emulator
+from shared.adapters.queues import ensure_queues
 from shared.names import ALL_QUEUES
-from shared.queues import ensure_queues
 
 REPO = Path(__file__).resolve().parents[1]
 TERMINAL = ("licensed", "failed", "rejected")

@@ -1,4 +1,4 @@
-"""What `python -m ops` shows and does, on the request ledger (`shared.ledger`) and the
+"""What `python -m ops` shows and does, on the request ledger (`shared.adapters.ledger`) and the
 queues: plain functions over a `Store`, returning results that print as text or JSON.
 
 Parked requests cannot be listed from their queue (a hidden message does not show in a
@@ -18,12 +18,12 @@ from typing import Any
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.queue import QueueClient
 
-from shared.errors import InvalidRequest
-from shared.ledger import PARKED, TableLedger, ensure_table
+from shared.adapters.ledger import PARKED, TableLedger, ensure_table
+from shared.domain.errors import InvalidRequest
+from shared.domain.records import RequestRecord, SetAside
+from shared.domain.requests import decode_body
+from shared.domain.times import format_time
 from shared.names import QUEUE_REQUESTS, TABLE_REQUESTS
-from shared.records import RequestRecord, SetAside
-from shared.requests import decode_body
-from shared.times import format_time
 
 
 @dataclass

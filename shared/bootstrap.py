@@ -17,14 +17,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from shared.graph import connect
-from shared.ledger import TableLedger, ensure_table, table_service
+from shared.adapters.graph import connect
+from shared.adapters.ledger import TableLedger, ensure_table, table_service
+from shared.adapters.queues import ensure_queues, service_client, storage_ports
+from shared.decisions.workflow import Backoff
 from shared.names import ALL_QUEUES, TABLE_REQUESTS
-from shared.ports import Clock, Directory, EventSink, PendingQueue, PoisonQueue, RequestLedger
-from shared.queues import ensure_queues, service_client, storage_ports
 from shared.service import OnboardingService, Policy
+from shared.service.ports import (
+    Clock,
+    Directory,
+    EventSink,
+    PendingQueue,
+    PoisonQueue,
+    RequestLedger,
+)
 from shared.settings import Settings
-from shared.workflow import Backoff
 
 
 class SystemClock:

@@ -15,12 +15,12 @@ from datetime import timedelta
 from typing import Final
 from urllib.parse import urlsplit
 
-from shared.countries import ISO_3166_ALPHA2
-from shared.errors import SettingsError
+from shared.domain.countries import ISO_3166_ALPHA2
+from shared.domain.errors import SettingsError
+from shared.domain.requests import LicenseRequest, parse_license_list
+from shared.domain.tenant import CloudSyncJob
+from shared.domain.times import parse_duration, parse_timespan
 from shared.names import STORAGE_CONNECTION
-from shared.requests import LicenseRequest, parse_license_list
-from shared.tenant import CloudSyncJob
-from shared.times import parse_duration, parse_timespan
 
 DEFAULT_GRAPH_BASE_URL: Final = "https://graph.microsoft.com/v1.0"
 # The fixed token the app sends to a loopback Graph emulator instead of a real credential.

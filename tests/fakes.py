@@ -9,10 +9,16 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.codes import ForcedSyncStatus
-from shared.errors import GraphCall, GraphError, GraphErrorKind, LeaseLost, StorageUnavailable
-from shared.events import Event
-from shared.records import (
+from shared.domain.codes import ForcedSyncStatus
+from shared.domain.errors import (
+    GraphCall,
+    GraphError,
+    GraphErrorKind,
+    LeaseLost,
+    StorageUnavailable,
+)
+from shared.domain.events import Event
+from shared.domain.records import (
     Decided,
     ParkedOverview,
     Progress,
@@ -20,8 +26,8 @@ from shared.records import (
     RequestRecord,
     SetAside,
 )
-from shared.requests import UserIdentifiers
-from shared.tenant import (
+from shared.domain.requests import UserIdentifiers
+from shared.domain.tenant import (
     Ambiguous,
     CloudSyncJob,
     DirectoryUser,

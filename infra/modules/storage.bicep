@@ -87,7 +87,7 @@ resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-0
   name: 'default'
 }
 
-// The request ledger (shared/ledger.py, shared.names.TABLE_REQUESTS): each request's
+// The request ledger (shared/adapters/ledger.py, shared.names.TABLE_REQUESTS): each request's
 // decided outcome, recorded before it is published, the operators' view of every
 // request, and the messages set aside. The app's identity has Storage Table Data
 // Contributor on the account (roles.bicep).

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from local_stack.devhost.ncrontab import Schedule, ScheduleError, parse_schedule
-from shared import times
+from shared.domain import times
 
 __all__ = [
     "DEFAULT_CONNECTION",

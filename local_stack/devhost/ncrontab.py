@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.times import parse_timespan
+from shared.domain.times import parse_timespan
 
 __all__ = [
     "CronSchedule",

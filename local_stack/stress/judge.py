@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import unquote
 
-from shared.errors import InvalidRequest
+from shared.domain.errors import InvalidRequest
 
 TERMINAL: Final = ("licensed", "failed", "rejected")
 IDENTIFIER_FIELDS: Final = ("userPrincipalName", "employeeId", "onPremisesImmutableId")
@@ -58,13 +58,13 @@ _SELECT: Final = re.compile(r"[A-Za-z]+(,[A-Za-z]+)*")
 
 
 def _parse_request() -> Any:
-    """The contract's request parser (`shared.requests`, formerly `shared.contract`)."""
-    for name in ("shared.requests", "shared.contract"):
+    """The contract's request parser (`shared.domain.requests`, formerly `shared.contract`)."""
+    for name in ("shared.domain.requests", "shared.contract"):
         try:
             return importlib.import_module(name).parse_request
         except (ImportError, AttributeError):
             continue
-    raise ImportError("no parse_request in shared.requests or shared.contract")
+    raise ImportError("no parse_request in shared.domain.requests or shared.contract")
 
 
 @dataclass(frozen=True)

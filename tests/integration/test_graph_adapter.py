@@ -14,10 +14,10 @@ from urllib.parse import parse_qs, unquote
 import pytest
 
 from local_stack.graph_emulator import Emulator
-from shared.errors import GraphCall, GraphError, GraphErrorKind
-from shared.graph import GraphDirectory, connect
-from shared.requests import UserIdentifiers
-from shared.tenant import Ambiguous, Found, LicenseAssignment, LookupFailed, NotFound
+from shared.adapters.graph import GraphDirectory, connect
+from shared.domain.errors import GraphCall, GraphError, GraphErrorKind
+from shared.domain.requests import UserIdentifiers
+from shared.domain.tenant import Ambiguous, Found, LicenseAssignment, LookupFailed, NotFound
 from tests.support.graph import (
     DOLLAR_UPN,
     E3_SKU,

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from local_stack.graph_emulator import Emulator
-from shared.codes import ForcedSyncStatus
-from shared.errors import GraphCall, GraphError, GraphErrorKind
-from shared.graph import GraphDirectory
-from shared.requests import UserIdentifiers
-from shared.tenant import CloudSyncJob, Found, NotFound
+from shared.adapters.graph import GraphDirectory
+from shared.domain.codes import ForcedSyncStatus
+from shared.domain.errors import GraphCall, GraphError, GraphErrorKind
+from shared.domain.requests import UserIdentifiers
+from shared.domain.tenant import CloudSyncJob, Found, NotFound
 from tests.integration.test_graph_adapter import Naps, graph_calls, run
 from tests.support.graph import E3_SKU, JANE_ID, SAMPLE_DIRECTORY
 

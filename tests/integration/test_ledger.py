@@ -16,11 +16,11 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableServiceClient
 
 from local_stack.azurite import Azurite, start_azurite
-from shared.codes import EventType
-from shared.events import Event
-from shared.ledger import DEAD_LETTERS, TableLedger, dead_letter_content, ensure_table
+from shared.adapters.ledger import DEAD_LETTERS, TableLedger, dead_letter_content, ensure_table
+from shared.domain.codes import EventType
+from shared.domain.events import Event
+from shared.domain.records import Decided, Progress, SetAside
 from shared.names import TABLE_REQUESTS
-from shared.records import Decided, Progress, SetAside
 
 pytestmark = pytest.mark.stack
 T = TypeVar("T")

@@ -13,9 +13,9 @@ from azure.core.exceptions import HttpResponseError
 from azure.storage.queue import QueueClient, QueueServiceClient
 
 from local_stack.azurite import Azurite, start_azurite
-from shared.errors import LeaseLost
-from shared.queues import StoragePendingQueue
-from shared.workflow import MAX_HOP
+from shared.adapters.queues import StoragePendingQueue
+from shared.decisions.workflow import MAX_HOP
+from shared.domain.errors import LeaseLost
 
 
 @pytest.fixture(scope="module")

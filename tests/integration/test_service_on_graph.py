@@ -15,9 +15,9 @@ import pytest
 
 from local_stack.graph_emulator import Emulator
 from shared.bootstrap import build_service
+from shared.decisions.workflow import Backoff
 from shared.service import OnboardingService, Policy
 from shared.settings import Settings
-from shared.workflow import Backoff
 from tests.fakes import FakeClock, FakeEventSink, FakeLedger, FakeQueue
 from tests.support.graph import E3_SKU, SAMPLE_DIRECTORY
 

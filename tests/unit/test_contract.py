@@ -6,10 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.codes import EventType
-from shared.errors import FieldError, InvalidRequest
-from shared.events import Reason, Subject, licensed_event, rejected_event
-from shared.requests import parse_license_list, parse_request
+from shared.domain.codes import EventType
+from shared.domain.errors import FieldError, InvalidRequest
+from shared.domain.events import Reason, Subject, licensed_event, rejected_event
+from shared.domain.requests import parse_license_list, parse_request
 
 EXAMPLE = {
     "requestId": "HR-2026-000123",

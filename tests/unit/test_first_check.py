@@ -6,10 +6,10 @@ import json
 from dataclasses import replace
 from datetime import timedelta
 
-from shared import pending
-from shared.errors import GraphCall, GraphError, GraphErrorKind
-from shared.tenant import Found, LookupFailed, NotFound
-from shared.workflow import Fail, License, Wait, after_graph_error, after_lookup
+from shared.decisions.workflow import Fail, License, Wait, after_graph_error, after_lookup
+from shared.domain import pending
+from shared.domain.errors import GraphCall, GraphError, GraphErrorKind
+from shared.domain.tenant import Found, LookupFailed, NotFound
 from tests.fakes import T0
 from tests.unit.test_workflow import BACKOFF, state, user
 

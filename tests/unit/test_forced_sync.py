@@ -9,11 +9,17 @@ from typing import Any
 
 import pytest
 
-from shared.codes import ForcedSyncStatus
-from shared.errors import GraphCall, GraphError, GraphErrorKind, InvalidRequest, SettingsError
-from shared.requests import parse_request
+from shared.domain.codes import ForcedSyncStatus
+from shared.domain.errors import (
+    GraphCall,
+    GraphError,
+    GraphErrorKind,
+    InvalidRequest,
+    SettingsError,
+)
+from shared.domain.requests import parse_request
+from shared.domain.tenant import CloudSyncJob, ForcedSyncResult
 from shared.settings import Settings
-from shared.tenant import CloudSyncJob, ForcedSyncResult
 from tests.fakes import FakeUser
 from tests.unit.test_service import World, request
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from shared.errors import SettingsError
+from shared.domain.errors import SettingsError
+from shared.domain.tenant import LicenseState
 from shared.settings import Settings
-from shared.tenant import LicenseState
 from tests.fakes import E3, MCOEV, FakeUser
 from tests.unit.test_service import World, jane, request
 

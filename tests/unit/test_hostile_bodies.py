@@ -16,7 +16,7 @@ from tests.fakes import FakeUser
 from tests.unit.test_service import World
 
 try:
-    from shared.events import MAX_EVENT_BYTES
+    from shared.domain.events import MAX_EVENT_BYTES
 except ImportError:  # before the contract module was split
     from shared.contract import MAX_EVENT_BYTES  # type: ignore[no-redef]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from ops.view import RequestView
-from shared.codes import EventType
-from shared.events import Event
-from shared.records import Decided, Progress, RequestRecord
+from shared.domain.codes import EventType
+from shared.domain.events import Event
+from shared.domain.records import Decided, Progress, RequestRecord
 
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 REFUSED = {

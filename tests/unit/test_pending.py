@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import GraphCall, GraphErrorKind
-from shared.pending import from_message, to_message
-from shared.state import LastError
+from shared.domain.errors import GraphCall, GraphErrorKind
+from shared.domain.pending import from_message, to_message
+from shared.domain.state import LastError
 from tests.unit.test_workflow import graph_error, state
 
 

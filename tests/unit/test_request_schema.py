@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
-from shared.errors import InvalidRequest
-from shared.requests import json_schema, parse_request
+from shared.domain.errors import InvalidRequest
+from shared.domain.requests import json_schema, parse_request
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "user-onboard.schema.json"
 VALIDATOR = Draft202012Validator(json_schema())

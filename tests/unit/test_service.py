@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from shared.errors import GraphCall, GraphErrorKind, StorageUnavailable
-from shared.requests import LicenseRequest
+from shared.decisions.workflow import Backoff
+from shared.domain.errors import GraphCall, GraphErrorKind, StorageUnavailable
+from shared.domain.requests import LicenseRequest
 from shared.service import OnboardingService, Policy
-from shared.workflow import Backoff
 from tests.fakes import (
     E3,
     MCOEV,

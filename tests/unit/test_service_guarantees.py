@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.events import MAX_ERRORS, MAX_EVENT_BYTES
+from shared.domain.events import MAX_ERRORS, MAX_EVENT_BYTES
 from tests.fakes import MCOEV, Crash, FakeUser
 from tests.unit.test_service import World, jane, request
 

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from shared.errors import SettingsError
+from shared.domain.errors import SettingsError
 from shared.settings import Settings, parse_duration
 
 BASE = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from shared.errors import InvalidRequest, SettingsError
-from shared.requests import parse_request
+from shared.decisions.workflow import admit, before_check
+from shared.domain.errors import InvalidRequest, SettingsError
+from shared.domain.requests import parse_request
 from shared.settings import Settings
-from shared.workflow import admit, before_check
 from tests.fakes import T0
 from tests.unit.test_service import World, jane, request
 

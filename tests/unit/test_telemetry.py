@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 
-from shared.errors import GraphCall
+from shared.domain.errors import GraphCall
 from shared.telemetry import TelemetryEvent
 from tests.unit.test_service import World, jane, request
 

@@ -7,20 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from shared.errors import GraphCall, GraphError, GraphErrorKind, InvalidRequest
-from shared.requests import LicenseRequest, OnboardingRequest, UserIdentifiers
-from shared.state import PendingState
-from shared.tenant import (
-    Ambiguous,
-    DirectoryUser,
-    Found,
-    LookupFailed,
-    NotFound,
-    ServicePlan,
-    Sku,
-    SkuCatalog,
-)
-from shared.workflow import (
+from shared.decisions.workflow import (
     Backoff,
     Fail,
     License,
@@ -31,6 +18,19 @@ from shared.workflow import (
     after_lookup,
     after_no_seats,
     plan_licenses,
+)
+from shared.domain.errors import GraphCall, GraphError, GraphErrorKind, InvalidRequest
+from shared.domain.requests import LicenseRequest, OnboardingRequest, UserIdentifiers
+from shared.domain.state import PendingState
+from shared.domain.tenant import (
+    Ambiguous,
+    DirectoryUser,
+    Found,
+    LookupFailed,
+    NotFound,
+    ServicePlan,
+    Sku,
+    SkuCatalog,
 )
 from tests.fakes import E3, MCOEV, T0, YAMMER
 

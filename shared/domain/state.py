@@ -1,5 +1,5 @@
 """A request's state between checks: what the pending queue message holds (its format
-is `shared.pending`'s business) and what every decision of the workflow reads.
+is `shared.domain.pending`'s business) and what every decision of the workflow reads.
 """
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.codes import ForcedSyncStatus, LastSeen
-from shared.errors import GraphCall, GraphError, GraphErrorKind
-from shared.requests import LicenseRequest, OnboardingRequest
+from shared.domain.codes import ForcedSyncStatus, LastSeen
+from shared.domain.errors import GraphCall, GraphError, GraphErrorKind
+from shared.domain.requests import LicenseRequest, OnboardingRequest
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from shared.codes import EventType, LastSeen, LicenseStatus, ReasonCode
-from shared.errors import FieldError
-from shared.times import format_time, parse_time
+from shared.domain.codes import EventType, LastSeen, LicenseStatus, ReasonCode
+from shared.domain.errors import FieldError
+from shared.domain.times import format_time, parse_time
 
 EVENT_SOURCE: Final = "/user-onboarding"
 # A queue message holds at most 64 KiB; events stay well below (they are ASCII JSON).

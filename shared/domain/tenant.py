@@ -1,5 +1,5 @@
 """The tenant as the app sees it: users, lookups, SKUs and license assignments. Plain
-data, built by the Graph adapter (`shared.graph`) and by the tests' fakes, read by the
+data, built by the Graph adapter (`shared.adapters.graph`) and by the tests' fakes, read by the
 workflow.
 """
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from shared.codes import ForcedSyncStatus
-from shared.errors import GraphError
+from shared.domain.codes import ForcedSyncStatus
+from shared.domain.errors import GraphError
 
 
 @dataclass(frozen=True)

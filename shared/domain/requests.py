@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from shared.countries import ISO_3166_ALPHA2
-from shared.errors import FieldError, InvalidRequest
-from shared.times import format_time, parse_time
+from shared.domain.countries import ISO_3166_ALPHA2
+from shared.domain.errors import FieldError, InvalidRequest
+from shared.domain.times import format_time, parse_time
 
 MAX_MESSAGE_BYTES: Final = 32 * 1024
 # A valid request nests 4 levels (request, licenses, a license, its disabledPlans).

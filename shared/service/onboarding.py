@@ -1,6 +1,6 @@
 """The two use cases: `handle_request` (queue trigger) and `sweep` (timer trigger).
 
-They carry out `shared.workflow`'s decisions through the ports, in an order that makes a
+They carry out `shared.decisions.workflow`'s decisions through the ports, in an order that makes a
 crash at any line safe:
 
 - a message is acknowledged (deleted, or rescheduled with its new state) only after its
@@ -25,32 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
 
-from shared import pending
-from shared.codes import ForcedSyncStatus
-from shared.errors import (
-    FieldError,
-    GraphError,
-    GraphErrorKind,
-    InvalidRequest,
-    LeaseLost,
-    StorageUnavailable,
-)
-from shared.events import Event
-from shared.ports import Clock, Directory, EventSink, PendingQueue, PoisonQueue, RequestLedger
-from shared.records import Decided, Progress, QueuedMessage, RequestRecord, SetAside
-from shared.requests import LicenseRequest, decode_body, parse_request, request_id_of
-from shared.state import PendingState
-from shared.telemetry import TelemetryEvent, emit
-from shared.tenant import (
-    CloudSyncJob,
-    DirectoryUser,
-    ForcedSyncResult,
-    Lookup,
-    LookupFailed,
-    SkuCatalog,
-)
-from shared.times import format_time, parse_time
-from shared.workflow import (
+from shared.decisions.workflow import (
     Backoff,
     Conclude,
     Decision,
@@ -84,6 +59,38 @@ from shared.workflow import (
     resume,
     settle,
 )
+from shared.domain import pending
+from shared.domain.codes import ForcedSyncStatus
+from shared.domain.errors import (
+    FieldError,
+    GraphError,
+    GraphErrorKind,
+    InvalidRequest,
+    LeaseLost,
+    StorageUnavailable,
+)
+from shared.domain.events import Event
+from shared.domain.records import Decided, Progress, QueuedMessage, RequestRecord, SetAside
+from shared.domain.requests import LicenseRequest, decode_body, parse_request, request_id_of
+from shared.domain.state import PendingState
+from shared.domain.tenant import (
+    CloudSyncJob,
+    DirectoryUser,
+    ForcedSyncResult,
+    Lookup,
+    LookupFailed,
+    SkuCatalog,
+)
+from shared.domain.times import format_time, parse_time
+from shared.service.ports import (
+    Clock,
+    Directory,
+    EventSink,
+    PendingQueue,
+    PoisonQueue,
+    RequestLedger,
+)
+from shared.telemetry import TelemetryEvent, emit
 
 log = logging.getLogger("user_onboarding")
 

@@ -8,11 +8,11 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from shared.codes import ForcedSyncStatus, LastSeen
-from shared.errors import GraphCall, GraphErrorKind, InvalidRequest
-from shared.requests import validate_request
-from shared.state import LastError, PendingState
-from shared.times import format_time, parse_time
+from shared.domain.codes import ForcedSyncStatus, LastSeen
+from shared.domain.errors import GraphCall, GraphErrorKind, InvalidRequest
+from shared.domain.requests import validate_request
+from shared.domain.state import LastError, PendingState
+from shared.domain.times import format_time, parse_time
 
 STATE_VERSION: Final = 1
 

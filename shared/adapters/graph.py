@@ -54,12 +54,10 @@ from msgraph.generated.users.item.assign_license.assign_license_post_request_bod
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph_core import GraphClientFactory
 
-from shared.codes import ForcedSyncStatus
-from shared.errors import GraphCall, GraphError, GraphErrorKind
-from shared.requests import UserIdentifiers
-from shared.settings import LOCAL_GRAPH_TOKEN
-from shared.telemetry import TelemetryEvent, emit
-from shared.tenant import (
+from shared.domain.codes import ForcedSyncStatus
+from shared.domain.errors import GraphCall, GraphError, GraphErrorKind
+from shared.domain.requests import UserIdentifiers
+from shared.domain.tenant import (
     Ambiguous,
     CloudSyncJob,
     DirectoryUser,
@@ -74,6 +72,8 @@ from shared.tenant import (
     Sku,
     SkuCatalog,
 )
+from shared.settings import LOCAL_GRAPH_TOKEN
+from shared.telemetry import TelemetryEvent, emit
 
 log = logging.getLogger("user_onboarding.graph")
 # httpx logs every request at INFO: in Application Insights that is a trace per Graph call.

@@ -1,6 +1,6 @@
-"""What the service needs from the outside world, as Protocols. The real adapters
-(`shared.graph`, `shared.queues`, `shared.ledger`) and the tests' in-memory fakes both
-satisfy these; the data they exchange is in `shared.tenant` and `shared.records`.
+"""What the use cases need from the outside world, as Protocols. The real adapters
+(`shared.adapters`) and the tests' in-memory fakes both satisfy these; the data they
+exchange is in `shared.domain.tenant` and `shared.domain.records`.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from shared.events import Event
-from shared.records import (
+from shared.domain.events import Event
+from shared.domain.records import (
     Decided,
     ParkedOverview,
     Progress,
@@ -18,8 +18,14 @@ from shared.records import (
     RequestRecord,
     SetAside,
 )
-from shared.requests import UserIdentifiers
-from shared.tenant import CloudSyncJob, ForcedSyncResult, LicenseAssignment, Lookup, SkuCatalog
+from shared.domain.requests import UserIdentifiers
+from shared.domain.tenant import (
+    CloudSyncJob,
+    ForcedSyncResult,
+    LicenseAssignment,
+    Lookup,
+    SkuCatalog,
+)
 
 
 class Directory(Protocol):

@@ -38,12 +38,12 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
-from shared.events import Event, carryable
+from shared.adapters.storage import identity_credential, storage_call
+from shared.domain.events import Event, carryable
+from shared.domain.records import Decided, ParkedOverview, Progress, RequestRecord, SetAside
+from shared.domain.times import format_time, parse_time
 from shared.names import TABLE_REQUESTS
-from shared.records import Decided, ParkedOverview, Progress, RequestRecord, SetAside
 from shared.settings import StorageConnection
-from shared.storage import identity_credential, storage_call
-from shared.times import format_time, parse_time
 
 REQUEST_ROW: Final = "request"
 TERMINAL_ROW: Final = "terminal"

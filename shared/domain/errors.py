@@ -1,5 +1,5 @@
 """The app's one error tree. Lower-level errors are translated into it in one place each
-(`shared.graph` for msgraph-sdk and httpx, `shared.settings` for the environment).
+(`shared.adapters.graph` for msgraph-sdk and httpx, `shared.settings` for the environment).
 
     OnboardingError
     ├── InvalidRequest   the message breaks the contract: `rejected`, never retried
@@ -60,7 +60,7 @@ class SettingsError(OnboardingError):
 
 class StorageUnavailable(OnboardingError):
     """The storage account (queues or tables) could not be reached; translated in
-    `shared.queues` and `shared.ledger` from azure-core's transport and 5xx errors."""
+    `shared.adapters.storage` from azure-core's transport and 5xx errors."""
 
 
 class LeaseLost(OnboardingError):

@@ -1,5 +1,5 @@
 """Pure decisions: given a request's state, what Graph said and the time, what happens
-next. No I/O here; `shared.service` carries the decisions out, one way: fetch, ask the
+next. No I/O here; `shared.service.onboarding` carries the decisions out, one way: fetch, ask the
 workflow, write, publish, acknowledge.
 
 A request's life: admitted (`admit`) → looked up (`after_lookup`): wait, fail or license →
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from shared.codes import (
+from shared.domain.codes import (
     Announcement,
     BlockedCode,
     EventType,
@@ -27,8 +27,8 @@ from shared.codes import (
     LicenseStatus,
     RejectionCode,
 )
-from shared.errors import FieldError, GraphCall, GraphError, GraphErrorKind, InvalidRequest
-from shared.events import (
+from shared.domain.errors import FieldError, GraphCall, GraphError, GraphErrorKind, InvalidRequest
+from shared.domain.events import (
     Event,
     LicenseOutcome,
     Reason,
@@ -40,10 +40,10 @@ from shared.events import (
     rejected_event,
     scheduled_event,
 )
-from shared.records import Progress, RequestRecord
-from shared.requests import LicenseRequest, OnboardingRequest
-from shared.state import LastError, PendingState
-from shared.tenant import (
+from shared.domain.records import Progress, RequestRecord
+from shared.domain.requests import LicenseRequest, OnboardingRequest
+from shared.domain.state import LastError, PendingState
+from shared.domain.tenant import (
     Ambiguous,
     DirectoryUser,
     ForcedSyncResult,
@@ -55,7 +55,7 @@ from shared.tenant import (
     Sku,
     SkuCatalog,
 )
-from shared.times import format_time
+from shared.domain.times import format_time
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,12 @@ from typing import Any, Final, TypeVar
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
 
-from shared.errors import LeaseLost
-from shared.events import Event
+from shared.adapters.storage import identity_credential, storage_call
+from shared.domain.errors import LeaseLost
+from shared.domain.events import Event
+from shared.domain.records import QueuedMessage
 from shared.names import QUEUE_EVENTS, QUEUE_PENDING, QUEUE_POISON
-from shared.records import QueuedMessage
 from shared.settings import StorageConnection
-from shared.storage import identity_credential, storage_call
 
 NEVER_EXPIRES: Final = -1
 T = TypeVar("T")

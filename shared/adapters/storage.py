@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
-from shared.errors import StorageUnavailable
+from shared.domain.errors import StorageUnavailable
 from shared.settings import StorageConnection
 
 if TYPE_CHECKING:

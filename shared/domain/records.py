@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shared.events import Event
+from shared.domain.events import Event
 
 
 @dataclass(frozen=True)
