@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.decisions.workflow import admit, before_check
+from shared.decisions import Backoff, Rules, admit, before_check
 from shared.domain.errors import InvalidRequest, SettingsError
 from shared.domain.requests import parse_request
 from shared.settings import Settings
@@ -22,13 +22,8 @@ DAY = timedelta(days=1)
 
 
 def admitted(**fields: Any) -> Any:
-    return admit(
-        parse_request(json.dumps(request(**fields))),
-        T0,
-        default_licenses=None,
-        sync_timeout=timedelta(hours=24),
-        lead_time=DAY,
-    )
+    rules = Rules(Backoff(timedelta(minutes=5), timedelta(minutes=30)), lead_time=DAY)
+    return admit(parse_request(json.dumps(request(**fields))), T0, rules)
 
 
 @pytest.mark.parametrize(

@@ -7,11 +7,12 @@ from datetime import timedelta
 
 import pytest
 
-from shared.decisions.workflow import (
+from shared.decisions import (
     Backoff,
     Fail,
     License,
     LicensePlan,
+    Rules,
     Wait,
     admit,
     after_graph_error,
@@ -35,6 +36,7 @@ from shared.domain.tenant import (
 from tests.fakes import E3, MCOEV, T0, YAMMER
 
 BACKOFF = Backoff(timedelta(minutes=5), timedelta(minutes=30))
+RULES = Rules(BACKOFF, sync_timeout=timedelta(hours=1))
 E3_SKU = Sku(
     E3, "ENTERPRISEPACK", "User", "Enabled", 10, 3, (ServicePlan(YAMMER, "YAMMER_ENTERPRISE"),)
 )
@@ -45,10 +47,7 @@ CATALOG = SkuCatalog((E3_SKU, MCOEV_SKU))
 def state(**changes: object) -> PendingState:
     request = OnboardingRequest("HR-1", UserIdentifiers("jane@contoso.com"))
     admitted = admit(
-        request,
-        T0,
-        default_licenses=(LicenseRequest("ENTERPRISEPACK"),),
-        sync_timeout=timedelta(hours=1),
+        request, T0, replace(RULES, default_licenses=(LicenseRequest("ENTERPRISEPACK"),))
     )
     return replace(admitted, **changes)  # type: ignore[arg-type]
 
@@ -71,13 +70,13 @@ def graph_error(
 def plan(
     licenses: list[LicenseRequest], who: DirectoryUser, **options: object
 ) -> LicensePlan | Fail:
-    settings: dict[str, object] = {
-        "requested_location": None,
-        "default_location": None,
-        "may_write_location": True,
-    }
-    settings.update(options)
-    return plan_licenses(licenses, CATALOG, who, **settings)  # type: ignore[arg-type]
+    requested = options.pop("requested_location", None)
+    rules = replace(
+        RULES,
+        default_location=options.get("default_location"),
+        may_write_location=options.get("may_write_location", True),
+    )
+    return plan_licenses(licenses, CATALOG, who, requested_location=requested, rules=rules)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -100,18 +99,13 @@ def test_admission_resolves_default_licenses_and_deadline() -> None:
 def test_admission_without_any_license_is_an_invalid_request() -> None:
     """Neither the message nor DEFAULT_LICENSES say what to assign."""
     with pytest.raises(InvalidRequest) as caught:
-        admit(
-            OnboardingRequest("HR-1", UserIdentifiers("a@b.com")),
-            T0,
-            default_licenses=None,
-            sync_timeout=timedelta(hours=1),
-        )
+        admit(OnboardingRequest("HR-1", UserIdentifiers("a@b.com")), T0, RULES)
     assert caught.value.request_id == "HR-1"
 
 
 def test_a_synced_user_goes_on_to_licensing() -> None:
     """onPremisesSyncEnabled true is the only 'synced'."""
-    decision = after_lookup(state(), Found(user()), T0, BACKOFF)
+    decision = after_lookup(state(), Found(user()), T0, RULES)
     assert isinstance(decision, License)
     assert decision.user == user()
     assert (decision.state.last_seen, decision.state.seen_synced) == ("synced", True)
@@ -129,12 +123,12 @@ def test_not_yet_synced_waits_and_announces_awaiting_sync_the_first_time(
     lookup: object, seen: str
 ) -> None:
     """null and false both mean not yet; the first wait is announced."""
-    decision = after_lookup(state(), lookup, T0, BACKOFF)  # type: ignore[arg-type]
+    decision = after_lookup(state(), lookup, T0, RULES)  # type: ignore[arg-type]
     assert isinstance(decision, Wait)
     assert decision.announce == "awaiting_sync"
     assert decision.state.last_seen == seen
     assert decision.next_check == T0 + timedelta(minutes=5)
-    again = after_lookup(decision.state, lookup, T0 + timedelta(minutes=5), BACKOFF)  # type: ignore[arg-type]
+    again = after_lookup(decision.state, lookup, T0 + timedelta(minutes=5), RULES)  # type: ignore[arg-type]
     assert isinstance(again, Wait)
     assert again.announce is None
     assert again.next_check == T0 + timedelta(minutes=15)
@@ -143,16 +137,14 @@ def test_not_yet_synced_waits_and_announces_awaiting_sync_the_first_time(
 def test_the_next_check_never_goes_past_the_deadline() -> None:
     """A 30-minute backoff 10 minutes before the deadline checks at the deadline."""
     late = T0 + timedelta(minutes=50)
-    decision = after_lookup(state(checks=6), NotFound(), late, BACKOFF)
+    decision = after_lookup(state(checks=6), NotFound(), late, RULES)
     assert isinstance(decision, Wait)
     assert decision.next_check == T0 + timedelta(hours=1)
 
 
 def test_at_the_deadline_not_synced_fails_with_what_was_last_seen() -> None:
     """sync_timeout with lastSeen."""
-    decision = after_lookup(
-        state(), Found(user(sync_enabled=None)), T0 + timedelta(hours=1), BACKOFF
-    )
+    decision = after_lookup(state(), Found(user(sync_enabled=None)), T0 + timedelta(hours=1), RULES)
     assert isinstance(decision, Fail)
     assert decision.reason.code == "sync_timeout"
     assert decision.details == {"lastSeen": "not_synced"}
@@ -161,7 +153,7 @@ def test_at_the_deadline_not_synced_fails_with_what_was_last_seen() -> None:
 def test_graph_unavailable_waits_silently_and_remembers_the_error() -> None:
     """No awaiting_sync for transient trouble; Retry-After lengthens the wait."""
     error = graph_error(GraphErrorKind.THROTTLED, status=429, message="busy", retry_after=900)
-    decision = after_lookup(state(), LookupFailed(error), T0, BACKOFF)
+    decision = after_lookup(state(), LookupFailed(error), T0, RULES)
     assert isinstance(decision, Wait)
     assert decision.announce is None
     assert decision.next_check == T0 + timedelta(seconds=900)
@@ -180,7 +172,7 @@ def test_graph_unavailable_at_the_deadline_keeps_the_last_real_observation() -> 
         state(last_seen="not_synced"),
         LookupFailed(graph_error(GraphErrorKind.UNAVAILABLE)),
         T0 + timedelta(hours=2),
-        BACKOFF,
+        RULES,
     )
     assert isinstance(decision, Fail)
     assert decision.details["lastSeen"] == "not_synced"
@@ -189,7 +181,7 @@ def test_graph_unavailable_at_the_deadline_keeps_the_last_real_observation() -> 
 
 def test_an_ambiguous_identifier_fails_at_once() -> None:
     """Never a guess between two users."""
-    decision = after_lookup(state(), Ambiguous("employeeId", 2), T0, BACKOFF)
+    decision = after_lookup(state(), Ambiguous("employeeId", 2), T0, RULES)
     assert isinstance(decision, Fail)
     assert decision.reason.code == "user_ambiguous"
 
@@ -199,20 +191,20 @@ def test_a_permanent_refusal_of_the_lookup_fails_with_graphs_words() -> None:
     refused = graph_error(
         GraphErrorKind.REJECTED, status=400, message="Invalid filter clause", code="BadRequest"
     )
-    decision = after_lookup(state(), LookupFailed(refused), T0, BACKOFF)
+    decision = after_lookup(state(), LookupFailed(refused), T0, RULES)
     assert isinstance(decision, Fail)
     assert decision.details["graphError"]["code"] == "BadRequest"
 
 
 def test_no_seats_is_announced_once_then_fails_at_the_deadline() -> None:
     """blocked, then silent waits, then no_seats."""
-    first = after_no_seats(state(), "none left", T0, BACKOFF)
+    first = after_no_seats(state(), "none left", T0, RULES)
     assert isinstance(first, Wait)
     assert first.announce == "blocked"
-    second = after_no_seats(first.state, "none left", T0, BACKOFF)
+    second = after_no_seats(first.state, "none left", T0, RULES)
     assert isinstance(second, Wait)
     assert second.announce is None
-    final = after_no_seats(first.state, "none left", T0 + timedelta(hours=1), BACKOFF)
+    final = after_no_seats(first.state, "none left", T0 + timedelta(hours=1), RULES)
     assert isinstance(final, Fail)
     assert final.reason.code == "no_seats"
 
@@ -299,8 +291,7 @@ def test_a_sku_that_is_not_enabled_for_users_cannot_be_assigned() -> None:
         suspended,
         user(),
         requested_location=None,
-        default_location=None,
-        may_write_location=True,
+        rules=RULES,
     )
     assert isinstance(result, Fail)
     assert "Suspended" in result.reason.message
@@ -325,7 +316,7 @@ def test_replication_lag_and_outages_on_a_synced_user_wait_silently(
     kind: GraphErrorKind, call: GraphCall
 ) -> None:
     """A 404 on a write to a user a lookup just returned is lag: never a failure at once."""
-    decision = after_graph_error(SYNCED, graph_error(kind, call, status=404), T0, BACKOFF)
+    decision = after_graph_error(SYNCED, graph_error(kind, call, status=404), T0, RULES)
     assert isinstance(decision, Wait)
     assert decision.announce is None
     assert decision.state.last_error is not None
@@ -335,7 +326,7 @@ def test_replication_lag_and_outages_on_a_synced_user_wait_silently(
 def test_a_synced_user_whose_writes_keep_failing_ends_graph_unavailable_not_sync_timeout() -> None:
     """Honest codes: sync_timeout only for a user never seen synced."""
     error = graph_error(GraphErrorKind.NOT_FOUND, GraphCall.ASSIGN_LICENSE, status=404)
-    decision = after_graph_error(SYNCED, error, T0 + timedelta(hours=1), BACKOFF)
+    decision = after_graph_error(SYNCED, error, T0 + timedelta(hours=1), RULES)
     assert isinstance(decision, Fail)
     assert decision.reason.code == "graph_unavailable"
     assert decision.details["lastError"]["call"] == "assignLicense"
@@ -345,7 +336,7 @@ def test_a_synced_user_whose_writes_keep_failing_ends_graph_unavailable_not_sync
 def test_a_user_never_seen_synced_ends_sync_timeout_whatever_graph_said_last() -> None:
     """Graph never answered: lastSeen unreachable, and the last error."""
     error = graph_error(GraphErrorKind.UNAVAILABLE)
-    decision = after_lookup(state(), LookupFailed(error), T0 + timedelta(hours=1), BACKOFF)
+    decision = after_lookup(state(), LookupFailed(error), T0 + timedelta(hours=1), RULES)
     assert isinstance(decision, Fail)
     assert decision.reason.code == "sync_timeout"
     assert decision.details["lastSeen"] == "unreachable"
@@ -361,7 +352,7 @@ def test_access_denied_blocks_once_naming_the_permission(status: int) -> None:
         status=status,
         code="Authorization_RequestDenied",
     )
-    first = after_graph_error(SYNCED, error, T0, BACKOFF)
+    first = after_graph_error(SYNCED, error, T0, RULES)
     assert isinstance(first, Wait)
     assert first.announce == "blocked"
     assert first.reason is not None
@@ -369,7 +360,7 @@ def test_access_denied_blocks_once_naming_the_permission(status: int) -> None:
     assert "LicenseAssignment.ReadWrite.All" in first.reason.message
     expected = {"permission": "LicenseAssignment.ReadWrite.All"} if status == 403 else {}
     assert first.details == expected
-    again = after_graph_error(first.state, error, T0 + timedelta(minutes=5), BACKOFF)
+    again = after_graph_error(first.state, error, T0 + timedelta(minutes=5), RULES)
     assert isinstance(again, Wait)
     assert again.announce is None
 
@@ -377,7 +368,7 @@ def test_access_denied_blocks_once_naming_the_permission(status: int) -> None:
 def test_access_denied_until_the_deadline_fails_graph_access_denied_with_the_permission() -> None:
     """Even on the lookup: a missing User.Read.All is not a sync_timeout."""
     error = graph_error(GraphErrorKind.ACCESS_DENIED, GraphCall.LOOKUP, status=403)
-    decision = after_lookup(state(), LookupFailed(error), T0 + timedelta(hours=1), BACKOFF)
+    decision = after_lookup(state(), LookupFailed(error), T0 + timedelta(hours=1), RULES)
     assert isinstance(decision, Fail)
     assert decision.reason.code == "graph_access_denied"
     assert decision.details["permission"] == "User.Read.All"
@@ -387,9 +378,9 @@ def test_access_denied_until_the_deadline_fails_graph_access_denied_with_the_per
 def test_a_lookup_that_answers_after_a_denial_forgets_the_denial() -> None:
     """Once the grant arrives, the request is judged on what Graph now says."""
     error = graph_error(GraphErrorKind.ACCESS_DENIED, GraphCall.LOOKUP, status=403)
-    blocked = after_lookup(state(), LookupFailed(error), T0, BACKOFF)
+    blocked = after_lookup(state(), LookupFailed(error), T0, RULES)
     assert isinstance(blocked, Wait)
-    final = after_lookup(blocked.state, NotFound(), T0 + timedelta(hours=1), BACKOFF)
+    final = after_lookup(blocked.state, NotFound(), T0 + timedelta(hours=1), RULES)
     assert isinstance(final, Fail)
     assert final.reason.code == "sync_timeout"
     assert final.details == {"lastSeen": "not_found"}
@@ -399,26 +390,26 @@ def test_invalid_usage_location_after_the_app_wrote_one_is_replication_lag() -> 
     """The app's own PATCH succeeded: the replica has not seen it yet."""
     error = graph_error(GraphErrorKind.USAGE_LOCATION_INVALID, GraphCall.ASSIGN_LICENSE, status=400)
     first = after_graph_error(
-        SYNCED, error, T0, BACKOFF, user=user(usage_location=None), wrote_usage_location=True
+        SYNCED, error, T0, RULES, user=user(usage_location=None), wrote_usage_location=True
     )
     assert isinstance(first, Wait)
     assert first.state.usage_location_written
     # The next check's lookup may still show no location: the flag carries the knowledge.
-    again = after_graph_error(first.state, error, T0, BACKOFF, user=user(usage_location=None))
+    again = after_graph_error(first.state, error, T0, RULES, user=user(usage_location=None))
     assert isinstance(again, Wait)
 
 
 def test_invalid_usage_location_when_the_user_has_one_is_replication_lag_too() -> None:
     """Set by AD a moment ago: Graph's lookup shows it, assignLicense does not yet."""
     error = graph_error(GraphErrorKind.USAGE_LOCATION_INVALID, GraphCall.ASSIGN_LICENSE, status=400)
-    decision = after_graph_error(SYNCED, error, T0, BACKOFF, user=user(usage_location="FR"))
+    decision = after_graph_error(SYNCED, error, T0, RULES, user=user(usage_location="FR"))
     assert isinstance(decision, Wait)
 
 
 def test_a_genuine_invalid_usage_location_fails_at_once() -> None:
     """Nobody wrote one and the user has none: usage_location_missing."""
     error = graph_error(GraphErrorKind.USAGE_LOCATION_INVALID, GraphCall.ASSIGN_LICENSE, status=400)
-    decision = after_graph_error(SYNCED, error, T0, BACKOFF, user=user(usage_location=None))
+    decision = after_graph_error(SYNCED, error, T0, RULES, user=user(usage_location=None))
     assert isinstance(decision, Fail)
     assert decision.reason.code == "usage_location_missing"
 
@@ -437,7 +428,7 @@ def test_permanent_refusals_fail_with_the_contracts_code_and_graphs_words(
 ) -> None:
     """graphError carries status, code, message and the refused call."""
     error = graph_error(kind, GraphCall.ASSIGN_LICENSE, status=400, code="Request_BadRequest")
-    decision = after_graph_error(SYNCED, error, T0, BACKOFF)
+    decision = after_graph_error(SYNCED, error, T0, RULES)
     assert isinstance(decision, Fail)
     assert decision.reason.code == code
     assert decision.details["graphError"]["code"] == "Request_BadRequest"
