@@ -281,7 +281,7 @@ async def park(stack: LocalStack, users: Sequence[str], concurrency: int = 16) -
     """Admit every request through `handle_request` (users not synced yet): each lands on
     user-onboard-pending, due one second later."""
     from shared.bootstrap import build_service
-    from shared.decisions.workflow import Backoff
+    from shared.decisions import Backoff
     from shared.service import Policy
     from shared.settings import Settings
 

@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from shared.adapters.graph import connect
-from shared.adapters.ledger import TableLedger, ensure_table, table_service
-from shared.adapters.queues import ensure_queues, service_client, storage_ports
-from shared.decisions.workflow import Backoff
+from shared.adapters.ledger import TableLedger, ensure_table
+from shared.adapters.queues import ensure_queues, storage_ports
+from shared.adapters.storage import queue_service, table_service
+from shared.decisions import Backoff
 from shared.names import ALL_QUEUES, TABLE_REQUESTS
 from shared.service import OnboardingService, Policy
 from shared.service.ports import (
@@ -86,7 +87,7 @@ def build_service(
     ledger) in an object with the same methods."""
     closers: list[Callable[[], Awaitable[None]]] = []
     if pending is None or poison is None or events is None:
-        queues = service_client(config.storage)
+        queues = queue_service(config.storage)
         if config.storage.connection_string is not None:
             # Local and key-based storage: create what Bicep creates in Azure.
             ensure_queues(queues, ALL_QUEUES)

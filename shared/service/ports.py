@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from shared.domain.codes import RequestStatus
 from shared.domain.events import Event
 from shared.domain.records import (
     Decided,
@@ -17,6 +18,7 @@ from shared.domain.records import (
     QueuedMessage,
     RequestRecord,
     SetAside,
+    SetAsideStatus,
 )
 from shared.domain.requests import UserIdentifiers
 from shared.domain.tenant import (
@@ -139,7 +141,7 @@ class RequestLedger(Protocol):
         """Update the operators' view of a request still in progress."""
         ...
 
-    async def close(self, request_id: str, status: str) -> None:
+    async def close(self, request_id: str, status: RequestStatus) -> None:
         """The request's outcome is published: it is no longer parked (idempotent)."""
         ...
 
@@ -152,11 +154,11 @@ class RequestLedger(Protocol):
         the first copy kept stays)."""
         ...
 
-    async def set_aside_items(self, *, statuses: Sequence[str] = ()) -> list[SetAside]:
+    async def set_aside_items(self, *, statuses: Sequence[SetAsideStatus] = ()) -> list[SetAside]:
         """Messages kept, optionally only those in some statuses, with their etags."""
         ...
 
-    async def move(self, item: SetAside, status: str) -> bool:
+    async def move(self, item: SetAside, status: SetAsideStatus) -> bool:
         """Change a kept message's status if it is still what `item` read (its etag);
         False when something else changed it first (an operator's replay, another sweep)."""
         ...

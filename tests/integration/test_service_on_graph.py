@@ -15,7 +15,7 @@ import pytest
 
 from local_stack.graph_emulator import Emulator
 from shared.bootstrap import build_service
-from shared.decisions.workflow import Backoff
+from shared.decisions import Backoff
 from shared.service import OnboardingService, Policy
 from shared.settings import Settings
 from tests.fakes import FakeClock, FakeEventSink, FakeLedger, FakeQueue

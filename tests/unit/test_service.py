@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from shared.decisions.workflow import Backoff
+from shared.decisions import Backoff
 from shared.domain.errors import GraphCall, GraphErrorKind, StorageUnavailable
 from shared.domain.requests import LicenseRequest
 from shared.service import OnboardingService, Policy

@@ -1,0 +1,82 @@
+"""What every use case works with: the ports, the clock, the policy, and the per-process
+caches, gathered once by the `OnboardingService` façade."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from shared.decisions import Backoff, Rules
+from shared.domain.requests import LicenseRequest
+from shared.domain.tenant import CloudSyncJob
+from shared.service.caches import CloudSync, SkuCache
+from shared.service.ports import (
+    Clock,
+    Directory,
+    EventSink,
+    PendingQueue,
+    PoisonQueue,
+    RequestLedger,
+)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the settings decide, plus operational bounds."""
+
+    backoff: Backoff
+    sync_timeout: timedelta
+    default_licenses: tuple[LicenseRequest, ...] | None = None
+    default_usage_location: str | None = None
+    set_usage_location: bool = True
+    sku_cache_ttl: timedelta = timedelta(minutes=5)
+    # A sweep stops taking new messages after this long (well inside functionTimeout).
+    sweep_budget_seconds: float = 240.0
+    # How long a received pending message stays hidden while the sweep works on it.
+    pending_lease: timedelta = timedelta(minutes=5)
+    # How long a poisoned message waits, kept, before its request is reported
+    # rejected/poison: the time an operator has to fix the cause and replay it.
+    poison_hold: timedelta = timedelta(hours=1)
+    # Cloud Sync on demand (CLOUD_SYNC_JOB), and how soon to look again after asking it.
+    cloud_sync_job: CloudSyncJob | None = None
+    forced_sync_recheck: timedelta = timedelta(seconds=30)
+    # How long before startDate the start window opens (LICENSE_LEAD_TIME).
+    license_lead_time: timedelta = timedelta(days=1)
+    # Group mode (LICENSING_MODE=group): SKUPARTNUMBER -> licensing group; None: direct.
+    license_groups: Mapping[str, str] | None = None
+    # How soon to look again while Entra processes group licenses.
+    group_recheck: timedelta = timedelta(seconds=30)
+    concurrency: int = 8
+
+    @property
+    def rules(self) -> Rules:
+        """The numbers the decisions apply."""
+        return Rules(
+            backoff=self.backoff,
+            sync_timeout=self.sync_timeout,
+            lead_time=self.license_lead_time,
+            default_licenses=self.default_licenses,
+            default_location=self.default_usage_location,
+            may_write_location=self.set_usage_location,
+            license_groups=self.license_groups,
+            can_force_sync=self.cloud_sync_job is not None,
+            forced_sync_recheck=self.forced_sync_recheck,
+            group_recheck=self.group_recheck,
+        )
+
+
+@dataclass(frozen=True)
+class Context:
+    """The collaborators of the use cases, and the rules derived from the policy."""
+
+    directory: Directory
+    pending: PendingQueue
+    poison: PoisonQueue
+    events: EventSink
+    ledger: RequestLedger
+    clock: Clock
+    policy: Policy
+    rules: Rules
+    skus: SkuCache
+    cloud_sync: CloudSync | None

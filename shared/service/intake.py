@@ -1,0 +1,78 @@
+"""Intake (the queue trigger): one `user-onboard` message, whatever its body holds, gets an
+answer (guarantee 6): rejected, the recorded outcome of its request again, or a first
+check of its user. Only a storage failure raises, for the host to retry (then poison,
+which the sweep reports)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from shared.decisions import Ignore, Republish, admit, before_check, redelivery, rejection, resume
+from shared.domain.errors import FieldError, InvalidRequest
+from shared.domain.records import Decided
+from shared.domain.requests import parse_request
+from shared.service.context import Context
+from shared.service.licensing import check
+from shared.service.reporting import Handled, report
+from shared.service.settling import carry_out, publish_decided
+
+log = logging.getLogger("user_onboarding")
+
+
+async def handle_request(ctx: Context, body: bytes | str, message_id: str) -> str:
+    """Handle one message; returns the outcome's name for the log."""
+    request_id, outcome = await _handle(ctx, body, message_id)
+    report(outcome, request_id=request_id, message_id=message_id, trigger="queue")
+    return outcome
+
+
+async def _handle(ctx: Context, body: bytes | str, message_id: str) -> tuple[str | None, str]:
+    now = ctx.clock.now()
+    try:
+        state = admit(parse_request(body), now, ctx.rules)
+    except InvalidRequest as exc:
+        return exc.request_id, await _reject(ctx, exc, message_id, now)
+    except Exception:  # a bug must not turn a message into poison: answer it
+        log.exception("user-onboard message %s could not be read", message_id)
+        unreadable = InvalidRequest([FieldError("", "the app could not read this message")])
+        return None, await _reject(ctx, unreadable, message_id, now)
+    request_id = state.request.request_id
+    known = await ctx.ledger.open(request_id, message_id, now)
+    if known is not None:
+        match redelivery(known, message_id, now):
+            case Republish(event=event):
+                await publish_decided(ctx, request_id, event)
+                return request_id, Handled.REDELIVERED
+            case Ignore(why=why):
+                log.warning(
+                    "user-onboard message %s: request %s %s",
+                    message_id,
+                    request_id,
+                    why,
+                    extra={"requestId": request_id, "queueMessageId": message_id},
+                )
+                return request_id, Handled.DUPLICATE
+        state = resume(state, known)
+    held = before_check(state, now)
+    if held is not None:  # the start window is ahead: no Graph call before it
+        return request_id, await carry_out(ctx, state, held, by=message_id)
+    lookup = await ctx.directory.find_user(state.request.identifiers)
+    outcome = await check(ctx, state, lookup, now)
+    return request_id, await carry_out(ctx, state, outcome, by=message_id)
+
+
+async def _reject(ctx: Context, problem: InvalidRequest, message_id: str, now: datetime) -> str:
+    """`rejected`. With a requestId, the message claims it (so the request ends with
+    exactly this event), unless another message holds it already."""
+    event = rejection(problem, message_id, now)
+    request_id = problem.request_id
+    if request_id is None or await ctx.ledger.claim(request_id, Decided(event, message_id), now):
+        await ctx.events.publish(event)
+        return Handled.REJECTED
+    record = await ctx.ledger.read(request_id)
+    if record is not None and record.decided is not None and record.decided.by == message_id:
+        await ctx.events.publish(record.decided.event)  # our own earlier answer
+    else:
+        await ctx.events.publish(rejection(problem, message_id, now, taken=True))
+    return Handled.REJECTED

@@ -1,0 +1,262 @@
+"""The sweep (the timer trigger): report poisoned messages, then recheck every due pending
+request, 100 at a time (lookups batched 20 per `$batch`), within a time budget. No item
+stops the others (guarantee 6): one that cannot be read, reported or rewritten is set
+aside and counted; only a storage outage (`StorageUnavailable`) stops a sweep, and what it
+held comes back after its lease."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+from shared.decisions import before_check
+from shared.domain.errors import LeaseLost, StorageUnavailable
+from shared.domain.pending import from_message
+from shared.domain.records import MessageSource, QueuedMessage
+from shared.domain.requests import request_id_in
+from shared.domain.state import PendingState
+from shared.domain.tenant import Lookup
+from shared.domain.times import format_time
+from shared.service.context import Context
+from shared.service.dead_letters import give_up, report_held, take_poison
+from shared.service.licensing import check
+from shared.service.reporting import Handled, report
+from shared.service.settling import carry_out, publish_decided
+from shared.telemetry import TelemetryEvent, emit
+
+log = logging.getLogger("user_onboarding")
+
+LOOKUP_CHUNK: Final = 100  # pending messages looked up together: five full $batch requests
+RECEIVE_MAX: Final = 32  # Azure Storage returns at most 32 messages per receive
+
+
+@dataclass
+class SweepReport:
+    outcomes: Counter[str] = field(default_factory=Counter)
+    set_aside: list[str] = field(default_factory=list)  # "<source>:<message id>: <why>"
+    stopped_by_budget: bool = False
+
+    def summary(self) -> str:
+        parts = [f"{name}={count}" for name, count in sorted(self.outcomes.items())]
+        if self.stopped_by_budget:
+            parts.append("stopped_by_budget")
+        return " ".join(parts) or "nothing due"
+
+
+class Sweep:
+    """One run of the sweep, within the policy's budget."""
+
+    def __init__(self, ctx: Context) -> None:
+        self._ctx = ctx
+        self.report = SweepReport()
+        self._started = ctx.clock.monotonic()
+
+    def _out_of_time(self) -> bool:
+        elapsed = self._ctx.clock.monotonic() - self._started
+        self.report.stopped_by_budget = elapsed >= self._ctx.policy.sweep_budget_seconds
+        return self.report.stopped_by_budget
+
+    async def run(self) -> SweepReport:
+        ctx = self._ctx
+        while not self._out_of_time():
+            poisoned = await ctx.poison.receive(RECEIVE_MAX, ctx.policy.pending_lease)
+            if not poisoned:
+                break
+            for message in poisoned:
+                await self._isolated(take_poison(ctx, message), MessageSource.POISON, message)
+        if not self._out_of_time():
+            for message_id, outcome, problem in await report_held(ctx):
+                self.report.outcomes[outcome] += 1
+                if problem is not None:
+                    self.report.set_aside.append(f"poison:{message_id}: {problem}")
+        while not self._out_of_time():
+            chunk = await self._receive_chunk()
+            if not chunk:
+                break
+            await self._recheck(chunk)
+        await self._summarize(ctx.clock.monotonic() - self._started)
+        return self.report
+
+    async def _summarize(self, seconds: float) -> None:
+        """One `sweep.summary` record: what was done, within which budget, and what waits."""
+        ctx = self._ctx
+        overview = await ctx.ledger.parked()
+        now = ctx.clock.now()
+        oldest = overview.oldest_deadline
+        budget = ctx.policy.sweep_budget_seconds
+        emit(
+            TelemetryEvent.SWEEP_SUMMARY,
+            "sweep: %s in %.1fs (budget %.0fs); %d parked, earliest deadline %s",
+            self.report.summary(),
+            seconds,
+            budget,
+            overview.count,
+            format_time(oldest) if oldest else "none",
+            sweepSeconds=round(seconds, 3),
+            sweepBudgetSeconds=budget,
+            stoppedByBudget=self.report.stopped_by_budget,
+            setAside=len(self.report.set_aside),
+            pendingCount=overview.count,
+            oldestDeadline=format_time(oldest) if oldest else None,
+            oldestDeadlineInSeconds=round((oldest - now).total_seconds()) if oldest else None,
+        )
+
+    async def _receive_chunk(self) -> list[QueuedMessage]:
+        chunk: list[QueuedMessage] = []
+        while len(chunk) < LOOKUP_CHUNK:
+            wanted = min(RECEIVE_MAX, LOOKUP_CHUNK - len(chunk))
+            got = await self._ctx.pending.receive_due(wanted, self._ctx.policy.pending_lease)
+            chunk.extend(got)
+            if len(got) < wanted:
+                break
+        return chunk
+
+    async def _recheck(self, chunk: Sequence[QueuedMessage]) -> None:
+        ctx = self._ctx
+        now = ctx.clock.now()
+        due: list[tuple[QueuedMessage, PendingState]] = []
+        jobs: list[Awaitable[None]] = []
+        pending = MessageSource.PENDING
+        for message in chunk:
+            try:
+                state = from_message(message.content)
+            except ValueError as exc:
+                unreadable = give_up(ctx, message, pending, f"unreadable pending state: {exc}")
+                await self._isolated(unreadable, pending, message)
+                continue
+            held = before_check(state, now)
+            if held is None:
+                due.append((message, state))
+            else:  # a hop towards the start window: re-park, no Graph call
+                hop = carry_out(ctx, state, held, by=message.id, message=message)
+                jobs.append(self._isolated(hop, pending, message, state.request.request_id))
+        identifiers = [s.request.identifiers for _, s in due]
+        lookups = await ctx.directory.find_users(identifiers) if due else []
+        now = ctx.clock.now()
+        jobs += [
+            self._isolated(
+                self._recheck_one(message, state, lookup, now),
+                pending,
+                message,
+                state.request.request_id,
+            )
+            for (message, state), lookup in zip(due, lookups, strict=True)
+        ]
+        await self._bounded(jobs)
+
+    async def _recheck_one(
+        self, message: QueuedMessage, state: PendingState, lookup: Lookup, now: datetime
+    ) -> str:
+        ctx = self._ctx
+        if message.dequeue_count > state.receipts + 1:
+            # Received before without an outcome (a crash, an error): maybe it was decided.
+            record = await ctx.ledger.read(state.request.request_id)
+            if record is not None and record.decided is not None:
+                if record.progress.status != record.decided.event.type.word:
+                    # Not closed: maybe never published (a crash between decide and
+                    # publish). Closed means published: a copy left behind (a crash before
+                    # the delete, or a lease another sweep took) is only acknowledged.
+                    await publish_decided(ctx, record.request_id, record.decided.event)
+                await ctx.pending.complete(message)
+                return Handled.REPLAYED
+        outcome = await check(ctx, state, lookup, now)
+        return await carry_out(ctx, state, outcome, by=message.id, message=message)
+
+    async def _isolated(
+        self,
+        job: Awaitable[str],
+        source: MessageSource,
+        message: QueuedMessage,
+        request_id: str | None = None,
+    ) -> None:
+        """Run one item's job; set the message aside if it fails for a reason of its own.
+        Only a storage outage goes further (it stops the sweep)."""
+        try:
+            outcome = await job
+        except StorageUnavailable:
+            raise
+        except LeaseLost as exc:
+            _lease_lost(self.report, source, message, exc, request_id)
+            return
+        except Exception as exc:
+            await _set_aside(self._ctx, self.report, source, message, exc, request_id)
+            return
+        self.report.outcomes[outcome] += 1
+        if source == MessageSource.PENDING:
+            report(outcome, request_id=request_id, message_id=message.id, trigger="sweep")
+
+    async def _bounded(self, jobs: Sequence[Awaitable[None]]) -> None:
+        gate = asyncio.Semaphore(self._ctx.policy.concurrency)
+
+        async def run(job: Awaitable[None]) -> None:
+            async with gate:
+                await job
+
+        results = await asyncio.gather(*(run(job) for job in jobs), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result  # StorageUnavailable: stop the sweep
+
+
+def _lease_lost(
+    report: SweepReport,
+    source: MessageSource,
+    message: QueuedMessage,
+    exc: LeaseLost,
+    request_id: str | None,
+) -> None:
+    """Another sweep received this message after our lease ended: it is that sweep's
+    now. What was decided here is in the ledger (a terminal outcome is recorded before
+    the message is touched), so the other sweep finds it there (and publishes it unless
+    the ledger shows it published); a re-park simply did not happen here. Nothing to
+    set aside, nothing decided."""
+    report.outcomes[Handled.LEASE_LOST] += 1
+    log.warning(
+        "%s message %s was received by another sweep meanwhile; left to it (%s)",
+        source,
+        message.id,
+        exc,
+        extra={"requestId": request_id, "queueMessageId": message.id},
+    )
+
+
+async def _set_aside(
+    ctx: Context,
+    report: SweepReport,
+    source: MessageSource,
+    message: QueuedMessage,
+    exc: Exception,
+    request_id: str | None,
+) -> None:
+    problem = f"{type(exc).__name__}: {str(exc)[:500]}"
+    log.exception(
+        "%s message %s could not be handled: %s",
+        source,
+        message.id,
+        problem,
+        extra={"requestId": request_id, "queueMessageId": message.id},
+    )
+    report.outcomes[Handled.SET_ASIDE] += 1
+    report.set_aside.append(f"{source}:{message.id}: {problem}")
+    emit(
+        TelemetryEvent.MESSAGE_SET_ASIDE,
+        "%s message %s set aside (kept in the ledger): %s",
+        source,
+        message.id,
+        problem,
+        level=logging.ERROR,
+        source=source,
+        queueMessageId=message.id,
+        requestId=request_id or request_id_in(message.content),
+    )
+    try:
+        await give_up(ctx, message, source, problem)
+    except StorageUnavailable:
+        raise
+    except Exception:
+        log.exception("%s message %s could not even be set aside", source, message.id)
