@@ -38,12 +38,20 @@ from azure.core.exceptions import (
 )
 from azure.data.tables import TableClient, TableServiceClient, TableTransactionError, UpdateMode
 
-from shared.adapters.storage import identity_credential, storage_call
+from shared.adapters.storage import storage_call
+from shared.domain.codes import RequestStatus
 from shared.domain.events import Event, carryable
-from shared.domain.records import Decided, ParkedOverview, Progress, RequestRecord, SetAside
+from shared.domain.records import (
+    Decided,
+    MessageSource,
+    ParkedOverview,
+    Progress,
+    RequestRecord,
+    SetAside,
+    SetAsideStatus,
+)
 from shared.domain.times import format_time, parse_time
 from shared.names import TABLE_REQUESTS
-from shared.settings import StorageConnection
 
 REQUEST_ROW: Final = "request"
 TERMINAL_ROW: Final = "terminal"
@@ -76,16 +84,6 @@ def partition(request_id: str) -> str:
     """A requestId as a table key: `/`, which keys cannot hold, becomes `|` (not allowed
     in a requestId, so the mapping is one to one)."""
     return request_id.replace("/", "|")
-
-
-def table_service(connection: StorageConnection) -> TableServiceClient:
-    """A client for the tables of the Functions storage account (AzureWebJobsStorage)."""
-    if connection.connection_string is not None:
-        return TableServiceClient.from_connection_string(connection.connection_string)
-    assert connection.table_service_uri is not None
-    return TableServiceClient(
-        endpoint=connection.table_service_uri, credential=identity_credential(connection)
-    )
 
 
 def ensure_table(service: TableServiceClient) -> None:
@@ -201,7 +199,7 @@ class TableLedger:
             }
             await storage_call(self._table.upsert_entity, index, mode=UpdateMode.REPLACE)
 
-    async def close(self, request_id: str, status: str) -> None:
+    async def close(self, request_id: str, status: RequestStatus) -> None:
         row = {
             "PartitionKey": partition(request_id),
             "RowKey": REQUEST_ROW,
@@ -243,7 +241,7 @@ class TableLedger:
         with contextlib.suppress(ResourceExistsError):  # set aside already, by an earlier try
             await storage_call(self._table.create_entity, entity, **RETRY_IDEMPOTENT)
 
-    async def set_aside_items(self, *, statuses: Sequence[str] = ()) -> list[SetAside]:
+    async def set_aside_items(self, *, statuses: Sequence[SetAsideStatus] = ()) -> list[SetAside]:
         rows = await storage_call(self._dead_letters)
         items = [set_aside_of(row) for row in rows]
         return [i for i in items if not statuses or i.status in statuses]
@@ -252,7 +250,7 @@ class TableLedger:
         found = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": DEAD_LETTERS})
         return [dict(row) | {"_etag": row.metadata.get("etag")} for row in found]
 
-    async def move(self, item: SetAside, status: str) -> bool:
+    async def move(self, item: SetAside, status: SetAsideStatus) -> bool:
         entity = {
             "PartitionKey": DEAD_LETTERS,
             "RowKey": _dead_letter_key(item.source, item.message_id),
@@ -277,12 +275,12 @@ def _dead_letter_key(source: str, message_id: str) -> str:
 def set_aside_of(row: Mapping[str, Any]) -> SetAside:
     """A `~deadletter` row as the SetAside it keeps."""
     return SetAside(
-        source=str(row.get("Source", "")),
+        source=MessageSource(str(row.get("Source") or MessageSource.POISON)),
         message_id=str(row.get("MessageId", "")),
         content=dead_letter_content(row),
         reason=str(row.get("Reason", "")),
         request_id=str(row.get("RequestId") or "") or None,
-        status=str(row.get("Status") or "kept"),
+        status=SetAsideStatus(str(row.get("Status") or SetAsideStatus.KEPT)),
         hold_until=_time(row.get("HoldUntil")),
         set_aside_at=_time(row.get("SetAsideAt")),
         etag=row.get("_etag"),
@@ -299,7 +297,7 @@ def record_of(request_id: str, rows: Mapping[str, Mapping[str, Any]]) -> Request
     received = request.get("ReceivedAt") or (terminal or {}).get("DecidedAt")
     last_error = request.get("LastError")
     progress = Progress(
-        status=str(request.get("Status") or "received"),
+        status=RequestStatus(str(request.get("Status") or RequestStatus.RECEIVED)),
         parked=bool(request.get("Parked")),
         deadline=_time(request.get("Deadline")),
         next_check_at=_time(request.get("NextCheckAt")),
@@ -362,5 +360,4 @@ __all__ = [
     "ensure_table",
     "partition",
     "record_of",
-    "table_service",
 ]

@@ -2,7 +2,7 @@
 
 Messages are plain UTF-8 text (host.json sets `messageEncoding: none`, and the SDK sends
 text as is by default). The SDK is synchronous; its calls run in a worker thread so the
-event loop keeps serving Graph calls (`shared.storage.storage_call`, which also turns an
+event loop keeps serving Graph calls (`shared.adapters.storage.storage_call`, which also turns an
 outage into `StorageUnavailable`).
 """
 
@@ -16,25 +16,14 @@ from typing import Any, Final, TypeVar
 from azure.core.exceptions import HttpResponseError, ResourceExistsError
 from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
 
-from shared.adapters.storage import identity_credential, storage_call
+from shared.adapters.storage import storage_call
 from shared.domain.errors import LeaseLost
 from shared.domain.events import Event
 from shared.domain.records import QueuedMessage
 from shared.names import QUEUE_EVENTS, QUEUE_PENDING, QUEUE_POISON
-from shared.settings import StorageConnection
 
 NEVER_EXPIRES: Final = -1
 T = TypeVar("T")
-
-
-def service_client(connection: StorageConnection) -> QueueServiceClient:
-    """A client for the same storage the Functions host uses (AzureWebJobsStorage)."""
-    if connection.connection_string is not None:
-        return QueueServiceClient.from_connection_string(connection.connection_string)
-    assert connection.queue_service_uri is not None
-    return QueueServiceClient(
-        account_url=connection.queue_service_uri, credential=identity_credential(connection)
-    )
 
 
 def ensure_queues(service: QueueServiceClient, names: tuple[str, ...]) -> None:

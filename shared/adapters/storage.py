@@ -14,6 +14,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
+from azure.data.tables import TableServiceClient
+from azure.storage.queue import QueueServiceClient
 
 from shared.domain.errors import StorageUnavailable
 from shared.settings import StorageConnection
@@ -22,6 +24,25 @@ if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
 T = TypeVar("T")
+Service = TypeVar("Service", QueueServiceClient, TableServiceClient)
+
+
+def queue_service(connection: StorageConnection) -> QueueServiceClient:
+    """A client for the queues of the Functions storage account (AzureWebJobsStorage)."""
+    return _service(QueueServiceClient, connection, connection.queue_service_uri)
+
+
+def table_service(connection: StorageConnection) -> TableServiceClient:
+    """A client for the tables of the Functions storage account (AzureWebJobsStorage)."""
+    return _service(TableServiceClient, connection, connection.table_service_uri)
+
+
+def _service(kind: type[Service], connection: StorageConnection, uri: str | None) -> Service:
+    """A connection string (keys, or the local emulator), else the identity-based URI."""
+    if connection.connection_string is not None:
+        return kind.from_connection_string(connection.connection_string)
+    assert uri is not None
+    return kind(uri, credential=identity_credential(connection))
 
 
 def is_outage(error: BaseException) -> bool:

@@ -1,0 +1,140 @@
+"""Sending one Graph call through msgraph-sdk's request adapter (auth, middleware), with
+a few short retries and the process's throttling gate; answers are read as raw JSON, which
+avoids loading ~1,200 typed model modules on a cold start (docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Final
+
+import httpx
+from kiota_abstractions.api_error import APIError
+from kiota_abstractions.headers_collection import HeadersCollection
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.graph_request_adapter import GraphRequestAdapter
+
+from shared.adapters.graph.gate import ThrottleGate
+from shared.adapters.graph.translate import parse_json, record, translate
+from shared.domain.errors import GraphCall, GraphError, GraphErrorKind
+
+log = logging.getLogger("user_onboarding.graph")
+_ERRORS: Final = {"XXX": ODataError}
+Build = Callable[[], RequestInformation]
+
+
+class GraphSender:
+    """`send` a call, waiting for the gate, retrying briefly; raise GraphError when Graph
+    says no or asks to wait longer than `max_inline_wait` (the pending queue does the long
+    waiting)."""
+
+    def __init__(
+        self,
+        adapter: GraphRequestAdapter,
+        *,
+        retries: int = 2,
+        max_inline_wait: float = 5.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        gate: ThrottleGate | None = None,
+    ) -> None:
+        self.adapter = adapter
+        self._retries = retries
+        self._max_inline_wait = max_inline_wait
+        self._sleep = sleep
+        self.gate = gate or ThrottleGate()
+
+    def url(self, path: str) -> str:
+        return str(self.adapter.base_url) + path
+
+    def get(self, path: str) -> Build:
+        def build() -> RequestInformation:
+            info = RequestInformation(Method.GET)
+            info.url = self.url(path)
+            return info
+
+        return build
+
+    def post(self, path: str, payload: Any = None) -> Build:
+        """A POST with a JSON body (or none): one way to build one."""
+
+        def build() -> RequestInformation:
+            info = RequestInformation(Method.POST)
+            info.url = self.url(path)
+            if payload is not None:
+                info.headers = HeadersCollection()
+                info.set_stream_content(json.dumps(payload).encode(), "application/json")
+            return info
+
+        return build
+
+    async def send(
+        self,
+        call: GraphCall,
+        build: Build,
+        *,
+        expect_body: bool = True,
+        also_retry: Sequence[GraphErrorKind] = (),
+    ) -> Any:
+        """Retried inline: throttling and outages; for writes, a 404 (the user a lookup has
+        just returned is not on the replica yet); and `also_retry`.
+
+        Hand-written rather than a retry library (stamina, tenacity; msgraph's own retry
+        handler is off): the wait depends on the process-wide throttling gate, which can
+        refuse to send at all; a wait longer than `max_inline_wait` must end the attempt
+        (not sleep), so the invocation stays short and the queue does the waiting; and
+        which answers are retryable depends on the call."""
+        retryable = _retryable(call, also_retry)
+        attempt = 0
+        while True:
+            await self._wait_for_gate(call)
+            try:
+                return await self._once(build, expect_body, call)
+            except (APIError, httpx.HTTPError) as exc:
+                error = translate(exc, call)
+            if error.kind == GraphErrorKind.THROTTLED and call.directory_budget:
+                self.gate.close(error, write=call.is_write)
+            record(error)
+            wait = error.retry_after if error.retry_after is not None else 0.5 * 2**attempt
+            if error.kind not in retryable or attempt >= self._retries:
+                raise error
+            if wait > self._max_inline_wait:
+                raise error
+            attempt += 1
+            log.info("Graph %s; retrying in %.1fs (attempt %d)", error, wait, attempt)
+            if error.kind != GraphErrorKind.THROTTLED:  # the gate already makes 429s wait
+                await self._sleep(wait)
+
+    async def _wait_for_gate(self, call: GraphCall) -> None:
+        closed = self.gate.closed_for(write=call.is_write) if call.directory_budget else 0
+        if closed > self._max_inline_wait:
+            raise self.gate.refusal(call, closed)
+        if closed > 0:
+            await self._sleep(closed)
+
+    async def _once(self, build: Build, expect_body: bool, call: GraphCall) -> Any:
+        info = build()
+        info.headers.try_add("Accept", "application/json")
+        if not expect_body:
+            await self.adapter.send_no_response_content_async(info, _ERRORS)
+            return None
+        raw = await self.adapter.send_primitive_async(info, "bytes", _ERRORS)
+        return parse_json(raw, call)
+
+    def note_throttling(self, error: GraphError) -> None:
+        """Each `$batch` item is throttled on its own: an item's 429 closes the gate too."""
+        record(error)
+        if error.kind == GraphErrorKind.THROTTLED:
+            self.gate.close(error, write=False)
+
+
+def _retryable(call: GraphCall, also_retry: Sequence[GraphErrorKind]) -> set[GraphErrorKind]:
+    if not call.directory_budget:  # its own limits; the caller decides about retries
+        return set()
+    retryable = {GraphErrorKind.THROTTLED, GraphErrorKind.UNAVAILABLE, *also_retry}
+    if call.is_write:
+        retryable.add(GraphErrorKind.NOT_FOUND)
+    return retryable
