@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ops.view import STATES, Store, describe, list_requests, replay
-from shared.domain.requests import json_schema
+from shared.domain.request_schema import json_schema
 
 
 def main(argv: Sequence[str] | None = None) -> int:

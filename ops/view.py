@@ -19,9 +19,9 @@ from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.queue import QueueClient
 
 from shared.adapters.ledger import PARKED, TableLedger, ensure_table
+from shared.domain.decoding import decode_body
 from shared.domain.errors import InvalidRequest
-from shared.domain.records import RequestRecord, SetAside
-from shared.domain.requests import decode_body
+from shared.domain.records import RequestRecord, SetAside, SetAsideStatus
 from shared.domain.times import format_time
 from shared.names import QUEUE_REQUESTS, TABLE_REQUESTS
 
@@ -76,7 +76,7 @@ class RequestView:
     def to_json(self) -> dict[str, Any]:
         record = self.record
         if record is None:
-            held = [k for k in self.kept if k.status == "held"]
+            held = [k for k in self.kept if k.status == SetAsideStatus.HELD]
             state = "poisoned, held" if held else ("poisoned" if self.kept else "unknown")
             out: dict[str, Any] = {"requestId": self.request_id, "state": state}
             if held and held[0].hold_until:
@@ -191,7 +191,8 @@ class Listing:
         if self.kept:
             lines.append(f"{len(self.kept)} message(s) kept aside:")
             for item in self.kept:
-                hold = f", held until {_time(item.hold_until)}" if item.status == "held" else ""
+                held = item.status == SetAsideStatus.HELD
+                hold = f", held until {_time(item.hold_until)}" if held else ""
                 lines.append(
                     f"  {item.source} message {item.message_id} (request "
                     f"{item.request_id or '-'}): {item.status}{hold}: {item.reason}"
@@ -310,13 +311,13 @@ async def _replay_one(store: Store, item: SetAside, new_id: str | None) -> tuple
             f"{record.decided.event.id}; a replay would give it a second one "
             "(use --new-request-id to post it as a new request)"
         )
-    if item.status == "held":
-        if not await ledger.move(item, "replaying"):
+    if item.status == SetAsideStatus.HELD:
+        if not await ledger.move(item, SetAsideStatus.REPLAYING):
             return False, "a sweep took it first (it is being reported): see `show`"
-    elif item.status != "replaying":  # "replaying": a replay stopped before it posted
+    elif item.status != SetAsideStatus.REPLAYING:  # a replay stopped before it posted
         return False, f"its status is {item.status}: nothing to replay"
     store.intake.send_message(item.content)
-    await ledger.move(replace(item, etag=None), "replayed")
+    await ledger.move(replace(item, etag=None), SetAsideStatus.REPLAYED)
     return True, f"re-posted to {QUEUE_REQUESTS} (request {item.request_id or '-'})"
 
 

@@ -77,6 +77,20 @@ class LastSeen(StrEnum):
     UNREACHABLE = "unreachable"  # Graph never answered a lookup of this request
 
 
+class RequestStatus(StrEnum):
+    """Where a request stands, as the ledger keeps it: the operators' view (`python -m
+    ops`), and the `state` of the HTTP status query (contract v1.2). The terminal ones are
+    the last words of the terminal event types."""
+
+    RECEIVED = "received"  # opened by its message, not parked yet
+    SCHEDULED = "scheduled"
+    WAITING = "waiting"
+    BLOCKED = "blocked"
+    LICENSED = "licensed"
+    FAILED = "failed"
+    REJECTED = "rejected"
+
+
 class Announcement(StrEnum):
     """The non-terminal events, each sent at most once per request."""
 

@@ -7,11 +7,13 @@
     ├── StorageUnavailable  the storage account did not answer (network, 5xx, throttling):
     │                    the sweep stops (what it holds comes back after its lease) and
     │                    intake raises, for the Functions host to retry
+    ├── LeaseLost        a queue message the app held was received by another receiver
+    │                    meanwhile (or is gone): that receiver has it now; nothing decided
     └── GraphError       Microsoft Graph did not do what was asked. `kind` says what Graph
                          meant (throttled, unavailable, access denied, not found, or one of
                          assignLicense's refusals); `call` says which call it refused. Whether
                          that is worth waiting for or final is a decision, and decisions are
-                         `shared.workflow.after_graph_error`'s, not the adapter's.
+                         `shared.decisions.after_graph_error`'s, not the adapter's.
 
 Other storage errors (a 4xx refusal of one message) stay the storage SDK's: at intake
 they reach the Functions host, whose retries and poison queue deal with them; in the sweep
@@ -103,7 +105,7 @@ class GraphCall(StrEnum):
 
 
 # Microsoft's permission reference of each API ("Permissions" section, least privileged
-# first); graph-facts.md "Permissions".
+# first); docs/graph-facts.md, "Permissions".
 PERMISSIONS: Final = {
     GraphCall.LOOKUP: "User.Read.All",
     GraphCall.SUBSCRIBED_SKUS: "LicenseAssignment.Read.All",
@@ -158,15 +160,3 @@ class GraphError(OnboardingError):
         self.request_id = request_id
         self.retry_after = retry_after
         super().__init__(f"Graph {status or 'no answer'} {code} on {call}: {message}".strip())
-
-    def details(self) -> dict[str, object]:
-        """Graph's own words, for events and logs (request-id is what Microsoft support asks)."""
-        out: dict[str, object] = {
-            "status": self.status,
-            "code": self.code,
-            "message": self.graph_message,
-            "call": str(self.call),
-        }
-        if self.request_id:
-            out["requestId"] = self.request_id
-        return out

@@ -64,8 +64,12 @@ class Event:
         lone surrogates, nothing an XML body refuses), however hostile the echoed text."""
         return json.dumps(carryable(self.to_json()), ensure_ascii=True, separators=(",", ":"))
 
-    def size(self) -> int:
-        return len(self.serialize())
+    @property
+    def reason_code(self) -> str | None:
+        """`data.reason.code` (failed, rejected, blocked), or None."""
+        reason = self.data.get("reason")
+        code = reason.get("code") if isinstance(reason, Mapping) else None
+        return str(code) if code is not None else None
 
 
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
@@ -122,6 +126,17 @@ class Subject:
         if self.user_id is not None:
             out["userId"] = self.user_id
         return out
+
+
+def already_assigned(licensed: Event, now: datetime) -> Event:
+    """A `licensed` event as a new delivery of its request gets it: the same id, every
+    license now reported `already_assigned` (they are, and no second seat is used)."""
+    licenses = [
+        LicenseOutcome(lic["skuPartNumber"], lic["skuId"], LicenseStatus.ALREADY_ASSIGNED).to_json()
+        for lic in licensed.data.get("licenses", [])
+    ]
+    data = {**licensed.data, "licenses": licenses}
+    return Event(licensed.type, licensed.id, now, data, licensed.subject)
 
 
 def _user_event(

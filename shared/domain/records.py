@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
+from shared.domain.codes import RequestStatus
 from shared.domain.events import Event
 
 
@@ -35,7 +37,7 @@ class Decided:
 class Progress:
     """What the ledger shows of a request that is not finished (the operators' view)."""
 
-    status: str  # received | scheduled | waiting | blocked
+    status: RequestStatus  # received | scheduled | waiting | blocked
     parked: bool  # a pending message holds the request's state
     deadline: datetime | None = None
     next_check_at: datetime | None = None
@@ -58,8 +60,26 @@ class RequestRecord:
     decided: Decided | None = None
 
     @property
-    def status(self) -> str:
-        return self.decided.event.type.rsplit(".", 1)[-1] if self.decided else self.progress.status
+    def status(self) -> RequestStatus:
+        return RequestStatus(self.decided.event.type.word) if self.decided else self.progress.status
+
+
+class MessageSource(StrEnum):
+    """The queue a message set aside came from."""
+
+    POISON = "poison"  # user-onboard-poison: the Functions host gave up on it
+    PENDING = "pending"  # user-onboard-pending: the app could not read or handle it
+
+
+class SetAsideStatus(StrEnum):
+    """Where a message set aside stands (see `SetAside`)."""
+
+    HELD = "held"
+    REPORTING = "reporting"
+    REPORTED = "reported"
+    REPLAYING = "replaying"  # an operator took it from the hold; not re-posted yet
+    REPLAYED = "replayed"
+    KEPT = "kept"
 
 
 @dataclass(frozen=True)
@@ -68,15 +88,15 @@ class SetAside:
 
     `status`: `held` (a poisoned message waiting out POISON_HOLD: an operator may replay
     it), `reporting` then `reported` (its request was answered `rejected`/`poison`),
-    `replayed` (an operator posted it again), or `kept` (its request needs no answer from
-    it: decided already, or alive on the pending queue)."""
+    `replaying` then `replayed` (an operator posted it again), or `kept` (its request
+    needs no answer from it: decided already, or alive on the pending queue)."""
 
-    source: str  # "poison" | "pending"
+    source: MessageSource
     message_id: str
     content: str
     reason: str
     request_id: str | None = None
-    status: str = "kept"
+    status: SetAsideStatus = SetAsideStatus.KEPT
     hold_until: datetime | None = None
     set_aside_at: datetime | None = None
     etag: str | None = None  # the stored row's version, for a conditional change

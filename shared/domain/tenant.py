@@ -34,7 +34,7 @@ class LicenseState:
     """One `licenseAssignmentStates` entry: how Entra processed a SKU for the user.
     `state`: Active | ActiveWithError | Disabled | Error; `error`: None | CountViolation |
     MutuallyExclusiveViolation | DependencyViolation | ProhibitedInUsageLocationViolation |
-    UniquenessViolation | Other (graph-facts.md, "Group-based licensing")."""
+    UniquenessViolation | Other (docs/graph-facts.md, "Group-based licensing")."""
 
     sku_id: str
     assigned_by_group: str | None
@@ -93,6 +93,12 @@ class Sku:
     @property
     def free_units(self) -> int:
         return self.enabled_units - self.consumed_units
+
+    @property
+    def assignable_to_users(self) -> bool:
+        """Only SKUs that apply to users and are enabled can be assigned
+        (docs/graph-facts.md, "SKUs")."""
+        return self.applies_to.lower() == "user" and self.capability_status == "Enabled"
 
 
 @dataclass(frozen=True)

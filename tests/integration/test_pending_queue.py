@@ -14,7 +14,7 @@ from azure.storage.queue import QueueClient, QueueServiceClient
 
 from local_stack.azurite import Azurite, start_azurite
 from shared.adapters.queues import StoragePendingQueue
-from shared.decisions.workflow import MAX_HOP
+from shared.decisions import MAX_HOP
 from shared.domain.errors import LeaseLost
 
 

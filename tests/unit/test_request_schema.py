@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from shared.domain.errors import InvalidRequest
-from shared.domain.requests import json_schema, parse_request
+from shared.domain.request_schema import json_schema
+from shared.domain.requests import parse_request
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "schemas" / "user-onboard.schema.json"
 VALIDATOR = Draft202012Validator(json_schema())
