@@ -103,7 +103,7 @@ class GraphCall(StrEnum):
 
 
 # Microsoft's permission reference of each API ("Permissions" section, least privileged
-# first); graph-facts.md "Permissions".
+# first); docs/graph-facts.md, "Permissions".
 PERMISSIONS: Final = {
     GraphCall.LOOKUP: "User.Read.All",
     GraphCall.SUBSCRIBED_SKUS: "LicenseAssignment.Read.All",

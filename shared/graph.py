@@ -106,7 +106,7 @@ GRAPH_SCOPE: Final = "https://graph.microsoft.com/.default"
 _ERRORS: Final = {"XXX": ODataError}
 
 # assignLicense answers every refusal with 400 Request_BadRequest: the message is the
-# only thing that tells them apart (graph-facts.md).
+# only thing that tells them apart (docs/graph-facts.md, "assignLicense errors").
 _ASSIGN_REFUSALS: Final = (
     ("invalid usage location", GraphErrorKind.USAGE_LOCATION_INVALID),
     ("does not have any available licenses", GraphErrorKind.NO_SEATS),
@@ -114,7 +114,7 @@ _ASSIGN_REFUSALS: Final = (
     ("depends on the service plan(s)", GraphErrorKind.MISSING_PREREQUISITE),
     ("does not correspond to a valid company license", GraphErrorKind.UNKNOWN_SKU),
 )
-# Graph's 400 for a member already in the group (graph-facts.md, "Group-based licensing").
+# Graph's 400 for a member already in the group: docs/graph-facts.md, "Group-based licensing".
 _ALREADY_MEMBER: Final = "added object references already exist"
 # Without a Retry-After, how long a 429 closes the throttling gate.
 DEFAULT_THROTTLE_SECONDS: Final = 2.0
@@ -153,7 +153,7 @@ class _Probe:
 
 def _probes(ids: UserIdentifiers) -> list[_Probe]:
     """UPN by key, then (because a key GET can lag behind the `$filter` index right after
-    a user appears: graph-facts.md, "Eventual consistency") by filter; then employeeId, then
+    a user appears: docs/graph-facts.md, "Eventual consistency") by filter; then employeeId, then
     immutableId, by filter."""
     probes = []
     if ids.user_principal_name is not None:
@@ -236,7 +236,7 @@ def connect(
 
 class ThrottleGate:
     """Graph throttles an app as a whole: a 429 answer means every call the app sends
-    during the Retry-After wait is refused too (graph-facts.md, "Throttling budget"). So
+    during the Retry-After wait is refused too (docs/graph-facts.md, "Throttling budget"). So
     after a 429, every call of this process waits, not only the one that got it.
 
     A 429 on a read closes the gate for reads and writes (the resource-unit budget covers
@@ -414,7 +414,7 @@ class GraphDirectory:
             return builder.to_post_request_information(body)
 
         # Right after the app wrote the usage location, "invalid usage location" is the
-        # replica that has not seen the write yet (graph-facts.md, "Eventual consistency").
+        # replica that has not seen the write yet (docs/graph-facts.md, "Eventual consistency").
         lag = (GraphErrorKind.USAGE_LOCATION_INVALID,) if usage_location_written else ()
         await self._send(GraphCall.ASSIGN_LICENSE, request, expect_body=False, also_retry=lag)
 
@@ -434,7 +434,7 @@ class GraphDirectory:
             await self._send(GraphCall.ADD_GROUP_MEMBER, request, expect_body=False)
         except GraphError as exc:
             if exc.status == 400 and _ALREADY_MEMBER in exc.graph_message.lower():
-                return  # graph-facts.md: "already a member" counts as done
+                return  # already a member counts as done (docs/graph-facts.md)
             if (
                 exc.kind == GraphErrorKind.NOT_FOUND
                 and group_id.lower() in exc.graph_message.lower()

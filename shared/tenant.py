@@ -34,7 +34,7 @@ class LicenseState:
     """One `licenseAssignmentStates` entry: how Entra processed a SKU for the user.
     `state`: Active | ActiveWithError | Disabled | Error; `error`: None | CountViolation |
     MutuallyExclusiveViolation | DependencyViolation | ProhibitedInUsageLocationViolation |
-    UniquenessViolation | Other (graph-facts.md, "Group-based licensing")."""
+    UniquenessViolation | Other (docs/graph-facts.md, "Group-based licensing")."""
 
     sku_id: str
     assigned_by_group: str | None

@@ -270,7 +270,7 @@ def after_graph_error(
 ) -> Wait | Fail:
     """Every Graph failure, whatever the call: wait, block or fail.
 
-    Graph is eventually consistent and throttles the app as a whole (graph-facts.md,
+    Graph is eventually consistent and throttles the app as a whole (docs/graph-facts.md,
     "Eventual consistency"): throttling, outages, and a 404 on a write to a user a lookup
     has just returned are waited out until the deadline. 401/403 block the request, loudly,
     until an administrator grants the permission. An "invalid usage location" answer is
