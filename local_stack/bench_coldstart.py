@@ -12,7 +12,8 @@ Modes:
   so `function_app` starts the Azure Monitor exporter on its background thread; also
   records when that set-up has finished (`telemetry_ready`).
 - `typed`: `import function_app`, then the same three Graph calls with msgraph-sdk's typed
-  responses (`.get()` / `.post()` returning models), the path the handbook measured.
+  responses (`.get()` / `.post()` returning models), the path whose cold start
+  docs/graph-facts.md ("msgraph-sdk in a serverless function") describes.
 """
 
 from __future__ import annotations

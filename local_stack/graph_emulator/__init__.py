@@ -8,7 +8,7 @@ library HTTP server answers `GET /users/{id|upn}`, `GET /users?$filter=`,
 `GET /servicePrincipals/{sp}/synchronization/jobs/{job}/schema`,
 `POST /servicePrincipals/{sp}/synchronization/jobs/{job}/provisionOnDemand` and
 `POST /$batch` with Graph's wire format, status codes and error bodies, and its
-responses validate against `../shared/graph/graph-v1.0-excerpt.openapi.yaml`
+responses validate against `docs/graph/graph-v1.0-excerpt.openapi.yaml`
 (see `openapi_check`). It binds to 127.0.0.1 only.
 
 Two Entra processes run on the emulator's clock (a `ManualClock` in tests):

@@ -7,7 +7,7 @@ answers requests on many threads and `assignLicense` must be all-or-nothing
 (check seats, then take them) exactly like the real service.
 
 Entra ID's eventual consistency is modelled with per-user counters, so tests
-stay deterministic (handbook graph-facts.md "Eventual consistency";
+stay deterministic (docs/graph-facts.md, "Eventual consistency";
 devblogs.microsoft.com/identity/designing-for-eventual-consistency-for-microsoft-entra:
 a new object can return "Not Found" and an updated property can be invisible
 for a while; blogs.aaddevsup.xyz/2021/08/why-do-i-sometimes-get-a-404-when-
@@ -189,7 +189,7 @@ SYNCED_USER_MESSAGE = (
     "or objects currently undergoing migration."
 )
 
-#: Graph's answer to a member add for a user who is already a member (handbook, research §5).
+#: Graph's answer to adding a member twice: docs/graph-facts.md, "Group-based licensing".
 ALREADY_MEMBER = (
     "One or more added object references already exist for the following modified "
     "properties: 'members'."

@@ -72,7 +72,7 @@ def bad_request(message: str, code: str = "Request_BadRequest") -> GraphRefusal:
 
 
 def not_found(key: str) -> GraphRefusal:
-    """Graph's 404 for a user key that matches nothing (wording from graph-facts.md)."""
+    """Graph's 404 for a user key that matches nothing (docs/graph-facts.md, "Reads")."""
     return GraphRefusal(
         404,
         "Request_ResourceNotFound",

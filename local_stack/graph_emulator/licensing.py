@@ -12,7 +12,7 @@ due for a user. Sources:
   `ProhibitedInUsageLocationViolation`, `UniquenessViolation`, `Other`; returned
   only with `$select` (learn.microsoft.com/graph/api/resources/licenseassignmentstate,
   user resource). On success the docs say `error` is null; the OpenAPI excerpt's
-  note and the handbook (graph-facts.md "Group-based licensing") say the API
+  note and docs/graph-facts.md ("Group-based licensing") say the API
   sends `"None"`, which the emulator sends (not verified against a capture).
 - The errors' meanings (Microsoft staff, microsoftgraph/microsoft-graph-docs#3167):
   CountViolation = no seat left; MutuallyExclusiveViolation = a plan that
@@ -25,7 +25,7 @@ due for a user. Sources:
   licenses succeed or fail together for a user.
 - "any users without a usage location specified inherit the location of the
   directory" (same page, and licensing-admin-center.md).
-- Only security groups carry licenses (handbook), and a user holding a SKU
+- Only security groups carry licenses (docs/graph-facts.md), and a user holding a SKU
   several ways uses one seat ("they still consume only one license for that
   product", licensing-groups-resolve-problems.md).
 
@@ -52,7 +52,7 @@ COUNT_VIOLATION = "CountViolation"
 MUTUALLY_EXCLUSIVE = "MutuallyExclusiveViolation"
 DEPENDENCY = "DependencyViolation"
 PROHIBITED_LOCATION = "ProhibitedInUsageLocationViolation"
-OTHER = "Other"  # Graph's spelling; the docs say "Others" (handbook)
+OTHER = "Other"  # the current docs' spelling; older ones said "Others" (docs/graph-facts.md)
 #: `assignedByGroup` of the static `groupLicenses` user key, which names no group.
 STATIC_GROUP_ID = "00000000-0000-0000-0000-000000000000"
 DEFAULT_GROUP_LICENSE_DELAY = 3.0

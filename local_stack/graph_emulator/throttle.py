@@ -24,7 +24,7 @@ token bucket (so `Retry-After` is the time to the end of the window, in whole
 seconds), one application+tenant budget (no per-app-across-tenants or
 per-tenant write limits), and a refusal blocks the app: once over the
 resource-unit budget every call of that token is refused until the window
-ends ("A 429 applies to the app as a whole", handbook graph-facts.md), once
+ends ("A 429 applies to the app as a whole", docs/graph-facts.md), once
 over the write quota every write is refused while reads still pass (Graph
 throttling guidance: "you could encounter a scenario where writes are
 throttled but reads are still permitted"; scope `.../Write/...`). A refused

@@ -31,7 +31,8 @@ from shared import names
 
 QUEUE_TYPE = "Microsoft.Storage/storageAccounts/queueServices/queues"
 ROLE_ASSIGNMENT_TYPE = "Microsoft.Authorization/roleAssignments"
-# Built-in role ids (azure-facts.md) and the names their comments must give.
+# Built-in role ids (docs/azure-facts.md, "Built-in role ids") and the names their
+# comments must give.
 ROLE_NAMES = {
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
     "974c5e8b-45b9-4653-ba55-5f855dd0fb88": "Storage Queue Data Contributor",
