@@ -28,7 +28,7 @@ its logs. The rules:
    `failed:sync_timeout`), and the intake, pending and poison queues empty at the end.
 
 Whether a posted body is a valid request is asked of the contract's own parser
-(`shared.requests.parse_request`, pure standard library): the judge needs to know which
+(`shared.domain.requests.parse_request`, pure standard library): the judge needs to know which
 answers a message is owed, and the contract's validation has its own unit tests.
 """
 
