@@ -246,7 +246,7 @@ def test_the_settings_alert_reads_the_apps_start_up_error() -> None:
     query, _ = _query_text(_alerts()["settings-error"]["query"])
     assert query.startswith("exceptions")
     assert 'contains "app setting"' in query
-    source = (INFRA.parent / "shared" / "errors.py").read_text(encoding="utf-8")
+    source = (INFRA.parent / "shared" / "domain" / "errors.py").read_text(encoding="utf-8")
     assert "app setting " in source
 
 
