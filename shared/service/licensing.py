@@ -96,10 +96,7 @@ async def _write(
 ) -> Licensed | RefreshCatalog | Wait | Fail:
     wrote = False
     try:
-        if plan.write_usage_location:
-            assert plan.usage_location is not None
-            await ctx.directory.set_usage_location(user.id, plan.usage_location)
-            wrote = True
+        wrote = await _usage_location_first(ctx, user, plan)
         if plan.to_assign:
             await ctx.directory.assign_licenses(
                 user.id,
@@ -116,10 +113,7 @@ async def _join_groups(
 ) -> Wait | Fail | RefreshCatalog:
     wrote = False
     try:
-        if plan.write_usage_location:
-            assert plan.usage_location is not None
-            await ctx.directory.set_usage_location(user.id, plan.usage_location)
-            wrote = True
+        wrote = await _usage_location_first(ctx, user, plan)
         for _, group in plan.add_to_groups:
             await ctx.directory.add_group_member(group, user.id)
         if plan.reprocess:
@@ -127,6 +121,17 @@ async def _join_groups(
     except GraphError as exc:
         return _write_failed(ctx, state, user, exc, wrote=wrote, refreshed=refreshed)
     return after_group_writes(state, plan, ctx.clock.now(), ctx.rules)
+
+
+async def _usage_location_first(
+    ctx: Context, user: DirectoryUser, plan: LicensePlan | GroupPlan
+) -> bool:
+    """Write the usage location the plan needs before any license; True when written."""
+    if not plan.write_usage_location:
+        return False
+    assert plan.usage_location is not None
+    await ctx.directory.set_usage_location(user.id, plan.usage_location)
+    return True
 
 
 def _write_failed(
