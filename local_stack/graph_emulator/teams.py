@@ -19,17 +19,14 @@ and sources: `docs/teams-phone.md`. In short:
   (control API, after `moveDelaySeconds`). A user Teams knows without any Teams
   plan is `ineligibleUser` (Get-CsOnlineUser page; sent as `unknownFutureValue`
   without `Prefer: include-unknown-enum-members`, Graph's evolvable enums).
-- assignNumber is an order: `notStarted` for `operationStartSeconds`, `running`
-  for `operationRunSeconds`, then decided, in due order, against the tenant as
-  it is at that moment. Failures carry Teams' own messages (`statusDetail`),
-  those seen in the field where one is published.
+- assignNumber is an order (`teams_orders`): decided `operationStartSeconds` +
+  `operationRunSeconds` later against the tenant as it is then; a success puts
+  the number on the user here (`assign`).
 """
 
 from __future__ import annotations
 
-import base64
 import math
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,12 +38,12 @@ from shared.domain.teams import (
     AssignmentStatus,
     FeatureType,
     NumberType,
-    OperationStatus,
 )
 
 from . import teams_numbers
 from .clock import iso_z
 from .errors import DirectoryFormatError
+from .teams_orders import Operation, OrderBook
 
 #: servicePlanName -> the featureTypes value Teams shows for it (plan names: Microsoft's
 #: "Product names and service plan identifiers for licensing"; values: Get-CsOnlineUser).
@@ -70,30 +67,6 @@ SETTING_KEYS: Mapping[str, str] = {
 TEAMS_KEYS = frozenset({*SETTING_KEYS, "users", "numberAssignments"})
 USER_KEYS = frozenset(
     {"user", "accountType", "provisioningDelaySeconds", "isEnterpriseVoiceEnabled"}
-)
-#: How PowerShell and the number service spell number types in their messages.
-TYPE_WORDS = {
-    NumberType.DIRECT_ROUTING: "DirectRouting",
-    NumberType.CALLING_PLAN: "CallingPlan",
-    NumberType.OPERATOR_CONNECT: "OperatorConnect",
-}
-
-# statusDetail of failed orders. Seen in the field (Set-CsPhoneNumberAssignment, the same
-# number service): office-docs-powershell#8905 (not found, lacks licenses), #9165/#9432/#9118
-# (assigned to another user), #8992 (service unavailable). The emulator's own wording: the
-# user unknown to Teams, the Skype for Business user, a number without userAssignment.
-NUMBER_NOT_FOUND = "Telephone Number '{number}' is not found from tenant '{tenant}'"
-ASSIGNED_TO_ANOTHER = "Telephone Number '{number}' has already been assigned to another user"
-LACKS_LICENSES = "User '{user}' lacks appropriate licenses to assign a '{kind}' number"
-SERVICE_UNAVAILABLE = "Service is unavailable. Please try again"
-USER_NOT_FOUND = "User '{user}' is not found from tenant '{tenant}'"
-SFB_ON_PREM = (
-    "User '{user}' is homed in Skype for Business Server on-premises; move the user to Teams "
-    "before assigning a telephone number"
-)
-NOT_A_USER_NUMBER = (
-    "Telephone Number '{number}' cannot be assigned to a user: its capabilities do not "
-    "include 'userAssignment'"
 )
 
 
@@ -120,31 +93,6 @@ class TeamsUser:
     delay: float | None = None
     voice_enabled: bool = False
     changed_at: float = 0.0
-
-
-@dataclass
-class Operation:
-    """One assignNumber order and, once decided, its outcome."""
-
-    id: str
-    created_at: float
-    start_at: float
-    due_at: float
-    number: str
-    target: str
-    number_type: NumberType
-    category: AssignmentCategory
-    location_id: str | None
-    forced: str | None = None
-    status: OperationStatus = OperationStatus.NOT_STARTED
-    detail: str | None = None
-    resolved: bool = False
-
-    def status_at(self, now: float) -> OperationStatus:
-        """The status a GET shows at `now`."""
-        if self.resolved:
-            return self.status
-        return OperationStatus.RUNNING if now >= self.start_at else OperationStatus.NOT_STARTED
 
 
 @dataclass
@@ -185,8 +133,7 @@ class TeamsTenant:
         self.settings = TeamsSettings()
         self.users: dict[str, TeamsUser] = {}
         self.numbers: dict[str, dict[str, Any]] = {}  # '+number' -> numberAssignment record
-        self.operations: dict[str, Operation] = {}
-        self.fail_next: list[str] = []
+        self.orders = OrderBook()
         self._first_seen: dict[tuple[str, str], float] = {}
         self._baseline: set[tuple[str, str]] = set()  # plans held when the user was loaded/added
         self._known: dict[str, float] = {}
@@ -201,8 +148,8 @@ class TeamsTenant:
         self.settings = parse_settings(
             {k: v for k, v in spec.items() if k in SETTING_KEYS}, TeamsSettings()
         )
-        self.users, self.numbers, self.operations = {}, {}, {}
-        self.fail_next, self._first_seen, self._known, self._baseline = [], {}, {}, set()
+        self.users, self.numbers, self.orders = {}, {}, OrderBook()
+        self._first_seen, self._known, self._baseline = {}, {}, set()
         for entry in _list(spec.get("users", []), "teams.users"):
             self.set_user(entry, now, lookup)
         for entry in _list(spec.get("numberAssignments", []), "teams.numberAssignments"):
@@ -354,149 +301,50 @@ class TeamsTenant:
         category: AssignmentCategory,
         location_id: str | None,
     ) -> Operation:
-        """Accept an assignNumber order; it is decided operationStart + operationRun later."""
-        raw_id = f"Assignment|{uuid.uuid4()}".encode()
-        start = now + self.settings.operation_start
-        operation = Operation(
-            id=base64.urlsafe_b64encode(raw_id).decode("ascii").rstrip("="),
-            created_at=now,
-            start_at=start,
-            due_at=start + self.settings.operation_run,
-            number=number,
-            target=target,
-            number_type=number_type,
-            category=category,
-            location_id=location_id,
-            forced=self.fail_next.pop(0) if self.fail_next else None,
+        """Accept an assignNumber order (decided later: `teams_orders`)."""
+        return self.orders.place(
+            now, self.settings, number, target, number_type, category, location_id
         )
-        self.operations[operation.id] = operation
-        return operation
 
     def advance(self, now: float, lookup: FactsLookup) -> None:
-        """Decide every order due by `now`, oldest due first."""
-        due = sorted(
-            (op for op in self.operations.values() if not op.resolved and op.due_at <= now),
-            key=lambda op: (op.due_at, op.created_at),
-        )
-        for operation in due:
-            detail = self._refusal(operation, lookup)
-            if detail is None:
-                self._assign(operation)
-            operation.status = OperationStatus.FAILED if detail else OperationStatus.SUCCEEDED
-            operation.detail, operation.resolved = detail, True
+        """Decide every order due by `now`."""
+        self.orders.advance(self, now, lookup)
 
-    def _refusal(self, op: Operation, lookup: FactsLookup) -> str | None:
-        """Why Teams refuses the order at its due time, or None."""
-        at, words = op.due_at, {"user": op.target, "number": op.number, "tenant": self.tenant_id}
-        if op.forced is not None:
-            return op.forced
-        facts = lookup(op.target)
-        if facts is None or self.known_at(facts, at) is None:
-            return USER_NOT_FOUND.format(**words)
-        if self.account_type(facts, at) == AccountType.SFB_ON_PREM_USER:
-            return SFB_ON_PREM.format(**words)
-        needed = {FeatureType.PHONE_SYSTEM}
-        if op.number_type == NumberType.CALLING_PLAN:
-            # "the user must also have a Teams Calling Plan license" (Teams docs).
-            needed.add(FeatureType.CALLING_PLAN)
-        if not needed <= set(self.features(facts, at)):
-            return LACKS_LICENSES.format(kind=TYPE_WORDS[op.number_type], **words)
-        record = self.numbers.get(op.number)
-        if record is None:
-            # Direct Routing numbers are created by their first assignment (docs-powershell#8901).
-            return (
-                None
-                if op.number_type == NumberType.DIRECT_ROUTING
-                else (NUMBER_NOT_FOUND.format(**words))
-            )
-        if record["numberType"] != op.number_type:
-            return NUMBER_NOT_FOUND.format(**words)  # the lookup is by number and type (#8905)
-        if record["assignmentTargetId"] not in (None, op.target):
-            return ASSIGNED_TO_ANOTHER.format(**words)
-        if "userAssignment" not in record["capabilities"]:
-            return NOT_A_USER_NUMBER.format(**words)
-        return None
-
-    def _assign(self, op: Operation) -> None:
+    def assign(
+        self, number: str, target: str, category: str, location_id: str | None, at: float
+    ) -> None:
         """A successful order: the number on the user, the user's previous one in its slot freed."""
-        record = self.numbers.setdefault(
-            op.number, teams_numbers.new_direct_routing_number(op.number)
-        )
-        for other in self.numbers.values():
-            if (
-                other is not record
-                and _held_by(other, op.target)
-                and (other["assignmentCategory"] == op.category)
-            ):
+        record = self.numbers.setdefault(number, teams_numbers.new_direct_routing_number(number))
+        taken = [n for n in self.numbers.values() if n is not record and _held_by(n, target)]
+        for other in taken:
+            if other["assignmentCategory"] == category:  # one number per user and category
                 other.update(
                     assignmentTargetId=None,
                     assignmentCategory=None,
                     assignmentStatus=str(AssignmentStatus.UNASSIGNED),
                 )
         record.update(
-            assignmentTargetId=op.target,
-            assignmentCategory=str(op.category),
+            assignmentTargetId=target,
+            assignmentCategory=str(category),
             assignmentStatus=str(AssignmentStatus.USER_ASSIGNED),
             activationState=str(ActivationState.ACTIVATED),
-            locationId=op.location_id or record["locationId"],
+            locationId=location_id or record["locationId"],
         )
-        user = self.users.setdefault(op.target, TeamsUser(op.target, op.created_at))
+        user = self.users.setdefault(target, TeamsUser(target, at))
         # "When you assign a phone number the EnterpriseVoiceEnabled flag is automatically set
         # to True." (Set-CsPhoneNumberAssignment page)
-        user.voice_enabled, user.changed_at = True, op.due_at
-
-    # ------------------------------------------------------------------- views
+        user.voice_enabled, user.changed_at = True, at
 
     def number_view(self, record: Mapping[str, Any], now: float) -> dict[str, Any]:
         """A number as Graph shows it now: `assignmentPending` while an order for it runs."""
         view = teams_numbers.to_graph(record, self.tenant_id)
-        pending = any(
-            not op.resolved
-            and op.number == record["telephoneNumber"]
-            and record["assignmentTargetId"] in (None, op.target)
-            for op in self.operations.values()
-        )
-        if pending:
+        if self.orders.pending(record["telephoneNumber"], record["assignmentTargetId"]):
             view["activationState"] = str(ActivationState.ASSIGNMENT_PENDING)
         return view
 
     def operation_view(self, op: Operation, now: float, base_url: str) -> dict[str, Any]:
-        """A telephoneNumberLongRunningOperation; `createdDateTime` is a string in the CSDL."""
-        status = op.status_at(now)
-        location = None
-        if status == OperationStatus.SUCCEEDED:
-            location = (
-                f"{base_url}/admin/teams/telephoneNumberManagement/numberAssignments/"
-                + teams_numbers.number_id(self.tenant_id, op.number)
-            )
-        return {
-            "id": op.id,
-            "createdDateTime": iso_z(op.created_at),
-            "status": str(status),
-            "numbers": [
-                {"resourceLocation": location, "status": str(status), "statusDetail": op.detail}
-            ],
-        }
-
-    def operation_log(self, now: float) -> list[dict[str, Any]]:
-        """Every order, oldest first, with what was asked and what came of it (control API)."""
-        return [
-            {
-                "id": op.id,
-                "telephoneNumber": op.number,
-                "assignmentTargetId": op.target,
-                "numberType": str(op.number_type),
-                "assignmentCategory": str(op.category),
-                "locationId": op.location_id,
-                "createdAt": iso_z(op.created_at),
-                "startAt": iso_z(op.start_at),
-                "dueAt": iso_z(op.due_at),
-                "status": str(op.status_at(now)),
-                "statusDetail": op.detail,
-                "injectedFailure": op.forced is not None,
-            }
-            for op in sorted(self.operations.values(), key=lambda o: o.created_at)
-        ]
+        """An order as Graph's telephoneNumberLongRunningOperation."""
+        return self.orders.view(op, now, base_url, self.tenant_id)
 
 
 def _held_by(record: Mapping[str, Any], user_id: str) -> bool:
@@ -517,4 +365,4 @@ def _list(value: Any, what: str) -> list[Any]:
     return value
 
 
-__all__ = ["Operation", "TeamsTenant", "TeamsUser", "UserFacts"]
+__all__ = ["FactsLookup", "TeamsSettings", "TeamsTenant", "TeamsUser", "UserFacts"]

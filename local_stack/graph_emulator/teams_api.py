@@ -210,7 +210,7 @@ class TeamsApi:
             teams = self.directory.teams
             now = self.clock.now()
             teams.advance(now, self.directory.teams_facts)
-            operation = teams.operations.get(segments[4])
+            operation = teams.orders.operations.get(segments[4])
             view = (
                 None if operation is None else teams.operation_view(operation, now, self.base_url())
             )

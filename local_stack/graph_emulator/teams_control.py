@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from . import teams, teams_numbers
+from . import teams, teams_numbers, teams_orders
 from .clock import Clock, iso_z
 from .directory import Directory
 from .errors import DirectoryFormatError
@@ -51,7 +51,7 @@ class TeamsControls:
                 **tenant.settings.to_json(),
                 "readsPerSecond": self.service.teams_throttle.reads_per_second,
                 "writesPerSecond": self.service.teams_throttle.writes_per_second,
-                "failNext": list(tenant.fail_next),
+                "failNext": list(tenant.orders.fail_next),
             }
 
     def set_teams(self, **changes: Any) -> dict[str, Any]:
@@ -169,8 +169,8 @@ class TeamsControls:
         if status_detail is not None and (not isinstance(status_detail, str) or not status_detail):
             raise DirectoryFormatError("statusDetail must be a non-empty string")
         with self.directory.observed():
-            queue = self.directory.teams.fail_next
-            queue.extend([status_detail or teams.SERVICE_UNAVAILABLE] * count)
+            queue = self.directory.teams.orders.fail_next
+            queue.extend([status_detail or teams_orders.SERVICE_UNAVAILABLE] * count)
             return list(queue)
 
     def teams_operations(self) -> list[dict[str, Any]]:
@@ -178,7 +178,7 @@ class TeamsControls:
         with self.directory.observed():
             tenant, now = self.directory.teams, self.clock.now()
             tenant.advance(now, self.directory.teams_facts)
-            return tenant.operation_log(now)
+            return tenant.orders.log(now)
 
     def _lookup(self) -> teams.FactsLookup:
         return lambda key: self.directory.teams_facts(key, include_hidden=True)

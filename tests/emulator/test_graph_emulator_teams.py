@@ -33,7 +33,7 @@ from local_stack.graph_emulator import (
     Emulator,
     ManualClock,
 )
-from local_stack.graph_emulator import teams as teams_rules
+from local_stack.graph_emulator import teams_orders as teams_rules
 from shared.domain.teams import (
     INCLUDE_UNKNOWN_ENUM_MEMBERS,
     PHONE_SYSTEM_FEATURE,
