@@ -12,8 +12,10 @@ Routes: `GET /users/{id|upn}` (and `users('...')`), `GET /users?$filter=`,
 `POST /users/{id}/reprocessLicenseAssignment`, `GET /subscribedSkus`,
 `POST /groups/{id}/members/$ref`,
 `GET /servicePrincipals/{sp}/synchronization/jobs/{job}/schema`,
-`POST /servicePrincipals/{sp}/synchronization/jobs/{job}/provisionOnDemand`
-and `POST /$batch`; an action may also be spelt `microsoft.graph.<action>`.
+`POST /servicePrincipals/{sp}/synchronization/jobs/{job}/provisionOnDemand`,
+the Teams admin routes under `/admin/teams` (`teams_api`, metered against
+Teams' own budget, `teams_throttle`) and `POST /$batch`; an action may also be
+spelt `microsoft.graph.<action>` (`microsoft.graph.teamsAdministration.<action>`).
 
 A route is registered in `_route` with a name (the key of
 `permissions.ROUTE_PERMISSIONS`, e.g. `users.reprocessLicenseAssignment`) and
