@@ -34,6 +34,7 @@ from local_stack.graph_emulator import (
     ManualClock,
 )
 from local_stack.graph_emulator import teams_orders as teams_rules
+from local_stack.graph_emulator.openapi_check import check_exchange
 from shared.domain.teams import (
     INCLUDE_UNKNOWN_ENUM_MEMBERS,
     PHONE_SYSTEM_FEATURE,
@@ -856,3 +857,30 @@ def test_msgraph_sdk_reads_readiness_orders_a_number_and_follows_the_operation(
     assert "/telephoneNumberManagement/operations('" in location
     assert operation.status == "succeeded"
     assert operation.numbers[0].resource_location.endswith(graph_emulator.teams_number(FREE)["id"])
+
+
+# ------------------------------------------------------------- OpenAPI check
+
+
+def test_the_openapi_check_knows_the_teams_routes_and_their_bodies() -> None:
+    """Good exchanges pass; a bad body, a bad enum and an unknown property are reported."""
+    good = {"telephoneNumber": FREE, "assignmentTargetId": JANE_ID, "numberType": "callingPlan"}
+    sdk_path = f"/v1.0{NUMBERS}/microsoft.graph.teamsAdministration.assignNumber"
+    assert check_exchange("POST", sdk_path, 202, None, good) == []
+    bad = {"telephoneNumber": FREE, "numberType": "mobile", "extension": "1"}
+    problems = " ".join(check_exchange("POST", f"/v1.0{ASSIGN}", 202, None, bad))
+    assert "'assignmentTargetId' is a required property" in problems
+    assert "'mobile' is not one of" in problems
+    assert "'extension' was unexpected" in problems
+    operation = {
+        "id": "QQ",
+        "createdDateTime": "2026-01-01T00:00:00Z",
+        "status": "succeeded",
+        "numbers": [{"resourceLocation": None, "status": "succeeded", "statusDetail": None}],
+    }
+    path = "/v1.0/admin/teams/telephoneNumberManagement/operations('QQ')"
+    assert check_exchange("GET", path, 200, operation) == []
+    assert check_exchange("GET", path, 200, {**operation, "status": "done"}) != []
+    configuration = f"/v1.0/admin/teams/userConfigurations/{JANE_ID}"
+    assert check_exchange("GET", configuration, 200, {"accountType": "robot"}) != []
+    assert check_exchange("GET", configuration, 200, {"accountType": "sfbOnPremUser"}) == []
