@@ -137,7 +137,9 @@ Directory file (JSON)
                                       # cycle or a provisionOnDemand of its DN, then synced
                                       # (excludes appearAfterSeconds and syncAfterSeconds)
         "onPremisesDistinguishedName": "CN=...,DC=...",  # what provisionOnDemand matches
-        "lag": {"writeNotFound": 2}   # this user's counters; keys given replace "consistency"
+        "lag": {"writeNotFound": 2},  # this user's counters; keys given replace "consistency"
+        "teams": {"accountType": "sfbOnPremUser"}  # this user's Teams options, as in
+                                      # teams.users below (without "user")
       }],
       "teams": {                      # Microsoft Teams' view (absent = no numbers, default delays)
         "provisioningDelaySeconds": 30,  # a Teams plan (TEAMS1, MCOEV, MCOMEETADV, MCOPSTN1/2)
@@ -147,7 +149,8 @@ Directory file (JSON)
         "moveDelaySeconds": 0,        # an sfbOnPremUser moved (control API) is `user` N s later
         "operationStartSeconds": 1,   # an assignNumber order is notStarted for N s,
         "operationRunSeconds": 2,     # then running for N s, then decided (succeeded/failed)
-        "users": [{                   # users Teams holds options for (must be in "users")
+        "users": [{                   # users Teams holds options for (must be in "users";
+                                      # or the user entry's own "teams" key)
           "user": "<id or UPN>",
           "accountType": "sfbOnPremUser",   # known to Teams from the start with this type
                                       # (user, resourceAccount, guest, sfbOnPremUser, unknown,

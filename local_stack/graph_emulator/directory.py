@@ -160,6 +160,7 @@ _CONTROL_KEYS = frozenset(
         "appearAfterSeconds",
         "awaitingSync",
         "lag",
+        "teams",  # the user's Teams options (teams.USER_KEYS but "user"): teams.py
     }
 )
 #: Computed properties a directory file cannot set.
@@ -435,6 +436,8 @@ class Directory:
             self.teams.load(
                 data.get("teams"), now, lambda key: self.teams_facts(key, include_hidden=True)
             )
+            for spec in _list(data.get("users", []), "users"):
+                self._teams_options(spec)
             for user in self._users.values():
                 self._teams_baseline(user)
 
@@ -445,6 +448,7 @@ class Directory:
             user = self._insert_user(spec)
             for sku_id in user.held_skus():
                 self._skus[sku_id].consumed += 1
+            self._teams_options(spec)
             self._teams_baseline(user)
             return self.internal(user.id)
 
@@ -474,6 +478,23 @@ class Directory:
         if user is None:
             return None
         return teams.UserFacts(user.id, user.upn, self._plan_times(user))
+
+    def _teams_options(self, spec: Mapping[str, Any]) -> None:
+        """A user entry's `teams` key: that user's Teams options (as a `teams.users` entry)."""
+        options = spec.get("teams")
+        if options is None:
+            return
+        if not isinstance(options, Mapping) or "user" in options:
+            raise DirectoryFormatError(
+                f"{spec.get('userPrincipalName')}: teams is an object of "
+                "Teams options (accountType, provisioningDelaySeconds, "
+                "isEnterpriseVoiceEnabled)"
+            )
+        self.teams.set_user(
+            {**options, "user": str(spec["userPrincipalName"])},
+            self._clock.now(),
+            lambda key: self.teams_facts(key, include_hidden=True),
+        )
 
     def _teams_baseline(self, user: UserRecord) -> None:
         """Licenses a user has when loaded or added are long provisioned in Teams."""

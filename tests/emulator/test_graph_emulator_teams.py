@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -32,6 +34,7 @@ from local_stack.graph_emulator import (
     DirectoryFormatError,
     Emulator,
     ManualClock,
+    start_emulator,
 )
 from local_stack.graph_emulator import teams_orders as teams_rules
 from local_stack.graph_emulator.openapi_check import check_exchange
@@ -44,6 +47,7 @@ from shared.domain.teams import (
 from tests.support.graph import JANE_ID, JANE_UPN, MCOEV_SKU, SAMPLE_DIRECTORY, TEAMS_SKU
 
 TENANT = "00000000-0000-0000-0000-000000000001"
+SAMPLE_TENANT = Path(__file__).resolve().parents[2] / "local_stack" / "samples" / "directory.json"
 ALICE = "alice@contoso.com"
 SKY_ID = "3f1d2c4b-5a6e-4f70-8192-a3b4c5d6e7f8"
 OWNER_ID = "0a1b2c3d-4e5f-4061-8273-94a5b6c7d8e9"
@@ -884,3 +888,36 @@ def test_the_openapi_check_knows_the_teams_routes_and_their_bodies() -> None:
     configuration = f"/v1.0/admin/teams/userConfigurations/{JANE_ID}"
     assert check_exchange("GET", configuration, 200, {"accountType": "robot"}) != []
     assert check_exchange("GET", configuration, 200, {"accountType": "sfbOnPremUser"}) == []
+
+
+def test_a_user_entry_carries_its_own_teams_options(graph_emulator: Emulator) -> None:
+    """A user's `teams` key (file or control API) sets its Teams options with the user."""
+    added = graph_emulator.add_user(
+        {
+            "userPrincipalName": "pat.skype@contoso.com",
+            "usageLocation": "FR",
+            "assignedLicenses": [{"skuId": TEAMS_SKU}, {"skuId": MCOEV_SKU}],
+            "teams": {"accountType": "sfbOnPremUser", "isEnterpriseVoiceEnabled": True},
+        }
+    )
+    shown = graph_emulator.teams_user(added["id"])["configuration"]
+    assert shown["accountType"] == AccountType.SFB_ON_PREM_USER
+    assert shown["isEnterpriseVoiceEnabled"] is True
+    assert shown["featureTypes"] == ["Teams", "PhoneSystem"]
+    with pytest.raises(DirectoryFormatError):
+        graph_emulator.add_user(
+            {"userPrincipalName": "bad.teams@contoso.com", "teams": {"user": JANE_UPN}}
+        )
+
+
+def test_the_shipped_sample_tenant_loads_with_or_without_its_users() -> None:
+    """Tests and tools empty the sample's users: its Teams section must not depend on them."""
+    sample = json.loads(SAMPLE_TENANT.read_text(encoding="utf-8"))
+    with start_emulator(copy.deepcopy(sample), clock=ManualClock()) as emulator:
+        sky = emulator.teams_user("sky.onprem@contoso.com")["configuration"]
+        assert sky["accountType"] == AccountType.SFB_ON_PREM_USER
+        assert emulator.teams_user("dana.phone@contoso.com")["configuration"] is None
+        assert emulator.teams_number("+33155550100")["assignmentStatus"] == "unassigned"
+    sample["users"] = []
+    with start_emulator(sample, clock=ManualClock()) as emulator:
+        assert len(emulator.teams_numbers()) == 3
