@@ -6,10 +6,14 @@ library HTTP server answers `GET /users/{id|upn}`, `GET /users?$filter=`,
 `POST /users/{id}/reprocessLicenseAssignment`, `GET /subscribedSkus`,
 `POST /groups/{id}/members/$ref`,
 `GET /servicePrincipals/{sp}/synchronization/jobs/{job}/schema`,
-`POST /servicePrincipals/{sp}/synchronization/jobs/{job}/provisionOnDemand` and
-`POST /$batch` with Graph's wire format, status codes and error bodies, and its
-responses validate against `docs/graph/graph-v1.0-excerpt.openapi.yaml`
-(see `openapi_check`). It binds to 127.0.0.1 only.
+`POST /servicePrincipals/{sp}/synchronization/jobs/{job}/provisionOnDemand`,
+Teams Phone's `GET /admin/teams/userConfigurations/{userId}`,
+`GET /admin/teams/telephoneNumberManagement/numberAssignments[/{id}]`,
+`POST .../numberAssignments/assignNumber` and `GET .../operations/{id}` (see
+`teams`, `teams_api`), and `POST /$batch` with Graph's wire format, status
+codes and error bodies, and its responses validate against
+`docs/graph/graph-v1.0-excerpt.openapi.yaml` (see `openapi_check`). It binds
+to 127.0.0.1 only.
 
 Two Entra processes run on the emulator's clock (a `ManualClock` in tests):
 Cloud Sync (users `awaitingSync` exist in AD only, and appear in Entra,
@@ -17,7 +21,10 @@ synced, at the next regular cycle or `onDemandDelaySeconds` after a
 provisionOnDemand naming their DN; see `sync`) and group-based licensing
 (`groupLicenseDelaySeconds` after a member add, a reprocess or a change of a
 group's licenses, each license of the group becomes `Active` or `Error` in the
-user's `licenseAssignmentStates`; see `licensing`).
+user's `licenseAssignmentStates`; see `licensing`). Teams runs on the same
+clock: it sees a Teams service plan `provisioningDelaySeconds` after the plan
+reached the user, and decides assignNumber orders when they are due (see
+`teams`, `teams_orders`; facts and sources in `docs/teams-phone.md`).
 
 Start it in-process::
 
@@ -51,7 +58,15 @@ usage_location_lag=None, key_lookup_lag=None)`, `permissions()`,
 (users awaiting sync: `add_user({..., "awaitingSync": True})`); group licensing:
 `add_group(spec)`, `group_record(group_id)`, `set_group_licenses(group_id,
 [{"skuId", "disabledPlans"}])`, `set_group_license_delay(seconds)`,
-`set_tenant_usage_location(code | None)`, `license_states(user_key)`.
+`set_tenant_usage_location(code | None)`, `license_states(user_key)`; Teams
+(`teams_control`): `add_teams_user(user, account_type=None,
+provisioning_delay_seconds=None, enterprise_voice=None)`, `teams_user(key)`,
+`move_to_teams(key, delay_seconds=None)`, `teams_settings()`,
+`set_teams(provisioningDelaySeconds=..., moveDelaySeconds=...,
+operationStartSeconds=..., operationRunSeconds=..., readsPerSecond=...,
+writesPerSecond=...)`, `teams_numbers()`, `teams_number(number)`,
+`add_teams_number(spec)`, `fail_next_teams_operation(status_detail=None,
+count=1)`, `teams_operations()`.
 
 Directory file (JSON)
 ---------------------
@@ -122,8 +137,39 @@ Directory file (JSON)
                                       # cycle or a provisionOnDemand of its DN, then synced
                                       # (excludes appearAfterSeconds and syncAfterSeconds)
         "onPremisesDistinguishedName": "CN=...,DC=...",  # what provisionOnDemand matches
-        "lag": {"writeNotFound": 2}   # this user's counters; keys given replace "consistency"
-      }]
+        "lag": {"writeNotFound": 2},  # this user's counters; keys given replace "consistency"
+        "teams": {"accountType": "sfbOnPremUser"}  # this user's Teams options, as in
+                                      # teams.users below (without "user")
+      }],
+      "teams": {                      # Microsoft Teams' view (absent = no numbers, default delays)
+        "provisioningDelaySeconds": 30,  # a Teams plan (TEAMS1, MCOEV, MCOMEETADV, MCOPSTN1/2)
+                                      # enabled on a user shows in featureTypes N s later; the
+                                      # configuration exists (GET 200, else 404) from the first.
+                                      # Plans held when the user is loaded or added: at once
+        "moveDelaySeconds": 0,        # an sfbOnPremUser moved (control API) is `user` N s later
+        "operationStartSeconds": 1,   # an assignNumber order is notStarted for N s,
+        "operationRunSeconds": 2,     # then running for N s, then decided (succeeded/failed)
+        "users": [{                   # users Teams holds options for (must be in "users";
+                                      # or the user entry's own "teams" key)
+          "user": "<id or UPN>",
+          "accountType": "sfbOnPremUser",   # known to Teams from the start with this type
+                                      # (user, resourceAccount, guest, sfbOnPremUser, unknown,
+                                      # ineligibleUser); absent: as the licenses say
+          "provisioningDelaySeconds": 5,    # this user's delay
+          "isEnterpriseVoiceEnabled": true
+        }],
+        "numberAssignments": [{       # the tenant's number inventory, numberAssignment keys
+          "telephoneNumber": "+33155550100",  # '+' added when missing
+          "numberType": "callingPlan",        # directRouting | callingPlan | operatorConnect
+          "assignmentTargetId": "<user id or UPN, or another object's GUID>",  # absent: free
+          "assignmentCategory": "primary", "assignmentStatus": "userAssigned",  # defaults
+          "activationState": "activated", "capabilities": ["userAssignment"],   # by type
+          "isoCountryCode": "FR", "city": null, "locationId": null, "civicAddressId": null,
+          "networkSiteId": null, "operatorId": "<guid>", "numberSource": "online",
+          "portInStatus": null, "supportedCustomerActions": ["locationUpdate"],
+          "reverseNumberLookupOptions": []
+        }]
+      }
     }
 
 Delays count from the start, the last reset, or the moment the user was added.
@@ -179,6 +225,12 @@ Control API (no auth, JSON, under `/_emulator`)
   states of SKUs dropped go at once, every member is reprocessed after the delay
 - `GET  /licensing`; `PUT /licensing` `{"groupLicenseDelaySeconds": N,
   "tenantUsageLocation": "FR" | null}` (any subset)
+- Teams, under `/teams` (details in `teams_control`): `GET|PUT /teams` (the
+  delays above, `readsPerSecond`, `writesPerSecond`, `failNext`); `POST
+  /teams/users` (a `teams.users` entry); `GET /teams/users/{key}`; `POST
+  /teams/users/{key}/move` `{"delaySeconds"?}`; `GET|POST /teams/numbers`;
+  `GET /teams/numbers/{number}`; `GET /teams/operations` (the orders' log);
+  `POST /teams/operations/failNext` `{"count"?, "statusDetail"?}`
 
 See README.md for the Graph behaviours deliberately not modelled.
 """

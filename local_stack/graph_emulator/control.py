@@ -12,11 +12,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote
 
+from . import teams_control
 from .clock import Clock, ManualClock
 from .directory import Directory, DirectoryFormatError
 from .faults import FaultFormatError
 from .permissions import PermissionFormatError
 from .service import GraphService
+from .teams_control import TeamsControls
 
 ControlReply = tuple[int, Any]
 
@@ -30,9 +32,10 @@ class ControlError(Exception):
         self.reason = reason
 
 
-class Controls:
+class Controls(TeamsControls):
     """The control API in-process: what a test or script changes on a running emulator.
-    `Emulator` (server.py) is one; the HTTP routes below call the same methods."""
+    `Emulator` (server.py) is one; the HTTP routes below call the same methods (the Teams
+    ones live in `teams_control`)."""
 
     clock: Clock
     directory: Directory
@@ -192,6 +195,7 @@ class Controls:
         self.service.faults.clear()
         self.service.clear_requests()
         self.service.throttle.configure()
+        self.service.teams_throttle.configure()
 
 
 def _lag_changes(
@@ -222,6 +226,11 @@ Handler = Callable[[Controls, list[str], Any], ControlReply]
 
 
 def _route(method: str, segments: list[str]) -> Handler:
+    if segments and segments[0] == "teams":
+        teams_handler = teams_control.route(method, segments)
+        if teams_handler is None:
+            raise ControlError(404, f"no control route {method} {'/'.join(segments)}")
+        return teams_handler
     table: dict[tuple[str, str], Handler] = {
         ("GET", "health"): lambda e, s, b: (200, {"status": "ok"}),
         ("POST", "users"): _add_user,

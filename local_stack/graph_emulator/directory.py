@@ -55,16 +55,18 @@ import math
 import re
 import threading
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import licensing, sync
+from . import licensing, sync, teams
 from .clock import Clock, iso_z
 from .errors import DirectoryFormatError, GraphRefusal, bad_request, not_found
 from .licensing import Group, LicenseState
 from .permissions import PermissionFormatError, Permissions, checked_names
+from .throttle import DEFAULT_TENANT_ID
 
 GUID_RE = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -158,6 +160,7 @@ _CONTROL_KEYS = frozenset(
         "appearAfterSeconds",
         "awaitingSync",
         "lag",
+        "teams",  # the user's Teams options (teams.USER_KEYS but "user"): teams.py
     }
 )
 #: Computed properties a directory file cannot set.
@@ -180,6 +183,7 @@ TOP_LEVEL_KEYS = frozenset(
         "groups",
         "tenantUsageLocation",
         "groupLicenseDelaySeconds",
+        "teams",
     }
 )
 INVALID_USAGE_LOCATION = "License assignment cannot be done for user with invalid usage location."
@@ -366,6 +370,7 @@ class Directory:
         self._last_cycle: float | None = None
         self._limiter = sync.OnDemandLimiter()
         self._loaded_at = 0.0
+        self.teams = teams.TeamsTenant(DEFAULT_TENANT_ID)  # Teams' view (teams.py)
         self.load(data)
 
     # ----------------------------------------------------------------- loading
@@ -428,6 +433,13 @@ class Directory:
             # A file that gives consumedUnits means it; otherwise the users holding the SKU.
             for sku_id, consumed in explicit.items():
                 self._skus[sku_id].consumed = consumed
+            self.teams.load(
+                data.get("teams"), now, lambda key: self.teams_facts(key, include_hidden=True)
+            )
+            for spec in _list(data.get("users", []), "users"):
+                self._teams_options(spec)
+            for user in self._users.values():
+                self._teams_baseline(user)
 
     def add_user(self, spec: Mapping[str, Any]) -> dict[str, Any]:
         """Add one user (directory-file shape); its delays count from now."""
@@ -436,6 +448,8 @@ class Directory:
             user = self._insert_user(spec)
             for sku_id in user.held_skus():
                 self._skus[sku_id].consumed += 1
+            self._teams_options(spec)
+            self._teams_baseline(user)
             return self.internal(user.id)
 
     def _insert_user(self, spec: Any) -> UserRecord:
@@ -448,6 +462,58 @@ class Directory:
             raise DirectoryFormatError(f"duplicate userPrincipalName {user.upn}")
         self._users[user.id.lower()] = user
         return user
+
+    # ------------------------------------------------------------------ Teams
+
+    @contextmanager
+    def observed(self) -> Iterator[None]:
+        """Hold the tenant lock with due work done: how `teams_api` reads and changes Teams."""
+        with self._lock:
+            self._tick()
+            yield
+
+    def teams_facts(self, key: str, *, include_hidden: bool = False) -> teams.UserFacts | None:
+        """A user as Teams reads it from Entra (id or UPN; call under `observed`)."""
+        user = self._find(key, include_hidden=include_hidden)
+        if user is None:
+            return None
+        return teams.UserFacts(user.id, user.upn, self._plan_times(user))
+
+    def _teams_options(self, spec: Mapping[str, Any]) -> None:
+        """A user entry's `teams` key: that user's Teams options (as a `teams.users` entry)."""
+        options = spec.get("teams")
+        if options is None:
+            return
+        if not isinstance(options, Mapping) or "user" in options:
+            raise DirectoryFormatError(
+                f"{spec.get('userPrincipalName')}: teams is an object of "
+                "Teams options (accountType, provisioningDelaySeconds, "
+                "isEnterpriseVoiceEnabled)"
+            )
+        self.teams.set_user(
+            {**options, "user": str(spec["userPrincipalName"])},
+            self._clock.now(),
+            lambda key: self.teams_facts(key, include_hidden=True),
+        )
+
+    def _teams_baseline(self, user: UserRecord) -> None:
+        """Licenses a user has when loaded or added are long provisioned in Teams."""
+        self.teams.baseline(teams.UserFacts(user.id, user.upn, self._plan_times(user)))
+
+    def _plan_times(self, user: UserRecord) -> dict[str, float]:
+        """Each service plan the user's licenses enable, with the earliest time one did."""
+        sources = [(s, d, user.license_times.get(s, user.added_at)) for s, d in user.direct.items()]
+        sources += [(s, [], user.added_at) for s in user.group]
+        sources += [
+            (state.sku_id, list(state.disabled), state.updated_at)
+            for state in user.group_states.values()
+            if state.active
+        ]
+        times: dict[str, float] = {}
+        for sku_id, disabled, since in sources:
+            for plan in self._skus[sku_id].plan_names(disabled):
+                times[plan] = min(times.get(plan, since), since)
+        return times
 
     # ----------------------------------------------------------------- reading
 

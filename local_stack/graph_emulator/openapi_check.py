@@ -74,21 +74,38 @@ def _errors(instance: Any, pointer: str, where: str, path: Path | None) -> list[
 
 
 def _template_for(path: str, spec: dict[str, Any]) -> str | None:
-    """Match a decoded path (after /v1.0) to a path template of the spec."""
-    segments = [
-        s for s in re.sub(r"^/?users\((.*)\)", r"users/\1", path.lstrip("/")).split("/") if s
-    ]
-    if len(segments) > 1 and segments[-1].startswith("microsoft.graph."):
-        # A namespace-qualified action (users/{id}/microsoft.graph.assignLicense) is the action.
-        segments[-1] = segments[-1][len("microsoft.graph.") :]
+    """Match a decoded path (after /v1.0) to a path template of the spec.
+
+    A key in parentheses (`users('...')`, `operations('...')`) is a segment of its own, a
+    namespace-qualified action (`microsoft.graph.assignLicense`,
+    `microsoft.graph.teamsAdministration.assignNumber`) is the action, and a template whose
+    literal segments match wins over one that matches with a placeholder.
+    """
+    segments: list[str] = []
+    for part in path.lstrip("/").split("/"):
+        keyed = _KEYED.match(part)
+        segments += [keyed.group(1), keyed.group(2)] if keyed else [part] if part else []
+    if len(segments) > 1:
+        segments[-1] = _NAMESPACE.sub("", segments[-1])
+    best: tuple[int, str] | None = None
     for template in spec["paths"]:
         parts = [p for p in template.split("/") if p]
-        if len(parts) == len(segments) and all(
-            (p.startswith("{") and p.endswith("}")) or p == s
-            for p, s in zip(parts, segments, strict=True)
-        ):
-            return str(template)
-    return None
+        if len(parts) != len(segments):
+            continue
+        placeholders = 0
+        for p, s in zip(parts, segments, strict=True):
+            if p.startswith("{") and p.endswith("}"):
+                placeholders += 1
+            elif p != s:
+                break
+        else:
+            if best is None or placeholders < best[0]:
+                best = (placeholders, str(template))
+    return None if best is None else best[1]
+
+
+_KEYED = re.compile(r"^([A-Za-z]+)\((.*)\)$")
+_NAMESPACE = re.compile(r"^microsoft\.graph\.(?:[A-Za-z]+\.)?")
 
 
 def _pointer(ref: str) -> str:

@@ -26,6 +26,11 @@ served except `groups.get`, named for whoever adds that route):
   `GET /servicePrincipals/{sp}/synchronization/jobs/{job}/schema`
 - `servicePrincipals.synchronization.jobs.provisionOnDemand`:
   `POST /servicePrincipals/{sp}/synchronization/jobs/{job}/provisionOnDemand`
+- `teams.userConfigurations.get`: `GET /admin/teams/userConfigurations/{userId}`
+- `teams.numberAssignments.list`: `GET /admin/teams/telephoneNumberManagement/numberAssignments`
+- `teams.numberAssignments.get`: `GET .../telephoneNumberManagement/numberAssignments/{id}`
+- `teams.numberAssignments.assignNumber`: `POST .../numberAssignments/assignNumber`
+- `teams.operations.get`: `GET .../telephoneNumberManagement/operations/{id}`
 
 A route in `ROUTE_REFUSALS` is refused with that status, code and message
 instead of the 403: the synchronization APIs answer an app without the
@@ -122,6 +127,28 @@ ROUTE_PERMISSIONS: Mapping[str, tuple[str, ...]] = {
     "servicePrincipals.synchronization.jobs.provisionOnDemand": (
         "Application.ReadWrite.OwnedBy",
         "Synchronization.ReadWrite.All",
+    ),
+    # learn.microsoft.com/graph/api/teamsadministration-teamsuserconfiguration-get: application
+    # TeamsUserConfiguration.Read.All, higher "Not available".
+    "teams.userConfigurations.get": ("TeamsUserConfiguration.Read.All",),
+    # .../teamsadministration-telephonenumbermanagementroot-list-numberassignments: least
+    # TeamsTelephoneNumber.Read.All, higher TeamsTelephoneNumber.ReadWrite.All; the get page
+    # names no table of its own in the docs repository, the list's is assumed.
+    "teams.numberAssignments.list": (
+        "TeamsTelephoneNumber.Read.All",
+        "TeamsTelephoneNumber.ReadWrite.All",
+    ),
+    "teams.numberAssignments.get": (
+        "TeamsTelephoneNumber.Read.All",
+        "TeamsTelephoneNumber.ReadWrite.All",
+    ),
+    # .../teamsadministration-numberassignment-assignnumber: TeamsTelephoneNumber.ReadWrite.All,
+    # higher "Not available".
+    "teams.numberAssignments.assignNumber": ("TeamsTelephoneNumber.ReadWrite.All",),
+    # .../teamsadministration-telephonenumberlongrunningoperation-get.
+    "teams.operations.get": (
+        "TeamsTelephoneNumber.Read.All",
+        "TeamsTelephoneNumber.ReadWrite.All",
     ),
 }
 

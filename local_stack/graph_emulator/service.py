@@ -12,8 +12,10 @@ Routes: `GET /users/{id|upn}` (and `users('...')`), `GET /users?$filter=`,
 `POST /users/{id}/reprocessLicenseAssignment`, `GET /subscribedSkus`,
 `POST /groups/{id}/members/$ref`,
 `GET /servicePrincipals/{sp}/synchronization/jobs/{job}/schema`,
-`POST /servicePrincipals/{sp}/synchronization/jobs/{job}/provisionOnDemand`
-and `POST /$batch`; an action may also be spelt `microsoft.graph.<action>`.
+`POST /servicePrincipals/{sp}/synchronization/jobs/{job}/provisionOnDemand`,
+the Teams admin routes under `/admin/teams` (`teams_api`, metered against
+Teams' own budget, `teams_throttle`) and `POST /$batch`; an action may also be
+spelt `microsoft.graph.<action>` (`microsoft.graph.teamsAdministration.<action>`).
 
 A route is registered in `_route` with a name (the key of
 `permissions.ROUTE_PERMISSIONS`, e.g. `users.reprocessLicenseAssignment`) and
@@ -47,6 +49,8 @@ from .errors import GraphRefusal, bad_request, error_body, selected_properties
 from .faults import Faults
 from .odata import parse_filter, parse_select, split_path
 from .sync import select_schema
+from .teams_api import TeamsApi
+from .teams_throttle import TeamsThrottle
 from .throttle import Refused, Throttle, request_cost
 
 DEFAULT_TOKEN = "local-graph-emulator-token"  # noqa: S105 - a fixed development token, not a secret
@@ -110,11 +114,14 @@ class GraphService:
         faults: Faults | None = None,
         shuffle_batch: bool = True,
         batch_seed: int | None = None,
+        teams_throttle: TeamsThrottle | None = None,
     ) -> None:
         self.directory = directory
         self.clock = clock
         self.token = token
         self.throttle = throttle or Throttle(clock)
+        self.teams_throttle = teams_throttle or TeamsThrottle(clock)
+        self.teams_api = TeamsApi(directory, clock, lambda: self.base_url)
         self.faults = faults or Faults()
         self.shuffle_batch = shuffle_batch
         self._batch_rng = random.Random(batch_seed)  # shuffles test data, not crypto
@@ -211,7 +218,16 @@ class GraphService:
         # A refused call costs no budget: whether Graph meters 403s is not documented.
         self.directory.permissions.require(route.name)
         metered: dict[str, str] = {}
-        if route.cost_path is not None:
+        if route.budget == "teams":
+            # Teams' own budget (teams_throttle.py): no resource units, only Retry-After.
+            wait = self.teams_throttle.admit(
+                request.headers.get("authorization", ""), request.method
+            )
+            if wait is not None:
+                raise GraphRefusal(
+                    429, "TooManyRequests", "Please retry again later.", {"Retry-After": str(wait)}
+                )
+        elif route.cost_path is not None:
             client = request.headers.get("authorization", "")
             units, writes = request_cost(request.method, route.cost_path, query)
             verdict = self.throttle.admit(client, units, writes)
@@ -307,12 +323,18 @@ class GraphService:
             }
         elif segments == ["subscribedSkus"]:
             routes = {"GET": _Route(self._subscribed_skus, "subscribedSkus.list", "subscribedSkus")}
+        elif segments[:2] == ["admin", "teams"] and (teams := self.teams_api.route(segments)):
+            routes = {
+                method: _Route(_answering(handler), name, None, budget="teams")
+                for method, (handler, name) in teams.items()
+            }
         elif segments == ["$batch"] and not batch_item:
             # Not metered itself: "requests in a batch are evaluated individually against
             # throttling limits" (learn.microsoft.com/graph/throttling, "Throttling and batching").
             routes = {"POST": _Route(self._batch, "$batch", None)}
         else:
             known = {"users", "subscribedSkus", "groups", "servicePrincipals", "synchronization"}
+            known |= {"admin", "teams", "telephoneNumberManagement"}
             where = next((s for s in segments if s not in known), segments[0] if segments else "")
             raise GraphRefusal(400, "BadRequest", f"Resource not found for the segment '{where}'.")
         route = routes.get(method)
@@ -457,11 +479,13 @@ class GraphService:
             reply = replies[item["id"]]
             entry: dict[str, Any] = {"id": item["id"], "status": reply.status}
             # Items carry their own Retry-After and x-ms-resource-unit / x-ms-throttle-* headers
-            # (learn.microsoft.com/graph/json-batching, example response).
+            # (learn.microsoft.com/graph/json-batching, example response), and Location (an
+            # assignNumber order's operation: item headers are "the headers returned by the
+            # server", same page).
             entry["headers"] = {
                 k: v
                 for k, v in reply.headers.items()
-                if k in {"Content-Type", "Retry-After"} or k.startswith("x-ms-")
+                if k in {"Content-Type", "Retry-After", "Location"} or k.startswith("x-ms-")
             }
             if reply.body is not None:
                 entry["body"] = reply.body
@@ -505,7 +529,22 @@ class _Route:
 
     handler: Callable[[Request, list[str], dict[str, str]], Reply]
     name: str
-    cost_path: str | None  # None: not metered (the $batch envelope)
+    cost_path: str | None  # None: not metered as identity (the $batch envelope, Teams routes)
+    budget: str = "identity"  # or "teams": Teams' own requests-per-second budget
+
+
+def _answering(
+    handler: Callable[
+        [Mapping[str, str], Any, list[str], dict[str, str]], tuple[int, Any, dict[str, str]]
+    ],
+) -> Callable[[Request, list[str], dict[str, str]], Reply]:
+    """A `teams_api` handler as a route handler."""
+
+    def answer(request: Request, segments: list[str], query: dict[str, str]) -> Reply:
+        status, body, headers = handler(request.headers, request.body, segments, query)
+        return Reply(status, body, headers)
+
+    return answer
 
 
 def _www() -> dict[str, str]:

@@ -332,6 +332,11 @@ def test_the_least_privileged_permissions_are_the_documented_ones() -> None:
         "servicePrincipals.synchronization.jobs.provisionOnDemand": (
             "Application.ReadWrite.OwnedBy"
         ),
+        "teams.userConfigurations.get": "TeamsUserConfiguration.Read.All",
+        "teams.numberAssignments.list": "TeamsTelephoneNumber.Read.All",
+        "teams.numberAssignments.get": "TeamsTelephoneNumber.Read.All",
+        "teams.numberAssignments.assignNumber": "TeamsTelephoneNumber.ReadWrite.All",
+        "teams.operations.get": "TeamsTelephoneNumber.Read.All",
     }
     assert all(set(names) <= KNOWN_PERMISSIONS for names in ROUTE_PERMISSIONS.values())
 
