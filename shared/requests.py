@@ -31,9 +31,8 @@ _EMPLOYEE_ID = re.compile(r"[A-Za-z0-9._-]{1,16}")
 # Characters Entra ID allows in the part before the @ (plus `$`, which Graph addresses
 # with the key syntax); `#` covers guest markers such as `#EXT#`.
 _UPN_LOCAL = re.compile(r"[A-Za-z0-9'._!#^~$&+=-]{1,113}")
-_DOMAIN = re.compile(
-    r"(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
-)
+_DOMAIN_LABELS = r"([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+_DOMAIN = re.compile(r"(?=.{1,253}$)" + _DOMAIN_LABELS)
 _SKU_PART = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 _PLAN_NAME = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 _KNOWN_FIELDS: Final = frozenset(
@@ -492,11 +491,15 @@ def json_schema() -> dict[str, Any]:
     A schema cannot say everything the app checks: RFC 4514 beyond its shape, a SKU listed
     twice in another case, `startDate` at most 400 days ahead, a `syncDeadline` not before
     the start window, `disabledPlans` refused in group mode. Those answer `rejected` all
-    the same, field by field."""
+    the same, field by field.
+
+    Every `pattern` is in the syntax common to ECMA-262 and RE2 (no look-around, no
+    backreference: RE2-based validators, as in many iPaaS tools, refuse them) and uses
+    `[0-9]`, not `\\d` (any Unicode digit in Python's `re`). No `$id`: the schema is not
+    published at a URL, and needs none (it has no `$ref`)."""
     string = {"type": "string"}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://github.com/user-onboarding/schemas/user-onboard.schema.json",
         "title": "user-onboard request (contract v1.1)",
         "description": (
             "One onboarding request, posted as UTF-8 JSON text (at most "
@@ -519,9 +522,11 @@ def json_schema() -> dict[str, Any]:
             },
             "userPrincipalName": {
                 **string,
-                # No dot first, last, or twice in a row before the @ (lookaheads, ECMA 262).
-                "pattern": (
-                    f"^(?!\\.)(?!.*\\.\\.)(?!.*\\.@){_UPN_LOCAL.pattern}@{_DOMAIN.pattern}$"
+                "pattern": _UPN_SHAPE_PATTERN,
+                "allOf": [{"pattern": _UPN_LENGTHS_PATTERN}],
+                "description": (
+                    "local@domain; no dot first, last or twice in a row before the @; at "
+                    "most 113 characters before the @ and 253 after (the second pattern)."
                 ),
             },
             "employeeId": {**string, "pattern": f"^{_EMPLOYEE_ID.pattern}$"},
@@ -548,14 +553,14 @@ def json_schema() -> dict[str, Any]:
             "syncDeadline": {**string, "pattern": _RFC3339_PATTERN},
             "startDate": {
                 **string,
-                "pattern": f"^(?:\\d{{4}}-\\d{{2}}-\\d{{2}}|{_RFC3339_PATTERN[1:-1]})$",
+                "pattern": f"^(?:[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}|{_RFC3339_PATTERN[1:-1]})$",
                 "description": "A date (read as 00:00 UTC) or a timestamp with offset.",
             },
             "onPremisesDistinguishedName": {
                 **string,
                 "minLength": 3,
                 "maxLength": MAX_DN_CHARS,
-                "pattern": "(^|[,+])\\s*[Dd][Cc]\\s*=",
+                "pattern": f"(^|[,+])[{_DN_SPACE}]*[Dd][Cc][{_DN_SPACE}]*=",
                 "description": "RFC 4514 with a DC= component; the app checks it fully.",
             },
         },
@@ -563,5 +568,15 @@ def json_schema() -> dict[str, Any]:
 
 
 _RFC3339_PATTERN: Final = (
-    "^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?([Zz]|[+-]\\d{2}:\\d{2})$"
+    "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?"
+    "([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 )
+# The UPN without look-arounds, in two patterns that together say what `upn_problem` does:
+# the shape (runs of the part-before-@ characters other than the dot, joined by single
+# dots, then the domain's labels; one @, as neither side allows it) and the lengths.
+_UPN_ATOM: Final = "[A-Za-z0-9'_!#^~$&+=-]+"
+_UPN_SHAPE_PATTERN: Final = f"^{_UPN_ATOM}(?:\\.{_UPN_ATOM})*@{_DOMAIN_LABELS}$"
+_UPN_LENGTHS_PATTERN: Final = "^[^@]{1,113}@[^@]{1,253}$"
+# What `str.strip()` takes off around a DN's attribute type, less the control characters
+# `dn_problem` refuses (a `\s` is ASCII only in RE2: it would refuse "CN=x,\u00a0DC=y").
+_DN_SPACE: Final = " \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
