@@ -158,6 +158,8 @@ def _storage_problem(error: Exception, place: Place) -> str:
             f"the app's storage account? ({first})"
         )
     hint = " (is `make serve` running?)" if place.local else ""
+    if place.name.startswith("storage account") and place.connection.connection_string is None:
+        hint = " (signed in with `az login`, with the roles of docs/operations.md?)"
     return f"cannot read {place.name}{hint}: {type(error).__name__}: {first}"
 
 
