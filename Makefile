@@ -69,7 +69,7 @@ watch: $(STAMP)
 	$(PY) -m local_stack.watch
 
 ops: $(STAMP)
-	$(PY) -m ops $(ARGS)
+	$(PY) -m ops --local $(ARGS)
 
 ops-demo: $(STAMP) $(NODE_STAMP)
 	$(PY) -m local_stack.ops_demo

@@ -10,18 +10,21 @@ development host), then:
    (`assignLicense` answers 403);
 3. puts a valid body on `user-onboard-poison`, as the Functions host does after
    `maxDequeueCount` failures (`POISON_HOLD` PT1H: it is held for replay);
-4. prints `python -m ops list`, `show` for each request and `list held`;
+4. prints `python -m ops list`, `list pending --limit 2` (cut: it says how many more),
+   `show` for each request (one with `--json`) and `list held`;
 5. grants `LicenseAssignment.ReadWrite.All` and replays the poisoned message;
 6. shows both requests again, replays a second time (refused: the request has its
    outcome) and lists again.
 
-Every command is run as on-call would run it (`python -m ops --connection-string ...`)
-and printed with its exit code. Docs: docs/operations.md.
+Every command is run as on-call would run it, in a shell whose `AzureWebJobsStorage` is
+the demo stack's connection string (its ports are its own, not `make serve`'s, so
+`--local` would not reach it), and printed with its exit code. Docs: docs/operations.md.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -40,12 +43,17 @@ ENTERPRISEPACK = [{"skuPartNumber": "ENTERPRISEPACK"}]
 
 def ops(connection_string: str, *args: str) -> int:
     """Run `python -m ops` against the stack's storage and print what it printed."""
-    command = [sys.executable, "-m", "ops", "--connection-string", connection_string, *args]
-    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False)  # noqa: S603
+    environment = {**os.environ, "AzureWebJobsStorage": connection_string}
+    command = [sys.executable, "-m", "ops", *args]
+    done = subprocess.run(  # noqa: S603 - this interpreter, the demo's own arguments
+        command, cwd=REPO, env=environment, capture_output=True, text=True, check=False
+    )
     print(f"$ python -m ops {' '.join(args)}   (exit {done.returncode})")
     print(done.stdout.rstrip())
-    if done.stderr.strip():
-        print(done.stderr.strip())
+    # The tool says which account AzureWebJobsStorage named; here it is always the demo's.
+    notes = [line for line in done.stderr.splitlines() if "(AzureWebJobsStorage)" not in line]
+    if notes:
+        print("\n".join(notes))
     print(flush=True)
     return done.returncode
 
@@ -80,9 +88,12 @@ def main() -> int:
         message_id = str(stack.queue("user-onboard-poison").send_message(json.dumps(poisoned)).id)
         time.sleep(8)  # the sweep keeps the poisoned message, the blocked request is parked
 
+        print("$ export AzureWebJobsStorage='<the demo stack's connection string>'\n")
         ops(connection, "list")
+        ops(connection, "list", "pending", "--limit", "2")
         for request_id in ("LICENSED", "WAITING", "SCHEDULED", "BLOCKED", "FAILED", "REJECTED"):
             ops(connection, "show", f"OPS-{request_id}")
+        ops(connection, "show", "OPS-BLOCKED", "--json")
         ops(connection, "show", "OPS-POISONED")
         ops(connection, "list", "held")
 

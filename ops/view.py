@@ -15,52 +15,14 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from azure.data.tables import TableClient, TableServiceClient
-from azure.storage.queue import QueueClient
-
-from shared.adapters.ledger import PARKED, TableLedger, ensure_table
+from ops.store import Store, kept_of_request, kept_page, parked_page
+from shared.adapters.ledger import set_aside_of
+from shared.adapters.storage import storage_call
 from shared.domain.decoding import decode_body
 from shared.domain.errors import InvalidRequest
 from shared.domain.records import RequestRecord, SetAside, SetAsideStatus
 from shared.domain.times import format_time
-from shared.names import QUEUE_REQUESTS, TABLE_REQUESTS
-
-
-@dataclass
-class Store:
-    """The ledger table and the intake queue of one storage account."""
-
-    table: TableClient
-    intake: QueueClient
-    closers: list[Any] = field(default_factory=list)
-
-    @classmethod
-    def open(cls, *, account: str | None, connection_string: str | None) -> Store:
-        if connection_string:
-            tables = TableServiceClient.from_connection_string(connection_string)
-            intake = QueueClient.from_connection_string(connection_string, QUEUE_REQUESTS)
-        else:
-            from azure.identity import DefaultAzureCredential
-
-            credential = DefaultAzureCredential()
-            tables = TableServiceClient(
-                endpoint=f"https://{account}.table.core.windows.net", credential=credential
-            )
-            intake = QueueClient(
-                f"https://{account}.queue.core.windows.net", QUEUE_REQUESTS, credential=credential
-            )
-        if connection_string:
-            ensure_table(tables)  # a local stack that has not run yet
-        return cls(tables.get_table_client(TABLE_REQUESTS), intake, [tables, intake])
-
-    @property
-    def ledger(self) -> TableLedger:
-        return TableLedger(self.table)
-
-    def close(self) -> None:
-        for client in self.closers:
-            client.close()
-
+from shared.names import QUEUE_REQUESTS
 
 # --- show: where is request X -------------------------------------------------------------
 
@@ -161,7 +123,8 @@ class RequestView:
 
 async def describe(store: Store, request_id: str, *, now: datetime) -> RequestView:
     record = await store.ledger.read(request_id)
-    kept = [i for i in await store.ledger.set_aside_items() if i.request_id == request_id]
+    rows = await storage_call(kept_of_request, store.table, request_id)
+    kept = [set_aside_of(row) for row in rows]
     view = RequestView(request_id, record, kept, now)
     view.exit_code = 0 if record is not None or kept else 1
     return view
@@ -174,22 +137,34 @@ async def describe(store: Store, request_id: str, *, now: datetime) -> RequestVi
 class Listing:
     parked: list[dict[str, str]]
     kept: list[SetAside]
+    parked_total: int = 0
+    kept_total: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"parked": self.parked, "kept": [_kept_json(i) for i in self.kept]}
+        return {
+            "parked": self.parked,
+            "parkedTotal": self.parked_total,
+            "kept": [_kept_json(i) for i in self.kept],
+            "keptTotal": self.kept_total,
+        }
 
     def text(self) -> str:
         lines = []
-        if self.parked:
-            lines.append(f"{len(self.parked)} parked request(s), earliest deadline first:")
+        if self.parked_total:
+            lines.append(
+                _count(len(self.parked), self.parked_total, "parked request(s)")
+                + ", earliest deadline first:"
+            )
             lines.append(f"  {'request':<24} {'state':<10} {'next check':<25} deadline")
             for row in self.parked:
                 lines.append(
                     f"  {row['requestId']:<24} {row['status']:<10} "
                     f"{row.get('nextCheckAt') or '-':<25} {row.get('deadline') or '-'}"
                 )
-        if self.kept:
-            lines.append(f"{len(self.kept)} message(s) kept aside:")
+        if self.kept_total:
+            lines.append(
+                _count(len(self.kept), self.kept_total, "message(s) kept aside") + ", oldest first:"
+            )
             for item in self.kept:
                 held = item.status == SetAsideStatus.HELD
                 hold = f", held until {_time(item.hold_until)}" if held else ""
@@ -200,6 +175,12 @@ class Listing:
         return "\n".join(lines) or "nothing parked, nothing kept aside"
 
 
+def _count(shown: int, total: int, what: str) -> str:
+    if shown == total:
+        return f"{total:,} {what}"
+    return f"{total:,} {what} ({total - shown:,} more than these {shown:,}: --limit 0 for all)"
+
+
 STATES = frozenset({"pending", "scheduled", "waiting", "blocked", "held", "set-aside"})
 _PARKED_STATES = {
     "pending": {"waiting", "blocked", "scheduled"},
@@ -207,37 +188,36 @@ _PARKED_STATES = {
     "blocked": {"blocked"},
     "scheduled": {"scheduled"},
 }
+DEFAULT_LIMIT = 100
 
 
-async def list_requests(store: Store, states: set[str]) -> Listing:
+async def list_requests(store: Store, states: set[str], *, limit: int = 0) -> Listing:
+    """Parked requests (earliest deadline first) and kept messages (oldest first) in
+    `states` (default: all); at most `limit` of each (0: all), with the count of each."""
     wanted = states or {"pending", "held", "set-aside"}
     statuses = set().union(*(_PARKED_STATES.get(state, set()) for state in wanted))
-    parked: list[dict[str, str]] = []
-    if statuses:
-        rows = store.table.query_entities("PartitionKey eq @pk", parameters={"pk": PARKED})
-        for row in rows:
-            if row.get("Status") in statuses:
-                parked.append(
-                    {
-                        "requestId": str(row.get("RequestId")),
-                        "status": str(row.get("Status")),
-                        "deadline": str(row.get("Deadline") or ""),
-                        "nextCheckAt": str(row.get("NextCheckAt") or ""),
-                        "notBefore": str(row.get("NotBefore") or ""),
-                        "lastSeen": str(row.get("LastSeen") or ""),
-                    }
-                )
-        parked.sort(key=lambda r: r["deadline"] or "~")
-    kept: list[SetAside] = []
+    parked = await storage_call(parked_page, store.table, statuses, limit)
+    listing = Listing([_parked_json(row) for row in parked.rows], [], parked.total)
     if wanted & {"held", "set-aside"}:
-        items = await store.ledger.set_aside_items()
-        kept = [
-            i
-            for i in items
-            if ("held" in wanted and i.status == "held")
-            or ("set-aside" in wanted and i.status != "held")
-        ]
-    return Listing(parked, kept)
+
+        def chosen(status: str) -> bool:
+            return ("held" in wanted) if status == "held" else ("set-aside" in wanted)
+
+        kept = await storage_call(kept_page, store.table, chosen, limit)
+        listing.kept = [set_aside_of(row) for row in kept.rows]
+        listing.kept_total = kept.total
+    return listing
+
+
+def _parked_json(row: dict[str, Any]) -> dict[str, str]:
+    return {
+        "requestId": str(row.get("RequestId")),
+        "status": str(row.get("Status")),
+        "deadline": str(row.get("Deadline") or ""),
+        "nextCheckAt": str(row.get("NextCheckAt") or ""),
+        "notBefore": str(row.get("NotBefore") or ""),
+        "lastSeen": str(row.get("LastSeen") or ""),
+    }
 
 
 # --- replay: re-post held poisoned messages -----------------------------------------------
@@ -281,7 +261,7 @@ async def replay(
     items = [i for i in await ledger.set_aside_items() if i.source == "poison"]
     chosen = [i for i in items if i.message_id in set(message_ids)]
     if all_held:
-        chosen += [i for i in items if i.status == "held" and i not in chosen]
+        chosen += [i for i in items if i.status == SetAsideStatus.HELD and i not in chosen]
     for missing in set(message_ids) - {i.message_id for i in items}:
         result.add(missing, False, "no poisoned message with this id is kept")
     if new_request_id is not None and len(chosen) != 1:

@@ -23,7 +23,7 @@ from shared.adapters.queues import ensure_queues, storage_ports
 from shared.adapters.storage import queue_service, table_service
 from shared.decisions import Backoff
 from shared.names import ALL_QUEUES, TABLE_REQUESTS
-from shared.service import OnboardingService, Policy
+from shared.service.onboarding import OnboardingService, Policy
 from shared.service.ports import (
     Clock,
     Directory,

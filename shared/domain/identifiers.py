@@ -13,9 +13,8 @@ EMPLOYEE_ID = re.compile(r"[A-Za-z0-9._-]{1,16}")
 # Characters Entra ID allows in the part before the @ (plus `$`, which Graph addresses
 # with the key syntax); `#` covers guest markers such as `#EXT#`.
 UPN_LOCAL = re.compile(r"[A-Za-z0-9'._!#^~$&+=-]{1,113}")
-DOMAIN = re.compile(
-    r"(?=.{1,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
-)
+DOMAIN_LABELS = r"([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+DOMAIN = re.compile(r"(?=.{1,253}$)" + DOMAIN_LABELS)
 SKU_PART = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 PLAN_NAME = re.compile(r"[A-Za-z0-9_.+-]{1,64}")
 # RFC 4514: an attribute type is a keyword or a numeric OID.

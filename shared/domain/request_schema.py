@@ -8,13 +8,12 @@ from typing import Any, Final
 from shared.domain.countries import ISO_3166_ALPHA2
 from shared.domain.decoding import MAX_MESSAGE_BYTES
 from shared.domain.identifiers import (
-    DOMAIN,
+    DOMAIN_LABELS,
     EMPLOYEE_ID,
     MAX_DN_CHARS,
     PLAN_NAME,
     REQUEST_ID,
     SKU_PART,
-    UPN_LOCAL,
 )
 from shared.domain.requests import MAX_DISABLED_PLANS, MAX_LICENSES
 
@@ -26,10 +25,14 @@ def json_schema() -> dict[str, Any]:
     A schema cannot say everything the app checks: RFC 4514 beyond its shape, a SKU listed
     twice in another case, `startDate` at most 400 days ahead, a `syncDeadline` not before
     the start window, `disabledPlans` refused in group mode. Those answer `rejected` all
-    the same, field by field."""
+    the same, field by field.
+
+    Every `pattern` is in the syntax common to ECMA-262 and RE2 (no look-around, no
+    backreference: RE2-based validators, as in many iPaaS tools, refuse them) and uses
+    `[0-9]`, not `\\d` (any Unicode digit in Python's `re`). No `$id`: the schema is not
+    published at a URL, and needs none (it has no `$ref`)."""
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": "https://github.com/user-onboarding/schemas/user-onboard.schema.json",
         "title": "user-onboard request (contract v1.1)",
         "description": (
             "One onboarding request, posted as UTF-8 JSON text (at most "
@@ -58,46 +61,65 @@ def _properties() -> dict[str, Any]:
         },
         "userPrincipalName": {
             **string,
-            # No dot first, last, or twice in a row before the @ (lookaheads, ECMA 262).
-            "pattern": (f"^(?!\\.)(?!.*\\.\\.)(?!.*\\.@){UPN_LOCAL.pattern}@{DOMAIN.pattern}$"),
+            "pattern": _UPN_SHAPE_PATTERN,
+            "allOf": [{"pattern": _UPN_LENGTHS_PATTERN}],
+            "description": (
+                "local@domain; no dot first, last or twice in a row before the @; at "
+                "most 113 characters before the @ and 253 after (the second pattern)."
+            ),
         },
         "employeeId": {**string, "pattern": f"^{EMPLOYEE_ID.pattern}$"},
         "onPremisesImmutableId": {**string, "pattern": "^[ -~]{1,256}$"},
         "usageLocation": {**string, "enum": sorted(ISO_3166_ALPHA2)},
-        "licenses": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": MAX_LICENSES,
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["skuPartNumber"],
-                "properties": {
-                    "skuPartNumber": {**string, "pattern": f"^{SKU_PART.pattern}$"},
-                    "disabledPlans": {
-                        "type": "array",
-                        "maxItems": MAX_DISABLED_PLANS,
-                        "items": {**string, "pattern": f"^{PLAN_NAME.pattern}$"},
-                    },
-                },
-            },
-        },
+        "licenses": _licenses(),
         "syncDeadline": {**string, "pattern": _RFC3339_PATTERN},
         "startDate": {
             **string,
-            "pattern": f"^(?:\\d{{4}}-\\d{{2}}-\\d{{2}}|{_RFC3339_PATTERN[1:-1]})$",
+            "pattern": f"^(?:[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}|{_RFC3339_PATTERN[1:-1]})$",
             "description": "A date (read as 00:00 UTC) or a timestamp with offset.",
         },
         "onPremisesDistinguishedName": {
             **string,
             "minLength": 3,
             "maxLength": MAX_DN_CHARS,
-            "pattern": "(^|[,+])\\s*[Dd][Cc]\\s*=",
+            "pattern": f"(^|[,+])[{_DN_SPACE}]*[Dd][Cc][{_DN_SPACE}]*=",
             "description": "RFC 4514 with a DC= component; the app checks it fully.",
         },
     }
 
 
+def _licenses() -> dict[str, Any]:
+    string = {"type": "string"}
+    return {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": MAX_LICENSES,
+        "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["skuPartNumber"],
+            "properties": {
+                "skuPartNumber": {**string, "pattern": f"^{SKU_PART.pattern}$"},
+                "disabledPlans": {
+                    "type": "array",
+                    "maxItems": MAX_DISABLED_PLANS,
+                    "items": {**string, "pattern": f"^{PLAN_NAME.pattern}$"},
+                },
+            },
+        },
+    }
+
+
 _RFC3339_PATTERN: Final = (
-    "^\\d{4}-\\d{2}-\\d{2}[Tt]\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,9})?([Zz]|[+-]\\d{2}:\\d{2})$"
+    "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?"
+    "([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 )
+# The UPN without look-arounds, in two patterns that together say what `upn_problem` does:
+# the shape (runs of the part-before-@ characters other than the dot, joined by single
+# dots, then the domain's labels; one @, as neither side allows it) and the lengths.
+_UPN_ATOM: Final = "[A-Za-z0-9'_!#^~$&+=-]+"
+_UPN_SHAPE_PATTERN: Final = f"^{_UPN_ATOM}(?:\\.{_UPN_ATOM})*@{DOMAIN_LABELS}$"
+_UPN_LENGTHS_PATTERN: Final = "^[^@]{1,113}@[^@]{1,253}$"
+# What `str.strip()` takes off around a DN's attribute type, less the control characters
+# `dn_problem` refuses (a `\s` is ASCII only in RE2: it would refuse "CN=x,\u00a0DC=y").
+_DN_SPACE: Final = " \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"

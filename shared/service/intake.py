@@ -20,7 +20,7 @@ from shared.service.settling import carry_out, publish_decided
 log = logging.getLogger("user_onboarding")
 
 
-async def handle_request(ctx: Context, body: bytes | str, message_id: str) -> str:
+async def handle_message(ctx: Context, body: bytes | str, message_id: str) -> str:
     """Handle one message; returns the outcome's name for the log."""
     request_id, outcome = await _handle(ctx, body, message_id)
     report(outcome, request_id=request_id, message_id=message_id, trigger="queue")

@@ -15,9 +15,9 @@ and the first one recorded stands (guarantee 7).
 
 from __future__ import annotations
 
-from shared.service import intake
 from shared.service.caches import CloudSync, SkuCache
 from shared.service.context import Context, Policy
+from shared.service.intake import handle_message
 from shared.service.ports import (
     Clock,
     Directory,
@@ -61,7 +61,7 @@ class OnboardingService:
 
         Never raises for what the body holds (guarantee 6); a storage failure raises, for
         the host to retry (then poison, which the sweep reports)."""
-        return await intake.handle_request(self._ctx, body, message_id)
+        return await handle_message(self._ctx, body, message_id)
 
     async def sweep(self) -> SweepReport:
         """Report poisoned messages, then recheck every due pending request, within budget.

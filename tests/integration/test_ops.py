@@ -14,9 +14,10 @@ import pytest
 
 from local_stack.stack import LocalStack
 from ops.__main__ import main as ops_main
-from ops.view import Store, describe, list_requests, replay
+from ops.store import Store
+from ops.view import describe, list_requests, replay
 from shared.bootstrap import Wiring, build_service, policy_from
-from shared.settings import Settings
+from shared.settings import Settings, StorageConnection
 
 pytestmark = pytest.mark.stack
 SAMPLES = Path(__file__).resolve().parents[2] / "local_stack" / "samples"
@@ -41,7 +42,7 @@ def onboard(request_id: str, upn: str, **extra: Any) -> str:
 
 def store_of(stack: LocalStack) -> Store:
     assert stack.azurite is not None
-    return Store.open(account=None, connection_string=stack.azurite.connection_string)
+    return Store.open(StorageConnection(connection_string=stack.azurite.connection_string))
 
 
 def test_show_tells_where_each_request_is(stack: LocalStack) -> None:
