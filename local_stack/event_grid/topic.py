@@ -90,32 +90,27 @@ class Topic:
         """The answer to `POST /api/events?<query>`; a Fault of kind timeout or drop means
         no answer at all. `headers` have lower-case names."""
         request_id = new_request_id()
+        seen = {"bytes": len(body), "contentType": headers.get("content-type")}
         reply = self._gate(query, headers, client, request_id)
         if isinstance(reply, Fault):
-            self._record(request_id, 0, fault=reply.kind, bytes=len(body))
+            self._record(request_id, 0, fault=reply.kind, **seen)
             return reply
         if isinstance(reply, Reply):
-            self._record(request_id, reply.status, bytes=len(body))
+            self._record(request_id, reply.status, **seen)
             return reply
-        credential = reply
+        seen["credential"] = reply
         parsed = parse_publish(body, headers.get("content-type"), request_id)
         if isinstance(parsed, Reply):
-            self._record(request_id, parsed.status, credential=credential, bytes=len(body))
+            self._record(request_id, parsed.status, **seen)
             return parsed
         if not self.rate_limit.admit([len(event.raw) for event in parsed]):
-            self._record(request_id, 429, credential=credential, bytes=len(body))
+            self._record(request_id, 429, **seen)
             return status_reply(429, request_id)
         deliveries = 0
         if self.deliverer is not None:
             deliveries = self.deliverer.submit(self.subscriptions(), parsed)
-        self._record(
-            request_id,
-            200,
-            credential=credential,
-            bytes=len(body),
-            eventIds=[event.id for event in parsed],
-            deliveries=deliveries,
-        )
+        ids = [event.id for event in parsed]
+        self._record(request_id, 200, eventIds=ids, deliveries=deliveries, **seen)
         return Reply(200, None, {"x-ms-request-id": request_id})
 
     def _gate(
