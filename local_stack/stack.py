@@ -1,5 +1,7 @@
 """The whole local stack in one object: Azurite, the Graph emulator and the development
-host running `function_app.py`, plus helpers to post requests and collect events.
+host running `function_app.py`, plus helpers to post requests and collect events; on
+request (`event_grid=True`) also the Event Grid stand-in, with its subscriptions' queues,
+and `EVENT_GRID_TOPIC_ENDPOINT` set for the app.
 
 `make run`, `make serve`, the end-to-end tests and the benchmarks all use this, so they
 exercise the same wiring.
@@ -7,25 +9,37 @@ exercise the same wiring.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from azure.storage.queue import QueueServiceClient
 
 from local_stack.azurite import Azurite, AzuriteError, relaunch_azurite, start_azurite
+from local_stack.event_grid import EventGridStandIn, parse_subscription, start_event_grid
 from local_stack.graph_emulator import Emulator, start_emulator
 from shared.adapters.queues import ensure_queues
 from shared.names import ALL_QUEUES
 
 REPO = Path(__file__).resolve().parents[1]
 TERMINAL = ("licensed", "failed", "rejected")
+# Two consumers of the Event Grid topic: an HR system taking every event, a telephony team
+# taking only what concerns phones (see the file).
+SAMPLE_SUBSCRIPTIONS = REPO / "local_stack" / "samples" / "event-grid-subscriptions.json"
+
+
+def sample_subscriptions() -> list[dict[str, Any]]:
+    subscriptions: list[dict[str, Any]] = json.loads(SAMPLE_SUBSCRIPTIONS.read_text())[
+        "subscriptions"
+    ]
+    return subscriptions
 
 
 def sample_settings() -> dict[str, str]:
@@ -51,7 +65,12 @@ class LocalStack:
         azurite_table_port: int = 0,
         graph_port: int = 0,
         emulator_options: Mapping[str, Any] | None = None,
+        event_grid: bool = False,
+        event_grid_subscriptions: Sequence[Mapping[str, Any]] | None = None,
+        event_grid_options: Mapping[str, Any] | None = None,
     ) -> None:
+        """`event_grid`: also run the Event Grid stand-in, with `event_grid_subscriptions`
+        (default: the two sample consumers) and `event_grid_options` (EventGridStandIn's)."""
         self.state_dir = state_dir
         self.directory = directory
         self.overrides = dict(settings or {})
@@ -59,6 +78,13 @@ class LocalStack:
         self.azurite_table_port = azurite_table_port
         self.graph_port = graph_port
         self.emulator_options = dict(emulator_options or {})
+        self.event_grid_enabled = event_grid
+        self.event_grid_subscriptions = [
+            dict(s) for s in (event_grid_subscriptions or sample_subscriptions())
+        ]
+        self.event_grid_options = dict(event_grid_options or {})
+        self.event_grid: EventGridStandIn | None = None
+        self.consumer_events_seen: dict[str, list[dict[str, Any]]] = {}
         self.azurite: Azurite | None = None
         self.graph: Emulator | None = None
         self.host: subprocess.Popen[bytes] | None = None
@@ -81,20 +107,38 @@ class LocalStack:
             )
             self._queues = QueueServiceClient.from_connection_string(self.azurite.connection_string)
             ensure_queues(self._queues, ALL_QUEUES)
+            if self.event_grid_enabled:
+                self._start_event_grid()
         except BaseException:
             self.stop()
             raise
         return self
 
+    def _start_event_grid(self) -> None:
+        """The subscriptions' queues (Bicep or the consumers create them in Azure), then the
+        stand-in delivering to them."""
+        assert self.azurite is not None
+        assert self._queues is not None
+        queues = tuple(self.subscription_queue(s["name"]) for s in self.event_grid_subscriptions)
+        ensure_queues(self._queues, queues)
+        self.event_grid = start_event_grid(
+            storage_connection_string=self.azurite.connection_string,
+            subscriptions=self.event_grid_subscriptions,
+            **self.event_grid_options,
+        )
+
     def stack_values(self) -> dict[str, str]:
         """The overrides and this stack's endpoints (what differs from the settings file)."""
         assert self.azurite is not None
         assert self.graph is not None
-        return {
+        values = {
             **self.overrides,
             "AzureWebJobsStorage": self.azurite.connection_string,
             "GRAPH_BASE_URL": self.graph.base_url,
         }
+        if self.event_grid is not None:
+            values["EVENT_GRID_TOPIC_ENDPOINT"] = self.event_grid.endpoint
+        return values
 
     def app_environment(self) -> dict[str, str]:
         """What the app sees in-process: the settings file's values, then the stack's."""
@@ -184,6 +228,9 @@ class LocalStack:
         if self.graph is not None:
             self.graph.stop()
             self.graph = None
+        if self.event_grid is not None:
+            self.event_grid.stop()
+            self.event_grid = None
         if self.azurite is not None:
             self.azurite.stop()
             self.azurite = None
@@ -251,3 +298,35 @@ class LocalStack:
                 key = event.get("subject") or event["id"]
                 out[key] = event
         return out
+
+    # --- Event Grid consumers ---------------------------------------------------------
+
+    def subscription_queue(self, subscription: str) -> str:
+        """The Storage queue an Event Grid subscription delivers to."""
+        for document in self.event_grid_subscriptions:
+            if document["name"] == subscription:
+                return parse_subscription(document).queue_name
+        raise KeyError(f"no Event Grid subscription named {subscription}")
+
+    def consumer_messages(self, subscription: str, *, take: bool = True) -> list[str]:
+        """What a consumer reads from its subscription's queue: each message's text decoded
+        from base64 (Event Grid's queue encoding), i.e. the event's JSON as published.
+        `take`: remove them (as a consumer would); otherwise only peek (at most 32)."""
+        queue = self.queue(self.subscription_queue(subscription))
+        if not take:
+            return [_event_text(m.content) for m in queue.peek_messages(max_messages=32)]
+        texts = []
+        for message in queue.receive_messages(messages_per_page=32, visibility_timeout=30):
+            texts.append(_event_text(message.content))
+            queue.delete_message(message)
+        return texts
+
+    def consumer_events(self, subscription: str) -> list[dict[str, Any]]:
+        """Take a consumer's new events, parsed; remembered in consumer_events_seen."""
+        events = [json.loads(text) for text in self.consumer_messages(subscription)]
+        self.consumer_events_seen.setdefault(subscription, []).extend(events)
+        return events
+
+
+def _event_text(content: str) -> str:
+    return base64.b64decode(content, validate=True).decode("utf-8")

@@ -25,6 +25,10 @@ from shared.names import STORAGE_CONNECTION
 DEFAULT_GRAPH_BASE_URL: Final = "https://graph.microsoft.com/v1.0"
 # The fixed token the app sends to a loopback Graph emulator instead of a real credential.
 LOCAL_GRAPH_TOKEN: Final = "local-graph-emulator-token"  # noqa: S105 - not a secret
+# The fixed key the app sends (header aeg-sas-key) to a loopback Event Grid stand-in: azure-core
+# refuses bearer tokens over plain http, a key header it sends as is. Base64, like a real key.
+LOCAL_EVENT_GRID_KEY: Final = "bG9jYWwtZXZlbnQtZ3JpZC1zdGFuZC1pbi1rZXk="
+EVENT_GRID_PATH: Final = "/api/events"
 # Azure Storage hides a message for at most seven days.
 MAX_QUEUE_DELAY: Final = timedelta(days=7)
 
@@ -60,6 +64,8 @@ class Settings:
     license_lead_time: timedelta
     licensing_mode: str  # "direct" | "group"
     license_groups: Mapping[str, str]  # SKUPARTNUMBER (upper case) -> group object id
+    # (v1.2) the Event Grid topic every event also goes to; http:// only on loopback
+    event_grid_topic_endpoint: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -93,6 +99,7 @@ class Settings:
             license_lead_time=_duration(env, "LICENSE_LEAD_TIME", "P1D", zero_allowed=True),
             licensing_mode=mode,
             license_groups=_license_groups(env, required=mode == "group"),
+            event_grid_topic_endpoint=_event_grid_topic_endpoint(env),
         )
 
 
@@ -161,6 +168,31 @@ def _graph_base_url(env: Mapping[str, str]) -> tuple[str, bool]:
     if local and not is_loopback(parts.hostname):
         raise SettingsError(name, "http:// is allowed only for loopback addresses")
     return url, local
+
+
+def _event_grid_topic_endpoint(env: Mapping[str, str]) -> str | None:
+    """The topic's endpoint as Azure shows it (`https://<topic>.<region>-1.eventgrid.azure.net
+    /api/events`); a bare host gets `/api/events`. http:// only for loopback (a stand-in)."""
+    name = "EVENT_GRID_TOPIC_ENDPOINT"
+    url = _optional(env, name)
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise SettingsError(name, f"{url[:200]!r} is not an http(s) URL")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise SettingsError(name, "must not carry a query, fragment or credentials")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise SettingsError(name, "http:// is allowed only for loopback addresses")
+    path = parts.path.rstrip("/") or EVENT_GRID_PATH
+    if path.lower() != EVENT_GRID_PATH:
+        raise SettingsError(
+            name,
+            f"must be the topic endpoint, ending in {EVENT_GRID_PATH} (e.g. "
+            "https://<topic>.<region>-1.eventgrid.azure.net/api/events), not a path "
+            f"{parts.path[:100]!r}",
+        )
+    return f"{parts.scheme}://{parts.netloc}{EVENT_GRID_PATH}"
 
 
 def _duration(

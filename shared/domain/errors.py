@@ -1,5 +1,6 @@
 """The app's one error tree. Lower-level errors are translated into it in one place each
-(`shared.adapters.graph` for msgraph-sdk and httpx, `shared.settings` for the environment).
+(`shared.adapters.graph` for msgraph-sdk and httpx, `shared.settings` for the environment,
+`shared.adapters.event_grid` for azure-eventgrid).
 
     OnboardingError
     ├── InvalidRequest   the message breaks the contract: `rejected`, never retried
@@ -9,11 +10,22 @@
     │                    intake raises, for the Functions host to retry
     ├── LeaseLost        a queue message the app held was received by another receiver
     │                    meanwhile (or is gone): that receiver has it now; nothing decided
-    └── GraphError       Microsoft Graph did not do what was asked. `kind` says what Graph
-                         meant (throttled, unavailable, access denied, not found, or one of
-                         assignLicense's refusals); `call` says which call it refused. Whether
-                         that is worth waiting for or final is a decision, and decisions are
-                         `shared.decisions.after_graph_error`'s, not the adapter's.
+    ├── GraphError       Microsoft Graph did not do what was asked. `kind` says what Graph
+    │                    meant (throttled, unavailable, access denied, not found, or one of
+    │                    assignLicense's refusals); `call` says which call it refused. Whether
+    │                    that is worth waiting for or final is a decision, and decisions are
+    │                    `shared.decisions.after_graph_error`'s, not the adapter's.
+    ├── EventGridUnavailable  the Event Grid topic (EVENT_GRID_TOPIC_ENDPOINT) did not take
+    │                    an event it may take later: no answer, a timeout, a 5xx, throttling,
+    │                    the endpoint not found, or the app's identity refused (401/403,
+    │                    `access_denied`: the role EventGrid Data Sender is missing). Retried
+    │                    later like a storage outage, but never a reason to fail, retry or
+    │                    poison a request: the queue copy of the event went out, and what the
+    │                    topic missed is published again later. Deliberately not a
+    │                    StorageUnavailable, so that no storage-outage handler takes it.
+    └── EventGridRejected  Event Grid refused the event itself (400: not a valid CloudEvent,
+                         413: too large): a bug of the app, not an outage; sending the same
+                         bytes again cannot help. Translated in `shared.adapters.event_grid`.
 
 Other storage errors (a 4xx refusal of one message) stay the storage SDK's: at intake
 they reach the Functions host, whose retries and poison queue deal with them; in the sweep
@@ -160,3 +172,28 @@ class GraphError(OnboardingError):
         self.request_id = request_id
         self.retry_after = retry_after
         super().__init__(f"Graph {status or 'no answer'} {code} on {call}: {message}".strip())
+
+
+class EventGridUnavailable(OnboardingError):
+    """The Event Grid topic did not take an event, for a reason that may pass: `status` 0
+    means no HTTP answer (connection refused, timeout); `access_denied` is a 401/403, which
+    someone must fix (the role EventGrid Data Sender on the topic) but which is retried all
+    the same, like Graph's access denied."""
+
+    def __init__(
+        self, message: str, *, status: int = 0, code: str = "", access_denied: bool = False
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.access_denied = access_denied
+        super().__init__(message)
+
+
+class EventGridRejected(OnboardingError):
+    """Event Grid refused the event itself (400 or 413, or another 4xx that says the request
+    is wrong): a bug, reported with Event Grid's own `code` and message."""
+
+    def __init__(self, message: str, *, status: int, code: str = "") -> None:
+        self.status = status
+        self.code = code
+        super().__init__(message)
