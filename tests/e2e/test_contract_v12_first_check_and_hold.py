@@ -14,7 +14,9 @@ from urllib.parse import unquote
 import pytest
 
 from local_stack.stack import LocalStack
-from ops.view import Store, list_requests, replay
+from ops.store import Store
+from ops.view import list_requests, replay
+from shared.settings import StorageConnection
 
 SAMPLES = Path(__file__).resolve().parents[2] / "local_stack" / "samples"
 FAST = {
@@ -102,7 +104,7 @@ def test_a_poisoned_request_is_announced_blocked_then_replayed_or_rejected_never
     stack.start_host()
     wait_until(lambda: {"PH-1", "PH-2"} <= _blocked(stack), 20, stack)
     assert stack.azurite is not None
-    store = Store.open(account=None, connection_string=stack.azurite.connection_string)
+    store = Store.open(StorageConnection(connection_string=stack.azurite.connection_string))
     try:
         held = asyncio.run(list_requests(store, {"held"})).kept
         (chosen,) = [item for item in held if item.request_id == "PH-1"]
