@@ -63,6 +63,12 @@ param licensingMode string = 'direct'
 param licenseGroups string = ''
 @description('ISO 8601 duration a poisoned message is held (an operator may replay it) before its request is answered rejected/poison; PT0S: at once.')
 param poisonHold string = 'PT1H'
+@description('ISO 8601 duration the app keeps what it recorded about a request after its terminal event (contract v1.2); then the status query answers 404.')
+param ledgerRetention string = 'P90D'
+@description('Accept `teams` in requests and assign Teams Phone numbers (contract v1.2). Also decides whether TeamsUserConfiguration.Read.All and TeamsTelephoneNumber.ReadWrite.All are granted.')
+param teamsPhone bool = false
+@description('ISO 8601 duration the Teams Phone step may wait for Teams once the licenses are on (contract v1.2).')
+param teamsReadyTimeout string = 'PT24H'
 
 // Who else reaches the app's data (docs/deploy.md "Access for HR systems and operators").
 @description('Object ids of the HR systems\' principals, comma-separated: they post to user-onboard and read user-onboard-events. Empty for none.')
@@ -222,6 +228,9 @@ module functionApp 'modules/functionapp.bicep' = {
     licensingMode: licensingMode
     licenseGroups: licenseGroups
     poisonHold: poisonHold
+    ledgerRetention: ledgerRetention
+    teamsPhone: teamsPhone
+    teamsReadyTimeout: teamsReadyTimeout
     intakePaused: intakePaused
   }
   // The host starts with identity-based storage: let its roles exist first.
@@ -241,6 +250,7 @@ module graphPermissions 'modules/graph-permissions.bicep' = if (grantGraphPermis
     setUsageLocation: setUsageLocation
     licensingMode: licensingMode
     forceSync: !empty(cloudSyncJob)
+    teamsPhone: teamsPhone
   }
 }
 

@@ -36,6 +36,9 @@ param cloudSyncJob string
 param licensingMode string
 param licenseGroups string
 param poisonHold string
+param ledgerRetention string
+param teamsPhone bool
+param teamsReadyTimeout string
 
 @description('Stop the queue trigger (AzureWebJobs.user_onboard.Disabled): user-onboard messages wait on the queue.')
 param intakePaused bool
@@ -166,6 +169,19 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'POISON_HOLD'
           value: poisonHold
+        }
+        {
+          name: 'LEDGER_RETENTION'
+          value: ledgerRetention
+        }
+        {
+          // Not string(bool), as for SET_USAGE_LOCATION.
+          name: 'TEAMS_PHONE'
+          value: teamsPhone ? 'true' : 'false'
+        }
+        {
+          name: 'TEAMS_READY_TIMEOUT'
+          value: teamsReadyTimeout
         }
         // The Functions host's switch for one function, here the queue trigger
         // (function_app.user_onboard). Set here, not by hand: `azd provision` replaces

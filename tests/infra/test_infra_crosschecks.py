@@ -287,6 +287,34 @@ def test_contract_v11_settings_are_set_with_their_defaults(setting: str, default
     assert params_of(bicep_tree(INFRA / "main.bicep"))[param].default == default
 
 
+# Contract v1.2 settings with a plain default (EVENT_GRID_TOPIC_ENDPOINT, API_AUDIENCE and
+# API_TENANT_ID depend on what Bicep creates: tested with the topic and the front door).
+CONTRACT_V12_SETTINGS = {
+    "LEDGER_RETENTION": "P90D",
+    "TEAMS_PHONE": "false",
+    "TEAMS_READY_TIMEOUT": "PT24H",
+}
+
+
+def _rendered(value: object) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+@pytest.mark.parametrize(("setting", "default"), CONTRACT_V12_SETTINGS.items())
+def test_contract_v12_settings_are_set_with_their_defaults(setting: str, default: str) -> None:
+    """A v1.2 setting is an app setting fed by a main.bicep param whose default is the
+    contract's, and `azd env set <SETTING>` (same name) overrides it."""
+    mapped = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    (param,) = [
+        name
+        for name, entry in mapped.items()
+        if re.fullmatch(rf"\$\{{{setting}=(.*)\}}", entry["value"])
+    ]
+    assert mapped[param]["value"] == f"${{{setting}={default}}}"
+    assert _rendered(params_of(bicep_tree(INFRA / "main.bicep"))[param].default) == default
+    assert _deployed_app_settings()[setting] == default
+
+
 def test_licensing_mode_allows_only_the_contract_modes() -> None:
     """LICENSING_MODE is `direct` or `group`: Bicep refuses anything else before the app does."""
     source = (INFRA / "main.bicep").read_text(encoding="utf-8")
