@@ -27,9 +27,20 @@ param grantGraphPermissions bool = true
 @description('Grant them from Bicep (the Microsoft Graph extension) instead of the postprovision hook. A first deployment can then fail while Entra ID replicates the new identity; a rerun succeeds.')
 param grantGraphPermissionsWithBicep bool = false
 
-@description('Flex Consumption scale-out limit; each instance also spends Graph throttling budget.')
+// Flex Consumption scale (docs/deploy.md "Scale"). Microsoft's current limits: the
+// lowest maximum is 1 (it was 40 in the preview), the highest 1000; instance memory 512,
+// 2048 or 4096 MB (learn.microsoft.com/azure/azure-functions/flex-consumption-plan,
+// "Considerations" and "Instance sizes").
+// DEFAULT TO BE SET FROM A BENCHMARK: 40 is the value this template has always shipped;
+// the lead engineer replaces it (here and in main.parameters.json, MAXIMUM_INSTANCE_COUNT)
+// with the figure `make bench` supports. Every instance spends the same per-app Graph
+// throttling budget, so more instances do not license faster once Graph throttles.
+@description('Flex Consumption scale-out limit (per function); each instance also spends the app\'s Graph throttling budget.')
+@minValue(1)
+@maxValue(1000)
 param maximumInstanceCount int = 40
 
+@description('Flex Consumption instance memory in MB; 2048 is Microsoft\'s default.')
 @allowed([
   512
   2048

@@ -211,6 +211,28 @@ def params_of(root: tree_sitter.Node) -> dict[str, Param]:
     return found
 
 
+def param_decorators_of(root: tree_sitter.Node) -> dict[str, dict[str, Any]]:
+    """Each `param`'s decorators by name, with their first argument as `value_of` renders
+    it (`@secure()` and other argument-less ones map to None)."""
+    found: dict[str, dict[str, Any]] = {}
+    pending: list[tree_sitter.Node] = []
+    for node in _named(root):
+        if node.type == "decorators":
+            pending = [d for d in _named(node) if d.type == "decorator"]
+            continue
+        if node.type == "parameter_declaration":
+            decorators = {}
+            for decorator in pending:
+                call = _named(decorator)[0]
+                arguments = next(c for c in _named(call) if c.type == "arguments")
+                values = _named(arguments)
+                name = _text(_field(call, "function"))
+                decorators[name] = value_of(values[0]) if values else None
+            found[_text(_named(node)[0])] = decorators
+        pending = []
+    return found
+
+
 def variable_nodes_of(root: tree_sitter.Node) -> dict[str, tree_sitter.Node]:
     """The file's `var` declarations by name, as syntax nodes (for `evaluate`)."""
     return {

@@ -22,6 +22,7 @@ from infra_support import (
     Expr,
     bicep_tree,
     modules_of,
+    param_decorators_of,
     params_of,
     resources_of,
     variables_of,
@@ -313,6 +314,38 @@ def test_contract_v12_settings_are_set_with_their_defaults(setting: str, default
     assert mapped[param]["value"] == f"${{{setting}={default}}}"
     assert _rendered(params_of(bicep_tree(INFRA / "main.bicep"))[param].default) == default
     assert _deployed_app_settings()[setting] == default
+
+
+def test_scale_is_mapped_from_azd_and_bounded_by_microsofts_limits() -> None:
+    """MAXIMUM_INSTANCE_COUNT within Flex Consumption's 1..1000, INSTANCE_MEMORY_MB one of its
+    sizes; both reach the plan's scaleAndConcurrency."""
+    main = bicep_tree(INFRA / "main.bicep")
+    decorators = param_decorators_of(main)
+    assert decorators["maximumInstanceCount"]["minValue"] == 1
+    assert decorators["maximumInstanceCount"]["maxValue"] == 1000
+    assert decorators["instanceMemoryMB"]["allowed"] == [512, 2048, 4096]
+    params = params_of(main)
+    assert 1 <= params["maximumInstanceCount"].default <= 1000
+    assert params["instanceMemoryMB"].default in decorators["instanceMemoryMB"]["allowed"]
+    mapped = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert mapped["maximumInstanceCount"]["value"].startswith("${MAXIMUM_INSTANCE_COUNT=")
+    assert mapped["instanceMemoryMB"]["value"].startswith("${INSTANCE_MEMORY_MB=")
+    (site,) = _of_type(_resources("modules/functionapp.bicep"), "Microsoft.Web/sites")
+    scale = site.body["properties"]["functionAppConfig"]["scaleAndConcurrency"]
+    assert scale == {
+        "maximumInstanceCount": Expr("maximumInstanceCount"),
+        "instanceMemoryMB": Expr("instanceMemoryMB"),
+    }
+    (module,) = [m for m in modules_of(main) if m.target == "modules/functionapp.bicep"]
+    for name in scale:
+        assert module.body["params"][name] == Expr(name)
+
+
+def test_the_benchmark_default_is_flagged_for_the_lead() -> None:
+    """The scale-out default carries the note saying a benchmark decides it."""
+    source = (INFRA / "main.bicep").read_text(encoding="utf-8")
+    note = source[: source.index("param maximumInstanceCount")]
+    assert "DEFAULT TO BE SET FROM A BENCHMARK" in note[-1500:]
 
 
 def test_licensing_mode_allows_only_the_contract_modes() -> None:
