@@ -99,6 +99,15 @@ param operatorPrincipalIds string = ''
 ])
 param operatorPrincipalType string = 'Group'
 
+// Events to every consumer (contract v1.2; modules/eventgrid.bicep, docs/deploy.md
+// "Events to every consumer").
+@description('Create the Event Grid topic every event is also published to, and its consumers\' subscriptions.')
+param eventGridTopicEnabled bool = false
+@description('Without eventGridTopicEnabled: the endpoint of an existing topic to publish to (the app\'s identity needs EventGrid Data Sender on it); empty for none.')
+param eventGridTopicEndpoint string = ''
+@description('The topic\'s consumers, one subscription each: [{name, principalId?, principalType?, webhookUrl?, includedEventTypes?, subjectBeginsWith?, subjectEndsWith?}] (main.parameters.json).')
+param eventConsumers array = []
+
 // Alerts (modules/alerts.bicep).
 @description('Where alerts are emailed; empty: the alert rules still exist and fire in the portal, but notify no one.')
 param alertEmail string = ''
@@ -121,6 +130,10 @@ param failureRateAlertMinimumCount int = 10
   'PT6H'
 ])
 param sweepHeartbeatWindow string = 'PT15M'
+@description('Alert when the oldest request waiting on user-onboard is older than this many minutes: intake paused or stalled. 30: the trigger takes a message within seconds (it polls at least every 10 s), so half an hour means intake is stopped, well before a message expires (7 days).')
+@minValue(5)
+@maxValue(1440)
+param intakeBacklogAlertMinutes int = 30
 
 @description('Pause intake: the queue trigger stops taking user-onboard messages, which wait on the queue (docs/deploy.md "Rollback").')
 param intakePaused bool = false
@@ -135,6 +148,11 @@ var operatorPrincipals = [for id in filter(split(operatorPrincipalIds, ','), eac
   principalId: trim(id)
   principalType: operatorPrincipalType
 }]
+// An HR system with a queue subscription of its own reads its events there: it no longer
+// gets Storage Queue Data Message Processor (read and delete) on the shared events queue.
+var queueConsumersWithReaders = eventGridTopicEnabled ? filter(eventConsumers, c => empty(c.?webhookUrl ?? '') && !empty(c.?principalId ?? '')) : []
+var consumerPrincipalIds = [for c in queueConsumersWithReaders: c.principalId]
+var hrEventsQueueReaders = filter(hrPrincipals, hr => !contains(consumerPrincipalIds, hr.principalId))
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -178,6 +196,19 @@ module storage 'modules/storage.bicep' = {
   }
 }
 
+module eventGrid 'modules/eventgrid.bicep' = if (eventGridTopicEnabled) {
+  name: 'eventgrid'
+  scope: rg
+  params: {
+    topicName: 'evgt-${resourceToken}'
+    location: location
+    tags: tags
+    storageAccountName: storage.outputs.name
+    identityPrincipalId: identity.outputs.principalId
+    consumers: eventConsumers
+  }
+}
+
 module alerts 'modules/alerts.bicep' = {
   name: 'alerts'
   scope: rg
@@ -190,6 +221,8 @@ module alerts 'modules/alerts.bicep' = {
     failureRatePercent: failureRateAlertPercent
     failureRateMinimumCount: failureRateAlertMinimumCount
     sweepHeartbeatWindow: sweepHeartbeatWindow
+    intakeBacklogMinutes: intakeBacklogAlertMinutes
+    eventGridTopicId: eventGridTopicEnabled ? eventGrid.outputs.topicId : ''
   }
 }
 
@@ -204,6 +237,7 @@ module roles 'modules/roles.bicep' = {
     deployerPrincipalId: principalId
     deployerPrincipalType: principalType
     hrPrincipals: hrPrincipals
+    hrEventsQueueReaders: hrEventsQueueReaders
     operatorPrincipals: operatorPrincipals
   }
 }
@@ -242,6 +276,8 @@ module functionApp 'modules/functionapp.bicep' = {
     ledgerRetention: ledgerRetention
     teamsPhone: teamsPhone
     teamsReadyTimeout: teamsReadyTimeout
+    // The topic Bicep creates wins over an existing one's endpoint.
+    eventGridTopicEndpoint: eventGridTopicEnabled ? eventGrid.outputs.endpoint : eventGridTopicEndpoint
     intakePaused: intakePaused
   }
   // The host starts with identity-based storage: let its roles exist first.
@@ -276,3 +312,4 @@ output AZURE_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output AZURE_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
 output AZURE_WORKBOOK_ID string = alerts.outputs.workbookId
+output EVENT_GRID_TOPIC_NAME string = eventGridTopicEnabled ? eventGrid.outputs.topicName : ''

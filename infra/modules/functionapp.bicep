@@ -39,6 +39,8 @@ param poisonHold string
 param ledgerRetention string
 param teamsPhone bool
 param teamsReadyTimeout string
+@description('The Event Grid topic endpoint every event is also published to; empty for none.')
+param eventGridTopicEndpoint string
 
 @description('Stop the queue trigger (AzureWebJobs.user_onboard.Disabled): user-onboard messages wait on the queue.')
 param intakePaused bool
@@ -182,6 +184,11 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'TEAMS_READY_TIMEOUT'
           value: teamsReadyTimeout
+        }
+        {
+          // Empty means "none": events go to the events queue only.
+          name: 'EVENT_GRID_TOPIC_ENDPOINT'
+          value: eventGridTopicEndpoint
         }
         // The Functions host's switch for one function, here the queue trigger
         // (function_app.user_onboard). Set here, not by hand: `azd provision` replaces

@@ -164,6 +164,11 @@ def _declarations(root: tree_sitter.Node, kind: str) -> list[Declaration]:
             condition = _text(test)
         elif body.type == "for_statement":
             loop, body = _text(body), _named(body)[-1]
+            if body.type == "if_statement":  # [for x in xs: if (test) {...}]
+                test, body = _named(body)[0], _named(body)[-1]
+                if test.type == "parenthesized_expression":
+                    test = _named(test)[0]
+                condition = _text(test)
         found.append(
             Declaration(
                 name=name,
@@ -242,31 +247,62 @@ def variable_nodes_of(root: tree_sitter.Node) -> dict[str, tree_sitter.Node]:
     }
 
 
+def _union(*values: Any) -> Any:
+    if all(isinstance(value, dict) for value in values):  # objects: later keys win
+        return {key: item for value in values for key, item in value.items()}
+    # Bicep's union of arrays keeps the first occurrence of each value, in order.
+    return list(dict.fromkeys(item for array in values for item in array))
+
+
 _FUNCTIONS: dict[str, Any] = {
-    "empty": lambda value: len(value) == 0,
+    "empty": lambda value: value is None or len(value) == 0,
     "contains": lambda container, item: item in container,
     "concat": lambda *arrays: [item for array in arrays for item in array],
-    # Bicep's union of arrays keeps the first occurrence of each value, in order.
-    "union": lambda *arrays: list(dict.fromkeys(item for array in arrays for item in array)),
+    "union": _union,
+    "split": lambda text, separator: text.split(separator),
+    "trim": lambda text: text.strip(),
+    "filter": lambda array, keep: [item for item in array if keep(item)],
+    "map": lambda array, function: [function(item) for item in array],
+    "toObject": lambda array, key, value: {key(item): value(item) for item in array},
 }
 _OPERATORS: dict[str, Any] = {
     "==": lambda a, b: a == b,
     "!=": lambda a, b: a != b,
     "&&": lambda a, b: a and b,
     "||": lambda a, b: a or b,
+    "??": lambda a, b: b if a is None else a,
 }
 
 
 def evaluate(node: tree_sitter.Node, names: dict[str, Any]) -> Any:
     """The value of a Bicep expression, with `names` giving params and variables.
 
-    Only what the tests need: literals, names, `!`, `==`, `!=`, `&&`, `||`, `c ? a : b`,
-    parentheses, and the functions in `_FUNCTIONS`. Anything else raises, so a Bicep
-    change the evaluator does not follow fails the test instead of passing it.
+    Only what the tests need: literals, names, `!`, `==`, `!=`, `&&`, `||`, `??`,
+    `c ? a : b`, parentheses, `x.y` and `x.?y`, lambdas, `[for x in xs: ...]`, and the
+    functions in `_FUNCTIONS`. Anything else raises, so a Bicep change the evaluator does
+    not follow fails the test instead of passing it.
     """
     kind = node.type
     if kind == "array":
         return [evaluate(item, names) for item in _named(node)]
+    if kind == "object":
+        return {
+            key_of(prop): evaluate(_named(prop)[1], names)
+            for prop in _named(node)
+            if prop.type == "object_property"
+        }
+    if kind == "lambda_expression":
+        parameter, body = _named(node)[0], _named(node)[-1]
+        return lambda value: evaluate(body, {**names, _text(parameter): value})
+    if kind == "member_expression":
+        return _member(node, names)
+    if kind == "for_statement":
+        variable, iterable, body = _named(node)[0], _named(node)[1], _named(node)[-1]
+        if variable.type != "identifier":
+            raise NotImplementedError(f"loop variables {_text(variable)}")
+        return [
+            evaluate(body, {**names, _text(variable): item}) for item in evaluate(iterable, names)
+        ]
     if kind in ("string", "boolean", "number", "null"):
         value = value_of(node)
         if isinstance(value, Expr):
@@ -290,6 +326,24 @@ def evaluate(node: tree_sitter.Node, names: dict[str, Any]) -> Any:
         arguments = next(child for child in _named(node) if child.type == "arguments")
         return function(*(evaluate(argument, names) for argument in _named(arguments)))
     raise NotImplementedError(f"{kind}: {_text(node)[:80]}")
+
+
+def _member(node: tree_sitter.Node, names: dict[str, Any]) -> Any:
+    """`x.y` (a missing key raises, as in Bicep) and `x.?y` (a missing key is null)."""
+    target, prop = _named(node)[0], _text(_named(node)[-1])
+    safe = any(_text(child) == ".?" for child in node.children if not child.is_named)
+    if target.type == "lambda_expression":
+        # tree-sitter-bicep 1.1 reads `c => c.name` as `(c => c).name`: apply the member
+        # access to the lambda's result, as Bicep does.
+        inner = evaluate(target, names)
+        return lambda value: _access(inner(value), prop, safe)
+    return _access(evaluate(target, names), prop, safe)
+
+
+def _access(value: Any, prop: str, safe: bool) -> Any:
+    if safe:
+        return None if value is None else value.get(prop)
+    return value[prop]
 
 
 def _field(node: tree_sitter.Node, name: str) -> tree_sitter.Node:

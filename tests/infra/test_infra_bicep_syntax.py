@@ -30,6 +30,7 @@ MODULES = (
     "roles.bicep",
     "graph-permissions.bicep",
     "alerts.bicep",
+    "eventgrid.bicep",
 )
 
 

@@ -41,7 +41,25 @@ ROLE_NAMES = {
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
     "43d0d8ad-25c7-4714-9337-8ba259a9fe05": "Monitoring Reader",
+    "d5a91429-5739-47e2-a06b-3470a27159e7": "EventGrid Data Sender",
+    "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
 }
+ROLES_FILE = "modules/roles.bicep"
+
+
+def _files_with_role_assignments() -> list[str]:
+    return [
+        path.relative_to(INFRA).as_posix()
+        for path in [INFRA / "main.bicep", *sorted((INFRA / "modules").glob("*.bicep"))]
+        if _of_type(resources_of(bicep_tree(path)), ROLE_ASSIGNMENT_TYPE)
+    ]
+
+
+# main.parameters.json values that are literals, not `${VARIABLE}` references: the list of
+# Event Grid consumers is edited in that file (docs/deploy.md "Adding an event consumer").
+LITERAL_PARAMETERS = {"eventConsumers"}
+# App settings Bicep derives instead of taking from azd.
+DERIVED_SETTINGS = {"AZURE_CLIENT_ID"}
 # Contract v1.1 settings: each an app setting, a main.bicep param with this default,
 # mapped from the azd variable of the same name.
 CONTRACT_V11_SETTINGS = {
@@ -93,6 +111,9 @@ def _deployed_app_settings() -> dict[str, str]:
     def main_value(expression: str) -> str:
         if expression in DEPLOYED_VALUES:
             return DEPLOYED_VALUES[expression]
+        if choice := re.fullmatch(r"(\w+) \? ([\w.]+) : ([\w.]+)", expression):
+            chosen = main_params[choice.group(1)].default is True
+            return main_value(choice.group(2) if chosen else choice.group(3))
         default = main_params[expression].default
         return ("true" if default else "false") if isinstance(default, bool) else str(default)
 
@@ -246,6 +267,9 @@ def test_azd_parameter_defaults_match_the_bicep_defaults() -> None:
     mapped = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))
     mismatched = {}
     for name, entry in mapped["parameters"].items():
+        if name in LITERAL_PARAMETERS:
+            assert entry["value"] == params[name].default, name
+            continue
         match = re.fullmatch(r"\$\{(\w+)(?:=(.*))?\}", entry["value"])
         assert match, f"{name}: not an azd ${{VARIABLE}} reference"
         if match.group(2) is None:
@@ -269,8 +293,12 @@ def test_azd_parameters_name_only_main_bicep_params_and_all_required_ones() -> N
 def test_contract_settings_are_parameters_mapped_from_azd() -> None:
     """Every contract setting but AZURE_CLIENT_ID can be set with `azd env set NAME`."""
     mapped = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
-    variables = {re.sub(r"^\$\{(\w+).*", r"\1", entry["value"]) for entry in mapped.values()}
-    assert set(names.APP_SETTINGS) - {"AZURE_CLIENT_ID"} - variables == set()
+    variables = {
+        re.sub(r"^\$\{(\w+).*", r"\1", entry["value"])
+        for name, entry in mapped.items()
+        if name not in LITERAL_PARAMETERS
+    }
+    assert set(names.APP_SETTINGS) - DERIVED_SETTINGS - variables == set()
 
 
 @pytest.mark.parametrize(("setting", "default"), CONTRACT_V11_SETTINGS.items())
@@ -282,7 +310,8 @@ def test_contract_v11_settings_are_set_with_their_defaults(setting: str, default
     (param,) = [
         name
         for name, entry in mapped.items()
-        if re.fullmatch(rf"\$\{{{setting}(=.*)?\}}", entry["value"])
+        if name not in LITERAL_PARAMETERS
+        and re.fullmatch(rf"\$\{{{setting}(=.*)?\}}", entry["value"])
     ]
     assert deployed[setting] == default
     assert params_of(bicep_tree(INFRA / "main.bicep"))[param].default == default
@@ -309,7 +338,8 @@ def test_contract_v12_settings_are_set_with_their_defaults(setting: str, default
     (param,) = [
         name
         for name, entry in mapped.items()
-        if re.fullmatch(rf"\$\{{{setting}=(.*)\}}", entry["value"])
+        if name not in LITERAL_PARAMETERS
+        and re.fullmatch(rf"\$\{{{setting}=(.*)\}}", entry["value"])
     ]
     assert mapped[param]["value"] == f"${{{setting}={default}}}"
     assert _rendered(params_of(bicep_tree(INFRA / "main.bicep"))[param].default) == default
@@ -427,9 +457,9 @@ def test_every_tracked_resource_is_tagged() -> None:
 # --- roles ---------------------------------------------------------------------------------
 
 
-def _role_assignments() -> list[tuple[Declaration, str, str]]:
+def _role_assignments(file: str = ROLES_FILE) -> list[tuple[Declaration, str, str]]:
     """(assignment, variable holding its role id, role name) for each role assignment."""
-    tree = bicep_tree(INFRA / "modules" / "roles.bicep")
+    tree = bicep_tree(INFRA / file)
     variables = variables_of(tree)
     found = []
     for d in _of_type(resources_of(tree), ROLE_ASSIGNMENT_TYPE):
@@ -443,18 +473,25 @@ def _role_assignments() -> list[tuple[Declaration, str, str]]:
     return found
 
 
-def test_role_assignments_are_named_from_scope_principal_and_role() -> None:
+def test_every_module_that_assigns_roles_is_checked() -> None:
+    """The role tests below cover every file with a role assignment."""
+    assert set(_files_with_role_assignments()) == {ROLES_FILE, "modules/eventgrid.bicep"}
+
+
+@pytest.mark.parametrize("file", _files_with_role_assignments())
+def test_role_assignments_are_named_from_scope_principal_and_role(file: str) -> None:
     """Each name is guid(scope.id, principalId, roleId) of that very assignment."""
-    for d, role_variable, _ in _role_assignments():
+    for d, role_variable, _ in _role_assignments(file):
         scope, principal = d.body["scope"].text, d.body["properties"]["principalId"].text
         assert d.body["name"] == Expr(f"guid({scope}.id, {principal}, {role_variable})"), d.name
 
 
-def test_each_role_assignment_is_commented_with_the_role_name() -> None:
+@pytest.mark.parametrize("file", _files_with_role_assignments())
+def test_each_role_assignment_is_commented_with_the_role_name(file: str) -> None:
     """The comment above every assignment names the built-in role it grants."""
-    source = (INFRA / "modules" / "roles.bicep").read_text(encoding="utf-8").splitlines()
+    source = (INFRA / file).read_text(encoding="utf-8").splitlines()
     uncommented = []
-    for d, _, role_name in _role_assignments():
+    for d, _, role_name in _role_assignments(file):
         line = next(i for i, text in enumerate(source) if text.startswith(f"resource {d.name} "))
         comment = []
         while line > 0 and source[line - 1].startswith("//"):
@@ -498,10 +535,11 @@ def _granted_to(grantee: str) -> set[tuple[str, str]]:
 
 
 def test_hr_systems_get_their_two_queues_only() -> None:
-    """HR systems send to user-onboard and read (and delete) user-onboard-events."""
-    assert _granted_to("hrPrincipals") == {
-        ("requestsQueue", "Storage Queue Data Message Sender"),
-        ("eventsQueue", "Storage Queue Data Message Processor"),
+    """HR systems send to user-onboard; those without an Event Grid queue of their own read
+    (and delete) user-onboard-events."""
+    assert _granted_to("hrPrincipals") == {("requestsQueue", "Storage Queue Data Message Sender")}
+    assert _granted_to("hrEventsQueueReaders") == {
+        ("eventsQueue", "Storage Queue Data Message Processor")
     }
 
 
