@@ -108,6 +108,13 @@ param eventGridTopicEndpoint string = ''
 @description('The topic\'s consumers, one subscription each: [{name, principalId?, principalType?, webhookUrl?, includedEventTypes?, subjectBeginsWith?, subjectEndsWith?}] (main.parameters.json).')
 param eventConsumers array = []
 
+// The HTTP front door (contract v1.2; modules/api-registration.bicep, docs/deploy.md
+// "HTTP front door").
+@description('Application (client) id of an existing app registration for the API, for deployers without the Entra rights to create one; empty: Bicep creates it with its app roles.')
+param apiClientId string = ''
+@description('App Service built-in authentication (Easy Auth) in front of the API: tokens for other audiences or tenants are refused with 401 before the app runs. The app validates tokens and roles itself either way.')
+param apiEasyAuthEnabled bool = true
+
 // Alerts (modules/alerts.bicep).
 @description('Where alerts are emailed; empty: the alert rules still exist and fire in the portal, but notify no one.')
 param alertEmail string = ''
@@ -154,6 +161,8 @@ var queueConsumersWithReaders = eventGridTopicEnabled ? filter(eventConsumers, c
 var consumerPrincipalIds = [for c in queueConsumersWithReaders: c.principalId]
 var hrEventsQueueReaders = filter(hrPrincipals, hr => !contains(consumerPrincipalIds, hr.principalId))
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+// The `aud` of the v2 access tokens the front door accepts: the API's client id.
+var apiAudience = empty(apiClientId) ? apiRegistration.outputs.clientId : apiClientId
 var tags = {
   'azd-env-name': environmentName
 }
@@ -206,6 +215,19 @@ module eventGrid 'modules/eventgrid.bicep' = if (eventGridTopicEnabled) {
     storageAccountName: storage.outputs.name
     identityPrincipalId: identity.outputs.principalId
     consumers: eventConsumers
+  }
+}
+
+module apiRegistration 'modules/api-registration.bicep' = if (empty(apiClientId)) {
+  name: 'api-registration'
+  scope: rg
+  params: {
+    uniqueName: 'user-onboarding-api-${resourceToken}'
+    displayName: 'User onboarding API (${environmentName})'
+    identifierUri: 'api://${tenant().tenantId}/user-onboarding-${resourceToken}'
+    ownerId: principalId
+    hrPrincipals: hrPrincipals
+    operatorPrincipals: operatorPrincipals
   }
 }
 
@@ -278,6 +300,9 @@ module functionApp 'modules/functionapp.bicep' = {
     teamsReadyTimeout: teamsReadyTimeout
     // The topic Bicep creates wins over an existing one's endpoint.
     eventGridTopicEndpoint: eventGridTopicEnabled ? eventGrid.outputs.endpoint : eventGridTopicEndpoint
+    apiAudience: apiAudience
+    apiTenantId: tenant().tenantId
+    apiEasyAuthEnabled: apiEasyAuthEnabled
     intakePaused: intakePaused
   }
   // The host starts with identity-based storage: let its roles exist first.
@@ -312,4 +337,8 @@ output AZURE_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output AZURE_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
 output AZURE_WORKBOOK_ID string = alerts.outputs.workbookId
+// Not named API_CLIENT_ID: azd would feed it back as that parameter and take the
+// registration Bicep made for an existing one.
+output AZURE_API_CLIENT_ID string = apiAudience
+output AZURE_API_URL string = 'https://${functionApp.outputs.defaultHostName}/api/onboarding-requests'
 output EVENT_GRID_TOPIC_NAME string = eventGridTopicEnabled ? eventGrid.outputs.topicName : ''

@@ -5,8 +5,8 @@ No Bicep compiler exists here, so the tests read the Bicep syntax tree themselve
 the `*_of` helpers turn declarations into plain Python values for cross-checks.
 
 Neither tree-sitter-bicep 1.1 nor checkov's parser knows the `extension` statement
-that the Microsoft Graph resources need. It lives in one small module
-(`EXTENSION_FILE`); `source_for_parsers` blanks exactly that one line there (and
+that the Microsoft Graph resources need. It lives in small modules of Graph resources
+only (`EXTENSION_FILES`); `source_for_parsers` blanks exactly that one line in each (and
 fails if it is missing), so that every other line is still checked.
 """
 
@@ -26,7 +26,8 @@ import tree_sitter_bicep
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
-EXTENSION_FILE = Path("modules/graph-permissions.bicep")
+# Every module that needs the Microsoft Graph extension (each small, Graph resources only).
+EXTENSION_FILES = (Path("modules/graph-permissions.bicep"), Path("modules/api-registration.bicep"))
 EXTENSION_LINE = "extension microsoftGraphV1"
 CHECKOV_CONFIG = Path("infra/.checkov.yaml")
 
@@ -49,7 +50,7 @@ def bicep_files(infra: Path = INFRA) -> list[Path]:
 def source_for_parsers(path: Path, infra: Path = INFRA) -> str:
     """The file's text as the offline parsers can read it (see the module docstring)."""
     text = path.read_text(encoding="utf-8")
-    if path.relative_to(infra) != EXTENSION_FILE:
+    if path.relative_to(infra) not in EXTENSION_FILES:
         return text
     lines = text.split("\n")
     hits = [i for i, line in enumerate(lines) if line.strip() == EXTENSION_LINE]
@@ -292,8 +293,8 @@ def evaluate(node: tree_sitter.Node, names: dict[str, Any]) -> Any:
             if prop.type == "object_property"
         }
     if kind == "lambda_expression":
-        parameter, body = _named(node)[0], _named(node)[-1]
-        return lambda value: evaluate(body, {**names, _text(parameter): value})
+        parameter, body = _text(_named(node)[0]), _named(node)[-1]
+        return _Lambda(parameter, lambda value: evaluate(body, {**names, parameter: value}))
     if kind == "member_expression":
         return _member(node, names)
     if kind == "for_statement":
@@ -319,8 +320,16 @@ def evaluate(node: tree_sitter.Node, names: dict[str, Any]) -> Any:
         return evaluate(_field(node, "consequence" if condition else "alternative"), names)
     if kind == "binary_expression":
         operator = next(_text(child) for child in node.children if not child.is_named)
-        left, right = evaluate(_field(node, "left"), names), evaluate(_field(node, "right"), names)
-        return _OPERATORS[operator](left, right)
+        left = evaluate(_field(node, "left"), names)
+        if isinstance(left, _Lambda):  # `x => x.a == b`, misread as `(x => x.a) == b`
+            right_node = _field(node, "right")
+            return _Lambda(
+                left.parameter,
+                lambda value: _OPERATORS[operator](
+                    left(value), evaluate(right_node, {**names, left.parameter: value})
+                ),
+            )
+        return _OPERATORS[operator](left, evaluate(_field(node, "right"), names))
     if kind == "call_expression":
         function = _FUNCTIONS[_text(_field(node, "function"))]
         arguments = next(child for child in _named(node) if child.type == "arguments")
@@ -328,16 +337,27 @@ def evaluate(node: tree_sitter.Node, names: dict[str, Any]) -> Any:
     raise NotImplementedError(f"{kind}: {_text(node)[:80]}")
 
 
+@dataclass(frozen=True)
+class _Lambda:
+    """A Bicep lambda: its parameter's name, and the function it computes."""
+
+    parameter: str
+    function: Any
+
+    def __call__(self, value: Any) -> Any:
+        return self.function(value)
+
+
 def _member(node: tree_sitter.Node, names: dict[str, Any]) -> Any:
     """`x.y` (a missing key raises, as in Bicep) and `x.?y` (a missing key is null)."""
     target, prop = _named(node)[0], _text(_named(node)[-1])
     safe = any(_text(child) == ".?" for child in node.children if not child.is_named)
-    if target.type == "lambda_expression":
-        # tree-sitter-bicep 1.1 reads `c => c.name` as `(c => c).name`: apply the member
-        # access to the lambda's result, as Bicep does.
-        inner = evaluate(target, names)
-        return lambda value: _access(inner(value), prop, safe)
-    return _access(evaluate(target, names), prop, safe)
+    inner = evaluate(target, names)
+    if isinstance(inner, _Lambda):
+        # tree-sitter-bicep 1.1 reads `c => c.name` as `(c => c).name` (and `c => c.a == b`
+        # as `((c => c).a) == b`): apply what follows to the lambda's result, as Bicep does.
+        return _Lambda(inner.parameter, lambda value: _access(inner(value), prop, safe))
+    return _access(inner, prop, safe)
 
 
 def _access(value: Any, prop: str, safe: bool) -> Any:
@@ -377,11 +397,12 @@ def checkov_executable() -> Path:
 
 
 def copy_infra_for_checkov(destination: Path) -> Path:
-    """Copy infra/ to `destination`/infra, blanking the `extension` line; return the copy."""
+    """Copy infra/ to `destination`/infra, blanking the `extension` lines; return the copy."""
     copy = destination / "infra"
     shutil.copytree(INFRA, copy)
-    extension_module = copy / EXTENSION_FILE
-    extension_module.write_text(source_for_parsers(extension_module, copy), encoding="utf-8")
+    for module in EXTENSION_FILES:
+        extension_module = copy / module
+        extension_module.write_text(source_for_parsers(extension_module, copy), encoding="utf-8")
     return copy
 
 

@@ -29,6 +29,7 @@ SITE = "Microsoft.Web/sites.functionApp"
 APP_INSIGHTS = "Microsoft.Insights/components.appInsights"
 ALERT_RULES = "Microsoft.Insights/scheduledQueryRules.rules"
 TOPIC = "Microsoft.EventGrid/topics.topic"
+EASY_AUTH = "Microsoft.Web/sites/config.authSettings"
 
 # Our policies and the resource each must have checked.
 CUSTOM_POLICIES = {
@@ -45,6 +46,7 @@ CUSTOM_POLICIES = {
     "CKV_ONBOARD_11": ALERT_RULES,  # log alerts enabled and auto-resolving
     "CKV_ONBOARD_12": TOPIC,  # Event Grid: no keys
     "CKV_ONBOARD_13": TOPIC,  # Event Grid: TLS 1.2
+    "CKV_ONBOARD_14": EASY_AUTH,  # the front door requires a token, else 401
 }
 
 # (file, exact text, replacement, policy that must then fail)
@@ -111,6 +113,12 @@ BREAKAGES = [
         "minimumTlsVersionAllowed: '1.2'",
         "minimumTlsVersionAllowed: '1.0'",
         "CKV_ONBOARD_13",
+    ),
+    (
+        "modules/functionapp.bicep",
+        "unauthenticatedClientAction: 'Return401'",
+        "unauthenticatedClientAction: 'AllowAnonymous'",
+        "CKV_ONBOARD_14",
     ),
 ]
 

@@ -59,7 +59,7 @@ def _files_with_role_assignments() -> list[str]:
 # Event Grid consumers is edited in that file (docs/deploy.md "Adding an event consumer").
 LITERAL_PARAMETERS = {"eventConsumers"}
 # App settings Bicep derives instead of taking from azd.
-DERIVED_SETTINGS = {"AZURE_CLIENT_ID"}
+DERIVED_SETTINGS = {"AZURE_CLIENT_ID", "API_AUDIENCE", "API_TENANT_ID"}
 # Contract v1.1 settings: each an app setting, a main.bicep param with this default,
 # mapped from the azd variable of the same name.
 CONTRACT_V11_SETTINGS = {
@@ -93,6 +93,8 @@ DEPLOYED_VALUES = {
     "storage.outputs.queueEndpoint": "https://stexample.queue.core.windows.net/",
     "storage.outputs.tableEndpoint": "https://stexample.table.core.windows.net/",
     "monitoring.outputs.connectionString": "InstrumentationKey=0000;IngestionEndpoint=https://example/",
+    "apiRegistration.outputs.clientId": "00000000-0000-0000-0000-0000000000a1",
+    "tenant().tenantId": "00000000-0000-0000-0000-0000000000d1",
 }
 # Prints the name and bindings of every function, as the Functions host indexes them.
 INDEX_FUNCTIONS = """
@@ -106,11 +108,17 @@ def _deployed_app_settings() -> dict[str, str]:
     """The function app's settings as a default `azd up` sets them, expressions resolved."""
     main = bicep_tree(INFRA / "main.bicep")
     main_params = params_of(main)
+    main_variables = variables_of(main)
     (module,) = [m for m in modules_of(main) if m.target == "modules/functionapp.bicep"]
 
     def main_value(expression: str) -> str:
         if expression in DEPLOYED_VALUES:
             return DEPLOYED_VALUES[expression]
+        if isinstance(main_variables.get(expression), Expr):
+            return main_value(main_variables[expression].text)
+        if choice := re.fullmatch(r"empty\((\w+)\) \? ([\w.]+) : ([\w.]+)", expression):
+            chosen = main_params[choice.group(1)].default == ""
+            return main_value(choice.group(2) if chosen else choice.group(3))
         if choice := re.fullmatch(r"(\w+) \? ([\w.]+) : ([\w.]+)", expression):
             chosen = main_params[choice.group(1)].default is True
             return main_value(choice.group(2) if chosen else choice.group(3))
