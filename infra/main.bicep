@@ -12,6 +12,23 @@ param environmentName string
 @description('Azure region for every resource (one that offers Flex Consumption).')
 param location string
 
+@description('Extra tags for every resource (azd: AZURE_TAGS, a JSON object such as {"costCenter": "1234"}); azd-env-name is always set.')
+param extraTags object = {}
+
+// Enterprise platform options (docs/deploy.md "Enterprise deployment").
+@description('An existing Log Analytics workspace (resource id) for Application Insights; empty: one is created.')
+param logAnalyticsWorkspaceId string = ''
+@description('An existing action group (resource id) every alert notifies, besides ALERT_EMAIL\'s; empty for none.')
+param alertActionGroupId string = ''
+@description('VNet integration for the function app, and private endpoints for storage (and the Event Grid topic), whose public access is then closed.')
+param vnetEnabled bool = false
+@description('The virtual network\'s address space (VNET_ENABLED); pick one that does not overlap networks you peer with.')
+param vnetAddressPrefix string = '10.0.0.0/16'
+@description('The function app\'s integration subnet, delegated to Microsoft.App/environments.')
+param vnetAppSubnetPrefix string = '10.0.1.0/24'
+@description('The private endpoints\' subnet.')
+param vnetPrivateEndpointSubnetPrefix string = '10.0.2.0/24'
+
 @description('Object id of the deploying user (azd sets AZURE_PRINCIPAL_ID); gets queue access for test messages. Empty to skip.')
 param principalId string = ''
 
@@ -163,9 +180,16 @@ var hrEventsQueueReaders = filter(hrPrincipals, hr => !contains(consumerPrincipa
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 // The `aud` of the v2 access tokens the front door accepts: the API's client id.
 var apiAudience = empty(apiClientId) ? apiRegistration.outputs.clientId : apiClientId
-var tags = {
+// Every resource's tags: the platform team's, and azd's own (which always wins).
+var tags = union(extraTags, {
   'azd-env-name': environmentName
-}
+})
+// Behind the storage firewall (VNET_ENABLED), Event Grid delivers to its consumer queues
+// and dead-letter container as a trusted Azure service, which a storage account with public
+// network access disabled refuses too: with a topic, the account keeps its public endpoint
+// but denies everything except private endpoints and trusted services (docs/deploy.md
+// "Enterprise deployment").
+var storageTrustsAzureServices = vnetEnabled && eventGridTopicEnabled
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -188,6 +212,7 @@ module monitoring 'modules/monitoring.bicep' = {
   scope: rg
   params: {
     logAnalyticsName: 'log-${resourceToken}'
+    logAnalyticsWorkspaceId: logAnalyticsWorkspaceId
     appInsightsName: 'appi-${resourceToken}'
     location: location
     tags: tags
@@ -202,6 +227,9 @@ module storage 'modules/storage.bicep' = {
     location: location
     tags: tags
     deploymentContainerName: 'app-package-${resourceToken}'
+    publicNetworkAccess: vnetEnabled && !storageTrustsAzureServices ? 'Disabled' : 'Enabled'
+    networkDefaultAction: vnetEnabled ? 'Deny' : 'Allow'
+    networkBypass: vnetEnabled && !storageTrustsAzureServices ? 'None' : 'AzureServices'
   }
 }
 
@@ -215,6 +243,7 @@ module eventGrid 'modules/eventgrid.bicep' = if (eventGridTopicEnabled) {
     storageAccountName: storage.outputs.name
     identityPrincipalId: identity.outputs.principalId
     consumers: eventConsumers
+    publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'
   }
 }
 
@@ -231,6 +260,21 @@ module apiRegistration 'modules/api-registration.bicep' = if (empty(apiClientId)
   }
 }
 
+module network 'modules/network.bicep' = if (vnetEnabled) {
+  name: 'network'
+  scope: rg
+  params: {
+    name: 'vnet-${resourceToken}'
+    location: location
+    tags: tags
+    addressPrefix: vnetAddressPrefix
+    appSubnetPrefix: vnetAppSubnetPrefix
+    privateEndpointSubnetPrefix: vnetPrivateEndpointSubnetPrefix
+    storageAccountName: storage.outputs.name
+    eventGridTopicName: eventGridTopicEnabled ? eventGrid.outputs.topicName : ''
+  }
+}
+
 module alerts 'modules/alerts.bicep' = {
   name: 'alerts'
   scope: rg
@@ -240,6 +284,7 @@ module alerts 'modules/alerts.bicep' = {
     location: location
     tags: tags
     alertEmail: alertEmail
+    existingActionGroupId: alertActionGroupId
     failureRatePercent: failureRateAlertPercent
     failureRateMinimumCount: failureRateAlertMinimumCount
     sweepHeartbeatWindow: sweepHeartbeatWindow
@@ -303,6 +348,7 @@ module functionApp 'modules/functionapp.bicep' = {
     apiAudience: apiAudience
     apiTenantId: tenant().tenantId
     apiEasyAuthEnabled: apiEasyAuthEnabled
+    virtualNetworkSubnetId: vnetEnabled ? network.outputs.appSubnetId : ''
     intakePaused: intakePaused
   }
   // The host starts with identity-based storage: let its roles exist first.

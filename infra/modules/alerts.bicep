@@ -27,6 +27,8 @@ param tags object
 
 @description('Where alerts are e-mailed; empty for no action group.')
 param alertEmail string
+@description('An existing action group (resource id) every rule notifies too; empty for none.')
+param existingActionGroupId string = ''
 @description('Failure-rate alert: percentage of failed terminal outcomes in an hour.')
 param failureRatePercent int
 @description('Failure-rate alert: fewest terminal outcomes in the hour for it to count.')
@@ -59,8 +61,9 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(a
   }
 }
 
-// Every rule notifies the action group when there is one (CKV_ONBOARD_10, tests/infra).
-var actionGroupIds = empty(alertEmail) ? [] : [actionGroup.id]
+// Every rule notifies the action groups there are (CKV_ONBOARD_10, tests/infra): the
+// e-mail one, and the platform team's.
+var actionGroupIds = concat(empty(alertEmail) ? [] : [actionGroup.id], empty(existingActionGroupId) ? [] : [existingActionGroupId])
 // The same, as metric alert rules name them.
 var metricAlertActions = [for id in actionGroupIds: {
   actionGroupId: id

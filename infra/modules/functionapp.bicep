@@ -49,6 +49,9 @@ param apiTenantId string
 @description('Put App Service built-in authentication in front of the API as a first gate.')
 param apiEasyAuthEnabled bool
 
+@description('The integration subnet (VNET_ENABLED): the app\'s outbound traffic goes through the virtual network; empty for none.')
+param virtualNetworkSubnetId string
+
 @description('Stop the queue trigger (AzureWebJobs.user_onboard.Disabled): user-onboard messages wait on the queue.')
 param intakePaused bool
 
@@ -79,6 +82,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   }
   properties: {
     serverFarmId: plan.id
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     httpsOnly: true
     clientCertEnabled: false
     siteConfig: {

@@ -288,14 +288,20 @@ def test_every_rule_watches_application_insights() -> None:
 
 
 def test_every_rule_notifies_the_action_group_when_an_email_is_given() -> None:
-    """ALERT_EMAIL set: one e-mail action group, named by every rule; empty: none."""
+    """ALERT_EMAIL set: one e-mail action group, named by every rule; empty: none; an
+    existing action group (ALERT_ACTION_GROUP_ID) is named by every rule too."""
     (group,) = [
         d for d in resources_of(TREE) if d.target.startswith("Microsoft.Insights/actionGroups@")
     ]
     assert group.condition == "!empty(alertEmail)"
     assert group.body["properties"]["emailReceivers"][0]["emailAddress"] == Expr("alertEmail")
     assert len(group.body["properties"]["groupShortName"]) <= 12
-    assert VARIABLES["actionGroupIds"] == Expr("empty(alertEmail) ? [] : [actionGroup.id]")
+    assert VARIABLES["actionGroupIds"] == Expr(
+        "concat(empty(alertEmail) ? [] : [actionGroup.id], "
+        "empty(existingActionGroupId) ? [] : [existingActionGroupId])"
+    )
+    (module,) = [m for m in modules_of(bicep_tree(INFRA / "main.bicep")) if m.name == "alerts"]
+    assert module.body["params"]["existingActionGroupId"] == Expr("alertActionGroupId")
     assert _rules().body["properties"]["actions"]["actionGroups"] == Expr("actionGroupIds")
     main_params = params_of(bicep_tree(INFRA / "main.bicep"))
     assert main_params["alertEmail"].default == ""

@@ -21,10 +21,12 @@ from infra_support import (
     Declaration,
     Expr,
     bicep_tree,
+    evaluate,
     modules_of,
     param_decorators_of,
     params_of,
     resources_of,
+    variable_nodes_of,
     variables_of,
 )
 
@@ -428,10 +430,11 @@ def test_the_site_carries_the_azd_service_name_of_azure_yaml() -> None:
     assert "'azd-service-name': serviceName" in site.body["tags"].text
 
 
-def test_azure_yaml_requires_an_azd_that_honours_funcignore() -> None:
-    """azd packages with .funcignore from 1.18.0; older ones would ship tests and tooling."""
+def test_azure_yaml_requires_an_azd_that_honours_funcignore_and_object_parameters() -> None:
+    """azd packages with .funcignore from 1.18.0 (older ones would ship tests and tooling),
+    and passes AZURE_TAGS' JSON to the object parameter from 1.23.4."""
     azure_yaml = yaml.safe_load((REPO / "azure.yaml").read_text(encoding="utf-8"))
-    assert azure_yaml["requiredVersions"] == {"azd": ">= 1.18.0"}
+    assert azure_yaml["requiredVersions"] == {"azd": ">= 1.23.4"}
     assert (REPO / ".funcignore").is_file()
 
 
@@ -447,19 +450,89 @@ def test_the_postprovision_hook_grants_graph_and_stops_azd_when_it_fails() -> No
     assert hook["windows"]["shell"] == "pwsh"
 
 
-def test_every_tracked_resource_is_tagged() -> None:
-    """Resources that take tags get the azd-env-name tags (child resources cannot)."""
-    assert "azd-env-name" in variables_of(bicep_tree(INFRA / "main.bicep"))["tags"]
-    untagged = [
-        f"{path.name}:{d.name}"
+# Resource types that take no tags, each for a reason: role assignments and Graph objects
+# are not ARM-tracked resources (Graph's `tags` are plain strings); the others are child
+# resources, which inherit their parent's.
+UNTAGGED_TYPES = {
+    "Microsoft.Authorization/roleAssignments",
+    "Microsoft.Graph/applications",
+    "Microsoft.Graph/servicePrincipals",
+    "Microsoft.Graph/appRoleAssignedTo",
+    "Microsoft.Storage/storageAccounts/blobServices",
+    "Microsoft.Storage/storageAccounts/blobServices/containers",
+    "Microsoft.Storage/storageAccounts/queueServices",
+    "Microsoft.Storage/storageAccounts/queueServices/queues",
+    "Microsoft.Storage/storageAccounts/tableServices",
+    "Microsoft.Storage/storageAccounts/tableServices/tables",
+    "Microsoft.Web/sites/config",
+    "Microsoft.EventGrid/topics/eventSubscriptions",
+    "Microsoft.Network/privateEndpoints/privateDnsZoneGroups",
+}
+
+
+def _all_declarations() -> list[tuple[str, Declaration]]:
+    return [
+        (path.relative_to(INFRA).as_posix(), d)
         for path in [INFRA / "main.bicep", *sorted((INFRA / "modules").glob("*.bicep"))]
         for d in resources_of(bicep_tree(path))
-        if not d.existing
-        and d.target.count("/") == 1  # a top-level type, not a child resource
-        and not d.target.startswith(("Microsoft.Authorization/", "Microsoft.Graph/"))
-        and "tags" not in d.body
     ]
+
+
+def test_every_resource_carries_the_merged_tags() -> None:
+    """Walking every resource declaration: each one that takes tags has the module's `tags`
+    (alone, or with a tag of its own added), and nothing else is left untagged."""
+    untagged, unknown = [], []
+    for file, d in _all_declarations():
+        kind = d.target.split("@")[0]
+        if d.existing or kind in UNTAGGED_TYPES:
+            continue
+        tags = d.body.get("tags")
+        text = tags.text if isinstance(tags, Expr) else None
+        if text != "tags" and not (text or "").startswith("union(tags, "):
+            untagged.append(f"{file}:{d.name}")
     assert untagged == []
+    declared = {d.target.split("@")[0] for _, d in _all_declarations()}
+    unknown = sorted(UNTAGGED_TYPES - declared)
+    assert unknown == [], "UNTAGGED_TYPES names a type no file declares"
+
+
+def test_every_module_gets_the_merged_tags_from_main() -> None:
+    """Each module that takes `tags` gets main's `tags`, which adds AZURE_TAGS to azd's."""
+    main = bicep_tree(INFRA / "main.bicep")
+    for module in modules_of(main):
+        declared = params_of(bicep_tree(INFRA / module.target))
+        if "tags" in declared:
+            assert module.body["params"]["tags"] == Expr("tags"), module.name
+    mapped = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))
+    assert mapped["parameters"]["extraTags"]["value"] == "${AZURE_TAGS}"
+    assert params_of(main)["extraTags"].default == {}
+
+
+def test_azure_tags_are_merged_and_cannot_replace_azds_own() -> None:
+    """AZURE_TAGS {"costCenter": ...} lands on every resource; an azd-env-name in it loses to
+    the environment's (azd finds its resources by that tag)."""
+    main = bicep_tree(INFRA / "main.bicep")
+    node = variable_nodes_of(main)["tags"]
+    extra = {"costCenter": "4711", "owner": "identity", "azd-env-name": "someone-else"}
+    merged = evaluate(node, {"extraTags": extra, "environmentName": "onboarding-prod"})
+    assert merged == {"costCenter": "4711", "owner": "identity", "azd-env-name": "onboarding-prod"}
+    assert evaluate(node, {"extraTags": {}, "environmentName": "dev"}) == {"azd-env-name": "dev"}
+
+
+def test_an_existing_log_analytics_workspace_replaces_the_new_one() -> None:
+    """LOG_ANALYTICS_WORKSPACE_ID set: no workspace is created and Application Insights
+    writes to that one; empty (default): a new one."""
+    tree = bicep_tree(INFRA / "modules" / "monitoring.bicep")
+    (workspace,) = _of_type(resources_of(tree), "Microsoft.OperationalInsights/workspaces")
+    assert workspace.condition == "empty(logAnalyticsWorkspaceId)"
+    (insights,) = _of_type(resources_of(tree), "Microsoft.Insights/components")
+    assert insights.body["properties"]["WorkspaceResourceId"] == Expr(
+        "empty(logAnalyticsWorkspaceId) ? logAnalytics.id : logAnalyticsWorkspaceId"
+    )
+    main = bicep_tree(INFRA / "main.bicep")
+    (module,) = [m for m in modules_of(main) if m.name == "monitoring"]
+    assert module.body["params"]["logAnalyticsWorkspaceId"] == Expr("logAnalyticsWorkspaceId")
+    assert params_of(main)["logAnalyticsWorkspaceId"].default == ""
 
 
 # --- roles ---------------------------------------------------------------------------------
