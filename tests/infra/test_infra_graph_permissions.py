@@ -40,6 +40,12 @@ from infra_support import (
 
 SCRIPT = INFRA / "scripts" / "grant-graph-permissions.sh"
 HOOK = INFRA / "scripts" / "postprovision.sh"
+PRECHECK = INFRA / "scripts" / "preprovision.sh"
+# Directory role template ids (Entra ID's built-in roles reference).
+GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
+PRIVILEGED_ROLE_ADMIN = "e8611ab8-c189-46e8-94e1-60213ab1f814"
+CLOUD_APP_ADMIN = "158c047a-c907-4556-b7ef-446551a6b5f7"
+APPLICATION_DEVELOPER = "cf1c38e5-3621-4004-a7cb-879624dced7c"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 TENANT = "11111111-1111-1111-1111-111111111111"
 
@@ -219,7 +225,11 @@ class Tenant:
         self.identity = str(uuid.uuid4())
         self.graph_sp = str(uuid.uuid4())
         self.other_sp = str(uuid.uuid4())
-        roles = sorted(ALL_PERMISSIONS | {"Mail.Send", "Directory.ReadWrite.All"})
+        roles = sorted(
+            ALL_PERMISSIONS
+            | {"Mail.Send", "Directory.ReadWrite.All", "AppRoleAssignment.ReadWrite.All"}
+            | {"Application.ReadWrite.All", "Application.ReadWrite.OwnedBy"}
+        )
         self.role_ids = {name: str(uuid.uuid5(uuid.NAMESPACE_URL, name)) for name in roles}
         graph_roles = [
             {"id": role_id, "value": name, "allowedMemberTypes": ["Application"]}
@@ -625,3 +635,157 @@ def test_the_windows_hook_runs_the_same_script_the_same_way() -> None:
     assert "TEAMS_PHONE=$teams" in text
     assert "$env:GRANT_GRAPH_PERMISSIONS -eq 'false'" in text
     assert re.search(r"if \(\$LASTEXITCODE -ne 0\) \{ Fail ", text)
+
+
+# --- the preprovision check ----------------------------------------------------------------
+
+
+def _precheck(tenant: Tenant, **env: str) -> subprocess.CompletedProcess[str]:
+    return tenant.run(["sh", str(PRECHECK)], **{"AZURE_TENANT_ID": TENANT, **env})
+
+
+def _graph_reads(tenant: Tenant) -> list[list[str]]:
+    return [call for call in tenant.load()["calls"] if call[:1] == ["rest"]]
+
+
+def _sign_in_as_service_principal(
+    tenant: Tenant, *app_roles: str, roles: tuple[str, ...] = ()
+) -> str:
+    """A pipeline's service principal, signed in to az, holding these Graph app roles."""
+    app_id, object_id = str(uuid.uuid4()), str(uuid.uuid4())
+    tenant.state["signed_in_as"] = {"type": "servicePrincipal", "name": app_id}
+    tenant.state["servicePrincipals"][object_id] = {
+        "id": object_id,
+        "appId": app_id,
+        "displayName": "github-onboarding-deploy",
+        "appRoles": [],
+        "directoryRoles": list(roles),
+    }
+    for role in app_roles:
+        tenant.state["assignments"].append(
+            {
+                "id": str(uuid.uuid4()),
+                "principalId": object_id,
+                "resourceId": tenant.graph_sp,
+                "appRoleId": tenant.role_ids[role],
+            }
+        )
+    tenant.save()
+    return app_id
+
+
+def test_the_precheck_lets_a_privileged_admin_through(tenant: Tenant) -> None:
+    """Privileged Role Administrator and Cloud Application Administrator: both the grant and
+    the API registration are possible; nothing is written."""
+    tenant.state["me_roles"] = [PRIVILEGED_ROLE_ADMIN, CLOUD_APP_ADMIN]
+    tenant.save()
+    completed = _precheck(tenant)
+    assert completed.returncode == 0, completed.stderr
+    assert "may grant the Graph permissions and create the API's app registration" in (
+        completed.stdout
+    )
+    assert tenant.writes() == []
+
+
+def test_an_owner_without_entra_roles_is_stopped_before_provisioning(tenant: Tenant) -> None:
+    """The defaults need Entra rights: a subscription Owner without them hears at once how to
+    split the Graph grant off as an admin's step."""
+    tenant.state["me_roles"] = [APPLICATION_DEVELOPER]
+    tenant.save()
+    completed = _precheck(tenant)
+    assert completed.returncode == 1
+    assert "may not grant Microsoft Graph application permissions" in completed.stderr
+    assert "azd env set GRANT_GRAPH_PERMISSIONS false" in completed.stderr
+    assert "azd stops before provisioning anything" in completed.stderr
+
+
+def test_a_role_administrator_without_app_rights_is_told_about_api_client_id(
+    tenant: Tenant,
+) -> None:
+    """Privileged Role Administrator may grant, not create app registrations: the check
+    names the existing-registration fallback; with API_CLIENT_ID set it passes."""
+    tenant.state["me_roles"] = [PRIVILEGED_ROLE_ADMIN]
+    tenant.save()
+    completed = _precheck(tenant)
+    assert completed.returncode == 1
+    assert "may not create the HTTP front door's app registration" in completed.stderr
+    assert "azd env set API_CLIENT_ID" in completed.stderr
+    completed = _precheck(tenant, API_CLIENT_ID=str(uuid.uuid4()))
+    assert completed.returncode == 0, completed.stderr
+
+
+def test_nothing_privileged_asked_means_nothing_checked(tenant: Tenant) -> None:
+    """GRANT_GRAPH_PERMISSIONS=false and an existing registration: no Entra right is needed,
+    and no directory read is made."""
+    completed = _precheck(tenant, GRANT_GRAPH_PERMISSIONS="false", API_CLIENT_ID="x")
+    assert completed.returncode == 0, completed.stderr
+    assert _graph_reads(tenant) == []
+
+
+def test_a_pipeline_principal_with_the_graph_app_roles_passes(tenant: Tenant) -> None:
+    """A service principal's rights are Graph application permissions: it may grant with
+    AppRoleAssignment.ReadWrite.All, and register with Application.ReadWrite.OwnedBy too."""
+    app_id = _sign_in_as_service_principal(
+        tenant, "AppRoleAssignment.ReadWrite.All", "Application.ReadWrite.OwnedBy"
+    )
+    completed = _precheck(tenant, AZURE_PRINCIPAL_TYPE="ServicePrincipal")
+    assert completed.returncode == 0, completed.stderr
+    assert f"preprovision: {app_id} may grant" in completed.stdout
+
+
+def test_a_pipeline_principal_without_them_is_stopped(tenant: Tenant) -> None:
+    """Application.ReadWrite.OwnedBy alone cannot assign roles: both steps are refused, the
+    first one named."""
+    _sign_in_as_service_principal(tenant, "Application.ReadWrite.OwnedBy")
+    completed = _precheck(tenant)
+    assert completed.returncode == 1
+    assert "may not grant Microsoft Graph application permissions" in completed.stderr
+
+
+def test_a_pipeline_signed_in_as_a_user_type_is_stopped(tenant: Tenant) -> None:
+    """AZURE_PRINCIPAL_TYPE=User with a service principal would end in UnmatchedPrincipalType."""
+    _sign_in_as_service_principal(tenant, "AppRoleAssignment.ReadWrite.All")
+    completed = _precheck(tenant, AZURE_PRINCIPAL_TYPE="User", API_CLIENT_ID="x")
+    assert completed.returncode == 1
+    assert "UnmatchedPrincipalType" in completed.stderr
+    assert "azd env set AZURE_PRINCIPAL_TYPE ServicePrincipal" in completed.stderr
+
+
+def test_the_precheck_refuses_another_tenant(tenant: Tenant) -> None:
+    """az signed in to another tenant than the deployment's: said at once."""
+    completed = _precheck(tenant, AZURE_TENANT_ID="22222222-2222-2222-2222-222222222222")
+    assert completed.returncode == 1
+    assert "az login --tenant 22222222-2222-2222-2222-222222222222" in completed.stderr
+
+
+def test_unreadable_roles_stop_the_check_with_graphs_answer(tenant: Tenant) -> None:
+    """When Graph refuses to list the roles, the check fails with Graph's error, not a guess."""
+    tenant.state["refuse_reads"] = True
+    tenant.save()
+    completed = _precheck(tenant)
+    assert completed.returncode == 1
+    assert "could not read what admin may do" in completed.stderr
+    assert "Authorization_RequestDenied" in completed.stderr
+
+
+def test_the_precheck_can_be_skipped_for_custom_roles(tenant: Tenant) -> None:
+    """PREPROVISION_CHECK=false: nothing is called."""
+    completed = _precheck(tenant, PREPROVISION_CHECK="false")
+    assert completed.returncode == 0, completed.stderr
+    assert tenant.load()["calls"] == []
+
+
+def test_azd_runs_the_precheck_before_provisioning_and_stops_on_failure() -> None:
+    """azure.yaml's preprovision hook runs the check on both platforms, never ignoring it."""
+    import yaml
+
+    azure_yaml = yaml.safe_load((REPO / "azure.yaml").read_text(encoding="utf-8"))
+    hook = azure_yaml["hooks"]["preprovision"]
+    assert hook["posix"]["run"] == "./infra/scripts/preprovision.sh"
+    assert hook["windows"]["run"] == "./infra/scripts/preprovision.ps1"
+    for platform in hook.values():
+        assert (REPO / platform["run"]).is_file()
+        assert platform["continueOnError"] is False
+    windows = (INFRA / "scripts" / "preprovision.ps1").read_text(encoding="utf-8")
+    assert "'preprovision.sh'" in windows
+    assert "exit $LASTEXITCODE" in windows
