@@ -300,6 +300,25 @@ def test_azd_parameters_name_only_main_bicep_params_and_all_required_ones() -> N
     assert {name for name, p in params.items() if not p.has_default} - mapped == set()
 
 
+def test_every_main_parameter_can_be_set_and_is_documented() -> None:
+    """Each main.bicep param is mapped in main.parameters.json (from an azd variable, or the
+    literal consumer list), and docs/deploy.md names each azd variable."""
+    params = params_of(bicep_tree(INFRA / "main.bicep"))
+    mapped = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))
+    assert set(params) - set(mapped["parameters"]) == set()
+    deploy = (REPO / "docs" / "deploy.md").read_text(encoding="utf-8")
+    azd_set = {"AZURE_ENV_NAME", "AZURE_LOCATION", "AZURE_PRINCIPAL_ID"}  # azd's own
+    undocumented = {
+        variable
+        for name, entry in mapped["parameters"].items()
+        if name not in LITERAL_PARAMETERS
+        and (variable := re.sub(r"^\$\{(\w+).*", r"\1", entry["value"])) not in azd_set
+        and f"`{variable}`" not in deploy
+    }
+    assert undocumented == set()
+    assert "`eventConsumers`" in deploy
+
+
 def test_contract_settings_are_parameters_mapped_from_azd() -> None:
     """Every contract setting but AZURE_CLIENT_ID can be set with `azd env set NAME`."""
     mapped = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
