@@ -159,9 +159,12 @@ resource appTopicSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
+// The topic's identity only exists once the topic does, and a role assignment's name must
+// be known at the start of the deployment: the two below are named after the topic's id.
+
 // Storage Queue Data Message Sender on each consumer queue: Event Grid delivers there.
 resource topicQueueSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for (c, i) in queueConsumers: {
-  name: guid(consumerQueues[i].id, topic.identity.principalId, storageQueueDataMessageSender)
+  name: guid(consumerQueues[i].id, topic.id, storageQueueDataMessageSender)
   scope: consumerQueues[i]
   properties: {
     principalId: topic.identity.principalId
@@ -173,7 +176,7 @@ resource topicQueueSender 'Microsoft.Authorization/roleAssignments@2022-04-01' =
 // Storage Blob Data Contributor on the dead-letter container: Event Grid writes there
 // what it could not deliver.
 resource topicDeadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(deadLetterContainer.id, topic.identity.principalId, storageBlobDataContributor)
+  name: guid(deadLetterContainer.id, topic.id, storageBlobDataContributor)
   scope: deadLetterContainer
   properties: {
     principalId: topic.identity.principalId

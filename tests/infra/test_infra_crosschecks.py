@@ -580,10 +580,23 @@ def test_every_module_that_assigns_roles_is_checked() -> None:
 
 @pytest.mark.parametrize("file", _files_with_role_assignments())
 def test_role_assignments_are_named_from_scope_principal_and_role(file: str) -> None:
-    """Each name is guid(scope.id, principalId, roleId) of that very assignment."""
+    """Each name is guid(scope.id, principalId, roleId) of that very assignment; for the
+    identity of a resource created in the same deployment, whose principal id is not known
+    at its start (as Bicep requires of a name), that resource's id stands in."""
     for d, role_variable, _ in _role_assignments(file):
         scope, principal = d.body["scope"].text, d.body["properties"]["principalId"].text
+        principal = re.sub(r"^(\w+)\.identity\.principalId$", r"\1.id", principal)
         assert d.body["name"] == Expr(f"guid({scope}.id, {principal}, {role_variable})"), d.name
+
+
+@pytest.mark.parametrize("file", _files_with_role_assignments())
+def test_role_assignment_names_are_known_at_the_start_of_the_deployment(file: str) -> None:
+    """No name reads a value only known once deployed (an identity, a property, a module
+    output): Bicep refuses those in a name (BCP120)."""
+    runtime = re.compile(r"\.(identity|properties|outputs)\.")
+    assert [
+        d.name for d, _, _ in _role_assignments(file) if runtime.search(d.body["name"].text)
+    ] == []
 
 
 @pytest.mark.parametrize("file", _files_with_role_assignments())
