@@ -12,6 +12,23 @@ param environmentName string
 @description('Azure region for every resource (one that offers Flex Consumption).')
 param location string
 
+@description('Extra tags for every resource (azd: AZURE_TAGS, a JSON object such as {"costCenter": "1234"}); azd-env-name is always set.')
+param extraTags object = {}
+
+// Enterprise platform options (docs/deploy.md "Enterprise deployment").
+@description('An existing Log Analytics workspace (resource id) for Application Insights; empty: one is created.')
+param logAnalyticsWorkspaceId string = ''
+@description('An existing action group (resource id) every alert notifies, besides ALERT_EMAIL\'s; empty for none.')
+param alertActionGroupId string = ''
+@description('VNet integration for the function app, and private endpoints for storage (and the Event Grid topic), whose public access is then closed.')
+param vnetEnabled bool = false
+@description('The virtual network\'s address space (VNET_ENABLED); pick one that does not overlap networks you peer with.')
+param vnetAddressPrefix string = '10.0.0.0/16'
+@description('The function app\'s integration subnet, delegated to Microsoft.App/environments.')
+param vnetAppSubnetPrefix string = '10.0.1.0/24'
+@description('The private endpoints\' subnet.')
+param vnetPrivateEndpointSubnetPrefix string = '10.0.2.0/24'
+
 @description('Object id of the deploying user (azd sets AZURE_PRINCIPAL_ID); gets queue access for test messages. Empty to skip.')
 param principalId string = ''
 
@@ -27,9 +44,20 @@ param grantGraphPermissions bool = true
 @description('Grant them from Bicep (the Microsoft Graph extension) instead of the postprovision hook. A first deployment can then fail while Entra ID replicates the new identity; a rerun succeeds.')
 param grantGraphPermissionsWithBicep bool = false
 
-@description('Flex Consumption scale-out limit; each instance also spends Graph throttling budget.')
+// Flex Consumption scale (docs/deploy.md "Scale"). Microsoft's current limits: the
+// lowest maximum is 1 (it was 40 in the preview), the highest 1000; instance memory 512,
+// 2048 or 4096 MB (learn.microsoft.com/azure/azure-functions/flex-consumption-plan,
+// "Considerations" and "Instance sizes").
+// DEFAULT TO BE SET FROM A BENCHMARK: 40 is the value this template has always shipped;
+// the lead engineer replaces it (here and in main.parameters.json, MAXIMUM_INSTANCE_COUNT)
+// with the figure `make bench` supports. Every instance spends the same per-app Graph
+// throttling budget, so more instances do not license faster once Graph throttles.
+@description('Flex Consumption scale-out limit (per function); each instance also spends the app\'s Graph throttling budget.')
+@minValue(1)
+@maxValue(1000)
 param maximumInstanceCount int = 40
 
+@description('Flex Consumption instance memory in MB; 2048 is Microsoft\'s default.')
 @allowed([
   512
   2048
@@ -63,6 +91,12 @@ param licensingMode string = 'direct'
 param licenseGroups string = ''
 @description('ISO 8601 duration a poisoned message is held (an operator may replay it) before its request is answered rejected/poison; PT0S: at once.')
 param poisonHold string = 'PT1H'
+@description('ISO 8601 duration the app keeps what it recorded about a request after its terminal event (contract v1.2); then the status query answers 404.')
+param ledgerRetention string = 'P90D'
+@description('Accept `teams` in requests and assign Teams Phone numbers (contract v1.2). Also decides whether TeamsUserConfiguration.Read.All and TeamsTelephoneNumber.ReadWrite.All are granted.')
+param teamsPhone bool = false
+@description('ISO 8601 duration the Teams Phone step may wait for Teams once the licenses are on (contract v1.2).')
+param teamsReadyTimeout string = 'PT24H'
 
 // Who else reaches the app's data (docs/deploy.md "Access for HR systems and operators").
 @description('Object ids of the HR systems\' principals, comma-separated: they post to user-onboard and read user-onboard-events. Empty for none.')
@@ -81,6 +115,22 @@ param operatorPrincipalIds string = ''
   'ServicePrincipal'
 ])
 param operatorPrincipalType string = 'Group'
+
+// Events to every consumer (contract v1.2; modules/eventgrid.bicep, docs/deploy.md
+// "Events to every consumer").
+@description('Create the Event Grid topic every event is also published to, and its consumers\' subscriptions.')
+param eventGridTopicEnabled bool = false
+@description('Without eventGridTopicEnabled: the endpoint of an existing topic to publish to (the app\'s identity needs EventGrid Data Sender on it); empty for none.')
+param eventGridTopicEndpoint string = ''
+@description('The topic\'s consumers, one subscription each: [{name, principalId?, principalType?, webhookUrl?, includedEventTypes?, subjectBeginsWith?, subjectEndsWith?}] (main.parameters.json).')
+param eventConsumers array = []
+
+// The HTTP front door (contract v1.2; modules/api-registration.bicep, docs/deploy.md
+// "HTTP front door").
+@description('Application (client) id of an existing app registration for the API, for deployers without the Entra rights to create one; empty: Bicep creates it with its app roles.')
+param apiClientId string = ''
+@description('App Service built-in authentication (Easy Auth) in front of the API: tokens for other audiences or tenants are refused with 401 before the app runs. The app validates tokens and roles itself either way.')
+param apiEasyAuthEnabled bool = true
 
 // Alerts (modules/alerts.bicep).
 @description('Where alerts are emailed; empty: the alert rules still exist and fire in the portal, but notify no one.')
@@ -104,6 +154,10 @@ param failureRateAlertMinimumCount int = 10
   'PT6H'
 ])
 param sweepHeartbeatWindow string = 'PT15M'
+@description('Alert when the oldest request waiting on user-onboard is older than this many minutes: intake paused or stalled. 30: the trigger takes a message within seconds (it polls at least every 10 s), so half an hour means intake is stopped, well before a message expires (7 days).')
+@minValue(5)
+@maxValue(1440)
+param intakeBacklogAlertMinutes int = 30
 
 @description('Pause intake: the queue trigger stops taking user-onboard messages, which wait on the queue (docs/deploy.md "Rollback").')
 param intakePaused bool = false
@@ -118,10 +172,24 @@ var operatorPrincipals = [for id in filter(split(operatorPrincipalIds, ','), eac
   principalId: trim(id)
   principalType: operatorPrincipalType
 }]
+// An HR system with a queue subscription of its own reads its events there: it no longer
+// gets Storage Queue Data Message Processor (read and delete) on the shared events queue.
+var queueConsumersWithReaders = eventGridTopicEnabled ? filter(eventConsumers, c => empty(c.?webhookUrl ?? '') && !empty(c.?principalId ?? '')) : []
+var consumerPrincipalIds = [for c in queueConsumersWithReaders: c.principalId]
+var hrEventsQueueReaders = filter(hrPrincipals, hr => !contains(consumerPrincipalIds, hr.principalId))
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
-var tags = {
+// The `aud` of the v2 access tokens the front door accepts: the API's client id.
+var apiAudience = empty(apiClientId) ? apiRegistration.outputs.clientId : apiClientId
+// Every resource's tags: the platform team's, and azd's own (which always wins).
+var tags = union(extraTags, {
   'azd-env-name': environmentName
-}
+})
+// Behind the storage firewall (VNET_ENABLED), Event Grid delivers to its consumer queues
+// and dead-letter container as a trusted Azure service, which a storage account with public
+// network access disabled refuses too: with a topic, the account keeps its public endpoint
+// but denies everything except private endpoints and trusted services (docs/deploy.md
+// "Enterprise deployment").
+var storageTrustsAzureServices = vnetEnabled && eventGridTopicEnabled
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: 'rg-${environmentName}'
@@ -144,6 +212,7 @@ module monitoring 'modules/monitoring.bicep' = {
   scope: rg
   params: {
     logAnalyticsName: 'log-${resourceToken}'
+    logAnalyticsWorkspaceId: logAnalyticsWorkspaceId
     appInsightsName: 'appi-${resourceToken}'
     location: location
     tags: tags
@@ -158,6 +227,51 @@ module storage 'modules/storage.bicep' = {
     location: location
     tags: tags
     deploymentContainerName: 'app-package-${resourceToken}'
+    publicNetworkAccess: vnetEnabled && !storageTrustsAzureServices ? 'Disabled' : 'Enabled'
+    networkDefaultAction: vnetEnabled ? 'Deny' : 'Allow'
+    networkBypass: vnetEnabled && !storageTrustsAzureServices ? 'None' : 'AzureServices'
+  }
+}
+
+module eventGrid 'modules/eventgrid.bicep' = if (eventGridTopicEnabled) {
+  name: 'eventgrid'
+  scope: rg
+  params: {
+    topicName: 'evgt-${resourceToken}'
+    location: location
+    tags: tags
+    storageAccountName: storage.outputs.name
+    identityPrincipalId: identity.outputs.principalId
+    consumers: eventConsumers
+    publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'
+  }
+}
+
+module apiRegistration 'modules/api-registration.bicep' = if (empty(apiClientId)) {
+  name: 'api-registration'
+  scope: rg
+  params: {
+    uniqueName: 'user-onboarding-api-${resourceToken}'
+    displayName: 'User onboarding API (${environmentName})'
+    identifierUri: 'api://${tenant().tenantId}/user-onboarding-${resourceToken}'
+    ownerId: principalId
+    hrPrincipals: hrPrincipals
+    operatorPrincipals: operatorPrincipals
+  }
+}
+
+module network 'modules/network.bicep' = if (vnetEnabled) {
+  name: 'network'
+  scope: rg
+  params: {
+    name: 'vnet-${resourceToken}'
+    location: location
+    tags: tags
+    addressPrefix: vnetAddressPrefix
+    appSubnetPrefix: vnetAppSubnetPrefix
+    privateEndpointSubnetPrefix: vnetPrivateEndpointSubnetPrefix
+    storageAccountName: storage.outputs.name
+    eventGridTopicName: eventGridTopicEnabled ? eventGrid.outputs.topicName : ''
   }
 }
 
@@ -170,9 +284,12 @@ module alerts 'modules/alerts.bicep' = {
     location: location
     tags: tags
     alertEmail: alertEmail
+    existingActionGroupId: alertActionGroupId
     failureRatePercent: failureRateAlertPercent
     failureRateMinimumCount: failureRateAlertMinimumCount
     sweepHeartbeatWindow: sweepHeartbeatWindow
+    intakeBacklogMinutes: intakeBacklogAlertMinutes
+    eventGridTopicId: eventGridTopicEnabled ? eventGrid.outputs.topicId : ''
   }
 }
 
@@ -187,6 +304,7 @@ module roles 'modules/roles.bicep' = {
     deployerPrincipalId: principalId
     deployerPrincipalType: principalType
     hrPrincipals: hrPrincipals
+    hrEventsQueueReaders: hrEventsQueueReaders
     operatorPrincipals: operatorPrincipals
   }
 }
@@ -222,6 +340,15 @@ module functionApp 'modules/functionapp.bicep' = {
     licensingMode: licensingMode
     licenseGroups: licenseGroups
     poisonHold: poisonHold
+    ledgerRetention: ledgerRetention
+    teamsPhone: teamsPhone
+    teamsReadyTimeout: teamsReadyTimeout
+    // The topic Bicep creates wins over an existing one's endpoint.
+    eventGridTopicEndpoint: eventGridTopicEnabled ? eventGrid.outputs.endpoint : eventGridTopicEndpoint
+    apiAudience: apiAudience
+    apiTenantId: tenant().tenantId
+    apiEasyAuthEnabled: apiEasyAuthEnabled
+    virtualNetworkSubnetId: vnetEnabled ? network.outputs.appSubnetId : ''
     intakePaused: intakePaused
   }
   // The host starts with identity-based storage: let its roles exist first.
@@ -241,6 +368,7 @@ module graphPermissions 'modules/graph-permissions.bicep' = if (grantGraphPermis
     setUsageLocation: setUsageLocation
     licensingMode: licensingMode
     forceSync: !empty(cloudSyncJob)
+    teamsPhone: teamsPhone
   }
 }
 
@@ -255,3 +383,8 @@ output AZURE_IDENTITY_CLIENT_ID string = identity.outputs.clientId
 output AZURE_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.appInsightsName
 output AZURE_WORKBOOK_ID string = alerts.outputs.workbookId
+// Not named API_CLIENT_ID: azd would feed it back as that parameter and take the
+// registration Bicep made for an existing one.
+output AZURE_API_CLIENT_ID string = apiAudience
+output AZURE_API_URL string = 'https://${functionApp.outputs.defaultHostName}/api/onboarding-requests'
+output EVENT_GRID_TOPIC_NAME string = eventGridTopicEnabled ? eventGrid.outputs.topicName : ''

@@ -8,8 +8,13 @@
 // pendingCount, oldestDeadline), graph.access_denied (requestId, call, permission,
 // status), graph.trouble (call, status, kind), poison.held (queueMessageId, requestId,
 // holdUntil), poison.reported (queueMessageId, requestId), message.set_aside (source,
-// queueMessageId, requestId).
+// queueMessageId, requestId); since contract v1.2 intake.backlog (oldestMessageAgeSeconds,
+// approximateMessageCount; once per sweep: the age of the oldest message waiting on
+// user-onboard, 0 when empty) and events.topic_unavailable (status, requestId; Event Grid
+// refused or did not answer a publish, which the app retries later).
 // tests/infra checks that the queries below and the workbook's name nothing else.
+//
+// With an Event Grid topic (eventGridTopicId), metric alerts watch its deliveries too.
 //
 // Without alertEmail the rules still run and fire (Azure portal > Alerts, and the
 // operators' Monitoring Reader role shows them), they just notify no one.
@@ -22,12 +27,18 @@ param tags object
 
 @description('Where alerts are e-mailed; empty for no action group.')
 param alertEmail string
+@description('An existing action group (resource id) every rule notifies too; empty for none.')
+param existingActionGroupId string = ''
 @description('Failure-rate alert: percentage of failed terminal outcomes in an hour.')
 param failureRatePercent int
 @description('Failure-rate alert: fewest terminal outcomes in the hour for it to count.')
 param failureRateMinimumCount int
 @description('Heartbeat alert: how long without a sweep.summary (about 3 sweep intervals).')
 param sweepHeartbeatWindow string
+@description('Intake backlog alert: minutes the oldest user-onboard message may wait.')
+param intakeBacklogMinutes int
+@description('The Event Grid topic whose deliveries are watched; empty for none.')
+param eventGridTopicId string = ''
 
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
@@ -50,8 +61,13 @@ resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(a
   }
 }
 
-// Every rule notifies the action group when there is one (CKV_ONBOARD_10, tests/infra).
-var actionGroupIds = empty(alertEmail) ? [] : [actionGroup.id]
+// Every rule notifies the action groups there are (CKV_ONBOARD_10, tests/infra): the
+// e-mail one, and the platform team's.
+var actionGroupIds = concat(empty(alertEmail) ? [] : [actionGroup.id], empty(existingActionGroupId) ? [] : [existingActionGroupId])
+// The same, as metric alert rules name them.
+var metricAlertActions = [for id in actionGroupIds: {
+  actionGroupId: id
+}]
 
 // --- the queries (Application Insights' classic tables; the rule's window is the time filter) --
 
@@ -141,6 +157,26 @@ traces
     requestId = tostring(customDimensions.requestId)
 '''
 
+// The oldest request waiting on user-onboard is older than the threshold: intake is
+// paused, stalled (the trigger is not running), or falling behind. Reported by every sweep.
+var intakeBacklogQuery = '''
+traces
+| where tostring(customDimensions.onboardingEvent) == "intake.backlog"
+| extend oldestMessageAgeSeconds = todouble(customDimensions.oldestMessageAgeSeconds),
+    approximateMessageCount = toint(customDimensions.approximateMessageCount)
+| where oldestMessageAgeSeconds > thresholdMinutes * 60
+| project timestamp, oldestMessageAgeSeconds, approximateMessageCount
+'''
+
+// Event Grid refused or did not answer a publish: the event is on the events queue and
+// will be published again, but consumers of the topic get it late.
+var topicUnavailableQuery = '''
+traces
+| where tostring(customDimensions.onboardingEvent) == "events.topic_unavailable"
+| summarize refusals = count(), requests = dcount(tostring(customDimensions.requestId))
+    by status = tostring(customDimensions.status)
+'''
+
 // Severity: 0 critical, 1 error, 2 warning, 3 informational. Each rule counts the rows
 // its query returns over `window`, every `frequency`, and resolves itself once the
 // condition is gone (autoMitigate).
@@ -223,6 +259,30 @@ var alerts = [
     threshold: 0
   }
   {
+    // Not muted while INTAKE_PAUSED=true: a pause is meant to be short, and messages
+    // expire after their time-to-live (7 days by default) however deliberate the pause.
+    name: 'intake-backlog'
+    displayName: 'User onboarding: requests waiting on the intake queue'
+    description: 'The oldest user-onboard message has waited more than ${intakeBacklogMinutes} minutes: intake is paused (INTAKE_PAUSED, or the function switch), stalled, or behind. Messages expire after their time-to-live: see docs/operations.md.'
+    severity: 2
+    frequency: 'PT5M'
+    window: 'PT15M'
+    query: 'let thresholdMinutes = ${intakeBacklogMinutes};\n${intakeBacklogQuery}'
+    operator: 'GreaterThan'
+    threshold: 0
+  }
+  {
+    name: 'events-topic-unavailable'
+    displayName: 'User onboarding: Event Grid topic unavailable'
+    description: 'Event Grid refused or did not answer a publish. The events are on the events queue and are published again later: consumers of the topic get them late. See the status in the alert.'
+    severity: 2
+    frequency: 'PT5M'
+    window: 'PT15M'
+    query: topicUnavailableQuery
+    operator: 'GreaterThan'
+    threshold: 0
+  }
+  {
     name: 'message-set-aside'
     displayName: 'User onboarding: message set aside'
     description: 'The app kept a message it could not handle aside in the request ledger: see docs/operations.md.'
@@ -271,6 +331,65 @@ resource rules 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = [for alert 
     actions: {
       actionGroups: actionGroupIds
     }
+  }
+}]
+
+// --- Event Grid deliveries (metric alerts on the topic) ------------------------------------
+// Metric names: learn.microsoft.com/azure/azure-monitor/reference/supported-metrics/
+// microsoft-eventgrid-topics-metrics (all Count, aggregated as Total).
+var topicAlerts = [
+  {
+    name: 'events-delivery-failed'
+    displayName: 'User onboarding: Event Grid delivery failing'
+    description: 'Event Grid could not deliver events to a consumer (its queue or webhook refused or did not answer); it retries for up to 24 hours. The EventSubscriptionName dimension names the consumer.'
+    severity: 2
+    metric: 'DeliveryAttemptFailCount'
+  }
+  {
+    name: 'events-dead-lettered'
+    displayName: 'User onboarding: events dead-lettered'
+    description: 'Event Grid gave up delivering events to a consumer and kept them in the events-deadletter container: the consumer must take them from there (docs/operations.md).'
+    severity: 1
+    metric: 'DeadLetteredCount'
+  }
+  {
+    name: 'events-dropped'
+    displayName: 'User onboarding: events dropped'
+    description: 'Event Grid dropped events for a consumer without dead-lettering them: the consumer must replay them from the request ledger or the events queue (docs/operations.md).'
+    severity: 1
+    metric: 'DroppedEventCount'
+  }
+]
+
+resource topicRules 'Microsoft.Insights/metricAlerts@2018-03-01' = [for alert in (empty(eventGridTopicId) ? [] : topicAlerts): {
+  name: '${namePrefix}-${alert.name}'
+  location: 'global'
+  tags: tags
+  properties: {
+    description: '${alert.displayName}: ${alert.description}'
+    severity: alert.severity
+    enabled: true
+    scopes: [
+      eventGridTopicId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
+      allOf: [
+        {
+          criterionType: 'StaticThresholdCriterion'
+          name: alert.metric
+          metricNamespace: 'Microsoft.EventGrid/topics'
+          metricName: alert.metric
+          operator: 'GreaterThan'
+          threshold: 0
+          timeAggregation: 'Total'
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: metricAlertActions
   }
 }]
 

@@ -36,6 +36,21 @@ param cloudSyncJob string
 param licensingMode string
 param licenseGroups string
 param poisonHold string
+param ledgerRetention string
+param teamsPhone bool
+param teamsReadyTimeout string
+@description('The Event Grid topic endpoint every event is also published to; empty for none.')
+param eventGridTopicEndpoint string
+
+@description('The API\'s client id: the `aud` of the v2 access tokens the front door accepts.')
+param apiAudience string
+@description('The tenant whose tokens the front door accepts (issuer https://login.microsoftonline.com/<tenant>/v2.0).')
+param apiTenantId string
+@description('Put App Service built-in authentication in front of the API as a first gate.')
+param apiEasyAuthEnabled bool
+
+@description('The integration subnet (VNET_ENABLED): the app\'s outbound traffic goes through the virtual network; empty for none.')
+param virtualNetworkSubnetId string
 
 @description('Stop the queue trigger (AzureWebJobs.user_onboard.Disabled): user-onboard messages wait on the queue.')
 param intakePaused bool
@@ -67,6 +82,7 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
   }
   properties: {
     serverFarmId: plan.id
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
     httpsOnly: true
     clientCertEnabled: false
     siteConfig: {
@@ -167,6 +183,33 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
           name: 'POISON_HOLD'
           value: poisonHold
         }
+        {
+          name: 'LEDGER_RETENTION'
+          value: ledgerRetention
+        }
+        {
+          // Not string(bool), as for SET_USAGE_LOCATION.
+          name: 'TEAMS_PHONE'
+          value: teamsPhone ? 'true' : 'false'
+        }
+        {
+          name: 'TEAMS_READY_TIMEOUT'
+          value: teamsReadyTimeout
+        }
+        {
+          // Empty means "none": events go to the events queue only.
+          name: 'EVENT_GRID_TOPIC_ENDPOINT'
+          value: eventGridTopicEndpoint
+        }
+        // The HTTP front door's token checks (the app validates every token itself).
+        {
+          name: 'API_AUDIENCE'
+          value: apiAudience
+        }
+        {
+          name: 'API_TENANT_ID'
+          value: apiTenantId
+        }
         // The Functions host's switch for one function, here the queue trigger
         // (function_app.user_onboard). Set here, not by hand: `azd provision` replaces
         // every app setting with this list (docs/deploy.md "Rollback").
@@ -194,6 +237,49 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
       runtime: {
         name: 'python'
         version: '3.11'
+      }
+    }
+  }
+}
+
+// App Service built-in authentication ("Easy Auth") as the front door's first gate:
+// without a token of this tenant for this API, a request gets 401 before any function
+// runs. Supported on Flex Consumption today: the plan's "Considerations" no longer list it
+// (the preview's said "EasyAuth isn't currently supported"), and Microsoft's own Flex
+// Consumption sample configures it (Azure-Samples/remote-mcp-functions-python,
+// infra/app/api.bicep). The app still checks signature, issuer, audience, expiry and
+// roles itself: Easy Auth does not check app roles.
+resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (apiEasyAuthEnabled) {
+  parent: functionApp
+  name: 'authsettingsV2'
+  properties: {
+    platform: {
+      enabled: true
+    }
+    globalValidation: {
+      requireAuthentication: true
+      unauthenticatedClientAction: 'Return401'
+    }
+    httpSettings: {
+      requireHttps: true
+    }
+    identityProviders: {
+      azureActiveDirectory: {
+        enabled: true
+        registration: {
+          openIdIssuer: '${environment().authentication.loginEndpoint}${apiTenantId}/v2.0'
+          clientId: apiAudience
+        }
+        validation: {
+          allowedAudiences: [
+            apiAudience
+          ]
+        }
+      }
+    }
+    login: {
+      tokenStore: {
+        enabled: false
       }
     }
   }

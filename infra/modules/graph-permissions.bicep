@@ -22,6 +22,9 @@ param licensingMode string
 @description('CLOUD_SYNC_JOB is set: the app forces syncs with provisionOnDemand.')
 param forceSync bool
 
+@description('TEAMS_PHONE: the app checks Teams readiness and assigns phone numbers.')
+param teamsPhone bool
+
 // Least privilege, per feature (docs/deploy.md "Graph permissions"); tests/infra checks
 // the grant script and the docs against this list for every combination.
 // Read users with their sync fields and licenseAssignmentStates; read subscribedSkus.
@@ -48,11 +51,19 @@ var grantedToSetUsageLocation = [
 var grantedToForceSync = [
   'Synchronization.ReadWrite.All'
 ]
+// GET /admin/teams/userConfigurations/{userId} (readiness), and POST
+// /admin/teams/telephoneNumberManagement/numberAssignments/assignNumber with the
+// operation it returns (ReadWrite covers reading it), docs/graph-facts.md "Teams Phone".
+var grantedForTeamsPhone = [
+  'TeamsUserConfiguration.Read.All'
+  'TeamsTelephoneNumber.ReadWrite.All'
+]
 var licensePermissions = licensingMode == 'group' ? grantedInGroupMode : grantedInDirectMode
 var usageLocationPermissions = setUsageLocation ? grantedToSetUsageLocation : []
 var forceSyncPermissions = forceSync ? grantedToForceSync : []
+var teamsPhonePermissions = teamsPhone ? grantedForTeamsPhone : []
 // union, not concat: User.ReadWrite.All can be wanted twice and is granted once.
-var permissions = union(alwaysGranted, licensePermissions, usageLocationPermissions, forceSyncPermissions)
+var permissions = union(alwaysGranted, licensePermissions, usageLocationPermissions, forceSyncPermissions, teamsPhonePermissions)
 
 // Microsoft Graph's own service principal in this tenant (its appId is the same everywhere).
 resource graph 'Microsoft.Graph/servicePrincipals@v1.0' existing = {

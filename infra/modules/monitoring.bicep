@@ -5,8 +5,10 @@ param logAnalyticsName string
 param appInsightsName string
 param location string
 param tags object
+@description('An existing Log Analytics workspace (resource id); empty: this module creates one.')
+param logAnalyticsWorkspaceId string = ''
 
-resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = if (empty(logAnalyticsWorkspaceId)) {
   name: logAnalyticsName
   location: location
   tags: tags
@@ -25,7 +27,7 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' = {
   kind: 'web'
   properties: {
     Application_Type: 'web'
-    WorkspaceResourceId: logAnalytics.id
+    WorkspaceResourceId: empty(logAnalyticsWorkspaceId) ? logAnalytics.id : logAnalyticsWorkspaceId
     DisableLocalAuth: true
   }
 }

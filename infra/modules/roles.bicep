@@ -18,8 +18,10 @@ param deployerPrincipalId string = ''
 ])
 param deployerPrincipalType string = 'User'
 
-@description('HR systems: [{principalId, principalType}]. They post requests and read events.')
+@description('HR systems: [{principalId, principalType}]. They post requests.')
 param hrPrincipals array = []
+@description('The HR systems that read the shared events queue: those without an Event Grid queue of their own.')
+param hrEventsQueueReaders array = []
 @description('On-call operators: [{principalId, principalType}]. The request view, replay and the workbook.')
 param operatorPrincipals array = []
 
@@ -184,8 +186,9 @@ resource hrRequestsSender 'Microsoft.Authorization/roleAssignments@2022-04-01' =
 }]
 
 // Storage Queue Data Message Processor on user-onboard-events: read the outcomes and
-// delete each once handled.
-resource hrEventsProcessor 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for hr in hrPrincipals: {
+// delete each once handled (v1 integrators; one with its own Event Grid subscription reads
+// its own queue instead, eventgrid.bicep).
+resource hrEventsProcessor 'Microsoft.Authorization/roleAssignments@2022-04-01' = [for hr in hrEventsQueueReaders: {
   name: guid(eventsQueue.id, hr.principalId, storageQueueDataMessageProcessor)
   scope: eventsQueue
   properties: {

@@ -8,6 +8,25 @@ param location string
 param tags object
 param deploymentContainerName string
 
+@description('Disabled with VNET_ENABLED: the app reaches the account through private endpoints (network.bicep).')
+@allowed([
+  'Enabled'
+  'Disabled'
+])
+param publicNetworkAccess string = 'Enabled'
+@description('Deny with VNET_ENABLED: nothing but private endpoints (and trusted services, below) gets in.')
+@allowed([
+  'Allow'
+  'Deny'
+])
+param networkDefaultAction string = 'Allow'
+@description('AzureServices lets trusted Azure services with a role through the firewall (Event Grid delivering to its queues); None for no exception.')
+@allowed([
+  'AzureServices'
+  'None'
+])
+param networkBypass string = 'AzureServices'
+
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
   location: location
@@ -24,7 +43,11 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     defaultToOAuthAuthentication: true
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: publicNetworkAccess
+    networkAcls: {
+      defaultAction: networkDefaultAction
+      bypass: networkBypass
+    }
   }
 }
 

@@ -6,11 +6,12 @@
 # in with `az login`: Privileged Role Administrator (or Global Administrator), or
 # AppRoleAssignment.ReadWrite.All + Application.Read.All.
 #
-#   SET_USAGE_LOCATION=true LICENSING_MODE=direct CLOUD_SYNC_JOB= \
+#   SET_USAGE_LOCATION=true LICENSING_MODE=direct CLOUD_SYNC_JOB= TEAMS_PHONE=false \
 #     ./infra/scripts/grant-graph-permissions.sh [--prune] [--dry-run] [<identity-principal-id>]
 #
 # Inputs: the app settings SET_USAGE_LOCATION (default true), LICENSING_MODE (direct or
-# group, default direct) and CLOUD_SYNC_JOB (default empty), with Bicep's defaults, each
+# group, default direct), CLOUD_SYNC_JOB (default empty) and TEAMS_PHONE (default false),
+# with Bicep's defaults, each
 # from the environment, else from the azd environment. The principal id defaults to
 # AZURE_IDENTITY_PRINCIPAL_ID, found the same way.
 #   --prune    also revoke the identity's other Microsoft Graph app roles, so that turning
@@ -63,6 +64,8 @@ set_usage_location=${set_usage_location:-true}
 licensing_mode=$(lower "$(setting LICENSING_MODE)")
 licensing_mode=${licensing_mode:-direct}
 cloud_sync_job=$(setting CLOUD_SYNC_JOB)
+teams_phone=$(lower "$(setting TEAMS_PHONE)")
+teams_phone=${teams_phone:-false}
 
 # --- the wanted permissions: the same rules as graph-permissions.bicep ------------------
 PERMISSIONS=(User.Read.All LicenseAssignment.Read.All)
@@ -80,6 +83,12 @@ esac
 if [ -n "$cloud_sync_job" ]; then
   PERMISSIONS+=(Synchronization.ReadWrite.All) # provisionOnDemand
 fi
+case $teams_phone in
+  # Teams readiness (userConfigurations), and assignNumber with its operation
+  true) PERMISSIONS+=(TeamsUserConfiguration.Read.All TeamsTelephoneNumber.ReadWrite.All) ;;
+  false) ;;
+  *) die "TEAMS_PHONE must be true or false, not '$teams_phone'" ;;
+esac
 wanted=$(printf '%s\n' "${PERMISSIONS[@]}" | awk '!seen[$0]++')
 
 # --- Graph calls, retried while Entra ID replicates the identity ------------------------
@@ -134,7 +143,8 @@ role_name_of() { awk -F'\t' -v id="$1" '$2 == id { print $1; exit }' <<<"$roles"
 is_held() { awk -F'\t' -v id="$1" '$1 == id { found = 1 } END { exit !found }' <<<"$held"; }
 
 echo "Microsoft Graph permissions for $identity_name ($principal_id):" \
-  "LICENSING_MODE=$licensing_mode SET_USAGE_LOCATION=$set_usage_location CLOUD_SYNC_JOB=${cloud_sync_job:-(none)}"
+  "LICENSING_MODE=$licensing_mode SET_USAGE_LOCATION=$set_usage_location CLOUD_SYNC_JOB=${cloud_sync_job:-(none)}" \
+  "TEAMS_PHONE=$teams_phone"
 changed=0
 while read -r permission; do
   role_id=$(role_id_of "$permission")

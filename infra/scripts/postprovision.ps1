@@ -6,7 +6,8 @@ $grant = Join-Path $PSScriptRoot 'grant-graph-permissions.sh'
 $principal = $env:AZURE_IDENTITY_PRINCIPAL_ID
 $usage = if ($env:SET_USAGE_LOCATION) { $env:SET_USAGE_LOCATION } else { 'true' }
 $mode = if ($env:LICENSING_MODE) { $env:LICENSING_MODE } else { 'direct' }
-$settings = "SET_USAGE_LOCATION=$usage LICENSING_MODE=$mode CLOUD_SYNC_JOB='$($env:CLOUD_SYNC_JOB)'"
+$teams = if ($env:TEAMS_PHONE) { $env:TEAMS_PHONE } else { 'false' }
+$settings = "SET_USAGE_LOCATION=$usage LICENSING_MODE=$mode CLOUD_SYNC_JOB='$($env:CLOUD_SYNC_JOB)' TEAMS_PHONE=$teams"
 $command = "$settings ./infra/scripts/grant-graph-permissions.sh --prune $principal"
 
 if ($env:GRANT_GRAPH_PERMISSIONS -eq 'false') {

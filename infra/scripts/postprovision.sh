@@ -12,7 +12,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 grant="$here/grant-graph-permissions.sh"
 principal=${AZURE_IDENTITY_PRINCIPAL_ID:-}
-settings="SET_USAGE_LOCATION=${SET_USAGE_LOCATION:-true} LICENSING_MODE=${LICENSING_MODE:-direct} CLOUD_SYNC_JOB='${CLOUD_SYNC_JOB:-}'"
+settings="SET_USAGE_LOCATION=${SET_USAGE_LOCATION:-true} LICENSING_MODE=${LICENSING_MODE:-direct} CLOUD_SYNC_JOB='${CLOUD_SYNC_JOB:-}' TEAMS_PHONE=${TEAMS_PHONE:-false}"
 
 if [ "${GRANT_GRAPH_PERMISSIONS:-true}" = "false" ]; then
   cat <<MSG

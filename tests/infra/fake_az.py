@@ -3,8 +3,11 @@ Microsoft Graph (service principals and app role assignments), and `az account s
 
 Run as `az` from a temporary PATH by tests/infra/test_infra_graph_permissions.py. Its
 tenant lives in the JSON file named by FAKE_AZ_STATE; every call is appended to its
-`calls`. `--query` is evaluated with jmespath, as the real CLI does, so the script's
-JMESPath is checked too. Entra ID's replication lag is simulated per principal:
+`calls`. `signed_in_as` ({type: user | servicePrincipal, name}) is who `az account
+show` says is signed in; `me_roles` and a service principal's `directoryRoles` are the
+active directory roles (template ids) Graph lists under transitiveMemberOf. `--query`
+is evaluated with jmespath, as the real CLI does, so the script's JMESPath is checked
+too. Entra ID's replication lag is simulated per principal:
 `lag[<principal id>]` calls that involve it fail the way Graph fails for an object it
 has not replicated yet. Anything it does not know fails, naming what it was asked.
 """
@@ -53,8 +56,26 @@ def _principal(state: dict[str, Any], object_id: str) -> dict[str, Any]:
     return principal
 
 
+def _directory_roles(state: dict[str, Any], roles: list[str]) -> dict[str, Any]:
+    if state.get("refuse_reads"):
+        raise Refused(
+            "Forbidden",
+            "Authorization_RequestDenied",
+            "Insufficient privileges to complete the operation.",
+        )
+    return {"value": [{"roleTemplateId": role} for role in roles]}
+
+
 def rest(state: dict[str, Any], method: str, url: str, body: str | None) -> Any:
     path = url.removeprefix(GRAPH)
+    if method == "get" and path == "/me/transitiveMemberOf/microsoft.graph.directoryRole":
+        return _directory_roles(state, state.get("me_roles", []))
+    if method == "get" and (
+        match := re.fullmatch(
+            r"/servicePrincipals/([\w-]+)/transitiveMemberOf/microsoft.graph.directoryRole", path
+        )
+    ):
+        return _directory_roles(state, _principal(state, match.group(1)).get("directoryRoles", []))
     if method == "get" and (match := re.fullmatch(r"/servicePrincipals\(appId='([\w-]+)'\)", path)):
         for principal in state["servicePrincipals"].values():
             if principal["appId"] == match.group(1):
@@ -143,7 +164,8 @@ def main(args: list[str]) -> int:
             if not state.get("signed_in", True):
                 print("ERROR: Please run 'az login' to setup account.", file=sys.stderr)
                 return 1
-            result: Any = {"tenantId": state["tenantId"], "user": {"name": "admin"}}
+            signed_in = state.get("signed_in_as", {"type": "user", "name": "admin"})
+            result: Any = {"tenantId": state["tenantId"], "user": signed_in}
         elif args[:1] == ["rest"]:
             result = rest(
                 state, options["--method"].lower(), options["--url"], options.get("--body")

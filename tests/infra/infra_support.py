@@ -5,8 +5,8 @@ No Bicep compiler exists here, so the tests read the Bicep syntax tree themselve
 the `*_of` helpers turn declarations into plain Python values for cross-checks.
 
 Neither tree-sitter-bicep 1.1 nor checkov's parser knows the `extension` statement
-that the Microsoft Graph resources need. It lives in one small module
-(`EXTENSION_FILE`); `source_for_parsers` blanks exactly that one line there (and
+that the Microsoft Graph resources need. It lives in small modules of Graph resources
+only (`EXTENSION_FILES`); `source_for_parsers` blanks exactly that one line in each (and
 fails if it is missing), so that every other line is still checked.
 """
 
@@ -26,7 +26,8 @@ import tree_sitter_bicep
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
-EXTENSION_FILE = Path("modules/graph-permissions.bicep")
+# Every module that needs the Microsoft Graph extension (each small, Graph resources only).
+EXTENSION_FILES = (Path("modules/graph-permissions.bicep"), Path("modules/api-registration.bicep"))
 EXTENSION_LINE = "extension microsoftGraphV1"
 CHECKOV_CONFIG = Path("infra/.checkov.yaml")
 
@@ -49,7 +50,7 @@ def bicep_files(infra: Path = INFRA) -> list[Path]:
 def source_for_parsers(path: Path, infra: Path = INFRA) -> str:
     """The file's text as the offline parsers can read it (see the module docstring)."""
     text = path.read_text(encoding="utf-8")
-    if path.relative_to(infra) != EXTENSION_FILE:
+    if path.relative_to(infra) not in EXTENSION_FILES:
         return text
     lines = text.split("\n")
     hits = [i for i, line in enumerate(lines) if line.strip() == EXTENSION_LINE]
@@ -164,6 +165,11 @@ def _declarations(root: tree_sitter.Node, kind: str) -> list[Declaration]:
             condition = _text(test)
         elif body.type == "for_statement":
             loop, body = _text(body), _named(body)[-1]
+            if body.type == "if_statement":  # [for x in xs: if (test) {...}]
+                test, body = _named(body)[0], _named(body)[-1]
+                if test.type == "parenthesized_expression":
+                    test = _named(test)[0]
+                condition = _text(test)
         found.append(
             Declaration(
                 name=name,
@@ -211,6 +217,28 @@ def params_of(root: tree_sitter.Node) -> dict[str, Param]:
     return found
 
 
+def param_decorators_of(root: tree_sitter.Node) -> dict[str, dict[str, Any]]:
+    """Each `param`'s decorators by name, with their first argument as `value_of` renders
+    it (`@secure()` and other argument-less ones map to None)."""
+    found: dict[str, dict[str, Any]] = {}
+    pending: list[tree_sitter.Node] = []
+    for node in _named(root):
+        if node.type == "decorators":
+            pending = [d for d in _named(node) if d.type == "decorator"]
+            continue
+        if node.type == "parameter_declaration":
+            decorators = {}
+            for decorator in pending:
+                call = _named(decorator)[0]
+                arguments = next(c for c in _named(call) if c.type == "arguments")
+                values = _named(arguments)
+                name = _text(_field(call, "function"))
+                decorators[name] = value_of(values[0]) if values else None
+            found[_text(_named(node)[0])] = decorators
+        pending = []
+    return found
+
+
 def variable_nodes_of(root: tree_sitter.Node) -> dict[str, tree_sitter.Node]:
     """The file's `var` declarations by name, as syntax nodes (for `evaluate`)."""
     return {
@@ -220,31 +248,62 @@ def variable_nodes_of(root: tree_sitter.Node) -> dict[str, tree_sitter.Node]:
     }
 
 
+def _union(*values: Any) -> Any:
+    if all(isinstance(value, dict) for value in values):  # objects: later keys win
+        return {key: item for value in values for key, item in value.items()}
+    # Bicep's union of arrays keeps the first occurrence of each value, in order.
+    return list(dict.fromkeys(item for array in values for item in array))
+
+
 _FUNCTIONS: dict[str, Any] = {
-    "empty": lambda value: len(value) == 0,
+    "empty": lambda value: value is None or len(value) == 0,
     "contains": lambda container, item: item in container,
     "concat": lambda *arrays: [item for array in arrays for item in array],
-    # Bicep's union of arrays keeps the first occurrence of each value, in order.
-    "union": lambda *arrays: list(dict.fromkeys(item for array in arrays for item in array)),
+    "union": _union,
+    "split": lambda text, separator: text.split(separator),
+    "trim": lambda text: text.strip(),
+    "filter": lambda array, keep: [item for item in array if keep(item)],
+    "map": lambda array, function: [function(item) for item in array],
+    "toObject": lambda array, key, value: {key(item): value(item) for item in array},
 }
 _OPERATORS: dict[str, Any] = {
     "==": lambda a, b: a == b,
     "!=": lambda a, b: a != b,
     "&&": lambda a, b: a and b,
     "||": lambda a, b: a or b,
+    "??": lambda a, b: b if a is None else a,
 }
 
 
 def evaluate(node: tree_sitter.Node, names: dict[str, Any]) -> Any:
     """The value of a Bicep expression, with `names` giving params and variables.
 
-    Only what the tests need: literals, names, `!`, `==`, `!=`, `&&`, `||`, `c ? a : b`,
-    parentheses, and the functions in `_FUNCTIONS`. Anything else raises, so a Bicep
-    change the evaluator does not follow fails the test instead of passing it.
+    Only what the tests need: literals, names, `!`, `==`, `!=`, `&&`, `||`, `??`,
+    `c ? a : b`, parentheses, `x.y` and `x.?y`, lambdas, `[for x in xs: ...]`, and the
+    functions in `_FUNCTIONS`. Anything else raises, so a Bicep change the evaluator does
+    not follow fails the test instead of passing it.
     """
     kind = node.type
     if kind == "array":
         return [evaluate(item, names) for item in _named(node)]
+    if kind == "object":
+        return {
+            key_of(prop): evaluate(_named(prop)[1], names)
+            for prop in _named(node)
+            if prop.type == "object_property"
+        }
+    if kind == "lambda_expression":
+        parameter, body = _text(_named(node)[0]), _named(node)[-1]
+        return _Lambda(parameter, lambda value: evaluate(body, {**names, parameter: value}))
+    if kind == "member_expression":
+        return _member(node, names)
+    if kind == "for_statement":
+        variable, iterable, body = _named(node)[0], _named(node)[1], _named(node)[-1]
+        if variable.type != "identifier":
+            raise NotImplementedError(f"loop variables {_text(variable)}")
+        return [
+            evaluate(body, {**names, _text(variable): item}) for item in evaluate(iterable, names)
+        ]
     if kind in ("string", "boolean", "number", "null"):
         value = value_of(node)
         if isinstance(value, Expr):
@@ -261,13 +320,50 @@ def evaluate(node: tree_sitter.Node, names: dict[str, Any]) -> Any:
         return evaluate(_field(node, "consequence" if condition else "alternative"), names)
     if kind == "binary_expression":
         operator = next(_text(child) for child in node.children if not child.is_named)
-        left, right = evaluate(_field(node, "left"), names), evaluate(_field(node, "right"), names)
-        return _OPERATORS[operator](left, right)
+        left = evaluate(_field(node, "left"), names)
+        if isinstance(left, _Lambda):  # `x => x.a == b`, misread as `(x => x.a) == b`
+            right_node = _field(node, "right")
+            return _Lambda(
+                left.parameter,
+                lambda value: _OPERATORS[operator](
+                    left(value), evaluate(right_node, {**names, left.parameter: value})
+                ),
+            )
+        return _OPERATORS[operator](left, evaluate(_field(node, "right"), names))
     if kind == "call_expression":
         function = _FUNCTIONS[_text(_field(node, "function"))]
         arguments = next(child for child in _named(node) if child.type == "arguments")
         return function(*(evaluate(argument, names) for argument in _named(arguments)))
     raise NotImplementedError(f"{kind}: {_text(node)[:80]}")
+
+
+@dataclass(frozen=True)
+class _Lambda:
+    """A Bicep lambda: its parameter's name, and the function it computes."""
+
+    parameter: str
+    function: Any
+
+    def __call__(self, value: Any) -> Any:
+        return self.function(value)
+
+
+def _member(node: tree_sitter.Node, names: dict[str, Any]) -> Any:
+    """`x.y` (a missing key raises, as in Bicep) and `x.?y` (a missing key is null)."""
+    target, prop = _named(node)[0], _text(_named(node)[-1])
+    safe = any(_text(child) == ".?" for child in node.children if not child.is_named)
+    inner = evaluate(target, names)
+    if isinstance(inner, _Lambda):
+        # tree-sitter-bicep 1.1 reads `c => c.name` as `(c => c).name` (and `c => c.a == b`
+        # as `((c => c).a) == b`): apply what follows to the lambda's result, as Bicep does.
+        return _Lambda(inner.parameter, lambda value: _access(inner(value), prop, safe))
+    return _access(inner, prop, safe)
+
+
+def _access(value: Any, prop: str, safe: bool) -> Any:
+    if safe:
+        return None if value is None else value.get(prop)
+    return value[prop]
 
 
 def _field(node: tree_sitter.Node, name: str) -> tree_sitter.Node:
@@ -301,11 +397,12 @@ def checkov_executable() -> Path:
 
 
 def copy_infra_for_checkov(destination: Path) -> Path:
-    """Copy infra/ to `destination`/infra, blanking the `extension` line; return the copy."""
+    """Copy infra/ to `destination`/infra, blanking the `extension` lines; return the copy."""
     copy = destination / "infra"
     shutil.copytree(INFRA, copy)
-    extension_module = copy / EXTENSION_FILE
-    extension_module.write_text(source_for_parsers(extension_module, copy), encoding="utf-8")
+    for module in EXTENSION_FILES:
+        extension_module = copy / module
+        extension_module.write_text(source_for_parsers(extension_module, copy), encoding="utf-8")
     return copy
 
 

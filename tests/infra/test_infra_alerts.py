@@ -41,6 +41,9 @@ EVENTS = {
     "poison.held": {"queueMessageId", "requestId", "holdUntil"},
     "poison.reported": {"queueMessageId", "requestId"},
     "message.set_aside": {"source", "queueMessageId", "requestId"},
+    # contract v1.2: once per sweep, and on a refused or unanswered publish to Event Grid
+    "intake.backlog": {"oldestMessageAgeSeconds", "approximateMessageCount"},
+    "events.topic_unavailable": {"status", "requestId"},
 }
 OUTCOMES = {
     "licensed",
@@ -63,6 +66,16 @@ ALERTS = {
     "settings-error",
     "sweep-near-budget",
     "message-set-aside",
+    "intake-backlog",
+    "events-topic-unavailable",
+}
+# Metric alerts on the Event Grid topic, and the metric each watches (Microsoft's list of
+# Microsoft.EventGrid/topics metrics: DeliveryAttemptFailCount, DeadLetteredCount,
+# DroppedEventCount, among others).
+TOPIC_ALERTS = {
+    "events-delivery-failed": "DeliveryAttemptFailCount",
+    "events-dead-lettered": "DeadLetteredCount",
+    "events-dropped": "DroppedEventCount",
 }
 WORKBOOK_PANELS = {
     "intake",
@@ -275,17 +288,71 @@ def test_every_rule_watches_application_insights() -> None:
 
 
 def test_every_rule_notifies_the_action_group_when_an_email_is_given() -> None:
-    """ALERT_EMAIL set: one e-mail action group, named by every rule; empty: none."""
+    """ALERT_EMAIL set: one e-mail action group, named by every rule; empty: none; an
+    existing action group (ALERT_ACTION_GROUP_ID) is named by every rule too."""
     (group,) = [
         d for d in resources_of(TREE) if d.target.startswith("Microsoft.Insights/actionGroups@")
     ]
     assert group.condition == "!empty(alertEmail)"
     assert group.body["properties"]["emailReceivers"][0]["emailAddress"] == Expr("alertEmail")
     assert len(group.body["properties"]["groupShortName"]) <= 12
-    assert VARIABLES["actionGroupIds"] == Expr("empty(alertEmail) ? [] : [actionGroup.id]")
+    assert VARIABLES["actionGroupIds"] == Expr(
+        "concat(empty(alertEmail) ? [] : [actionGroup.id], "
+        "empty(existingActionGroupId) ? [] : [existingActionGroupId])"
+    )
+    (module,) = [m for m in modules_of(bicep_tree(INFRA / "main.bicep")) if m.name == "alerts"]
+    assert module.body["params"]["existingActionGroupId"] == Expr("alertActionGroupId")
     assert _rules().body["properties"]["actions"]["actionGroups"] == Expr("actionGroupIds")
     main_params = params_of(bicep_tree(INFRA / "main.bicep"))
     assert main_params["alertEmail"].default == ""
+
+
+def test_the_intake_backlog_alert_uses_its_threshold_in_minutes() -> None:
+    """Fires on an intake.backlog whose oldest message is older than the threshold, which
+    is the ALERT_INTAKE_BACKLOG_MINUTES param (30 by default), in seconds."""
+    alert = _alerts()["intake-backlog"]
+    query, params = _query_text(alert["query"])
+    assert params == {"intakeBacklogMinutes"}
+    assert "oldestMessageAgeSeconds > thresholdMinutes * 60" in query
+    assert query.startswith("let thresholdMinutes = 42;\ntraces")
+    main = bicep_tree(INFRA / "main.bicep")
+    assert params_of(main)["intakeBacklogAlertMinutes"].default == 30
+    (module,) = [m for m in modules_of(main) if m.name == "alerts"]
+    assert module.body["params"]["intakeBacklogMinutes"] == Expr("intakeBacklogAlertMinutes")
+
+
+def _topic_rules() -> Declaration:
+    (rules,) = [
+        d for d in resources_of(TREE) if d.target.startswith("Microsoft.Insights/metricAlerts@")
+    ]
+    return rules
+
+
+def test_topic_alerts_watch_event_grid_metrics_only_when_there_is_a_topic() -> None:
+    """Delivery failures, dead-lettered and dropped events, as Event Grid names its metrics;
+    no rule without a topic, and each rule notifies the action groups."""
+    topic_alerts = VARIABLES["topicAlerts"]
+    assert isinstance(topic_alerts, list)
+    assert {a["name"]: a["metric"] for a in topic_alerts} == TOPIC_ALERTS
+    rules = _topic_rules()
+    assert str(rules.loop).startswith("[for alert in (empty(eventGridTopicId) ? [] : topicAlerts):")
+    properties = rules.body["properties"]
+    assert properties["scopes"] == [Expr("eventGridTopicId")]
+    assert properties["enabled"] is True
+    assert properties["autoMitigate"] is True
+    (criterion,) = properties["criteria"]["allOf"]
+    assert properties["criteria"]["odata.type"] == (
+        "Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria"
+    )
+    assert criterion["metricNamespace"] == "Microsoft.EventGrid/topics"
+    assert criterion["metricName"] == Expr("alert.metric")
+    assert (criterion["operator"], criterion["threshold"]) == ("GreaterThan", 0)
+    assert criterion["timeAggregation"] == "Total"
+    assert properties["actions"] == Expr("metricAlertActions")
+    assert VARIABLES["metricAlertActions"] == Expr(
+        "[for id in actionGroupIds: {\n  actionGroupId: id\n}]"
+    )
+    assert all(a["severity"] in range(5) for a in topic_alerts)
 
 
 # --- the workbook ----------------------------------------------------------------------------

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 from infra_support import (
-    EXTENSION_FILE,
+    EXTENSION_FILES,
     EXTENSION_LINE,
     INFRA,
     bicep_files,
+    bicep_tree,
+    resources_of,
     source_for_parsers,
     syntax_errors,
 )
@@ -30,6 +32,8 @@ MODULES = (
     "roles.bicep",
     "graph-permissions.bicep",
     "alerts.bicep",
+    "eventgrid.bicep",
+    "api-registration.bicep",
 )
 
 
@@ -45,8 +49,8 @@ def test_bicep_file_parses_without_errors(path: Path) -> None:
     assert syntax_errors(source_for_parsers(path)) == []
 
 
-def test_only_the_graph_permissions_module_has_an_extension_statement() -> None:
-    """The parsers' blind spot is confined to one file, one line."""
+def test_only_the_graph_modules_have_an_extension_statement() -> None:
+    """The parsers' blind spot is confined to the Graph modules, one line each."""
     with_extension = [
         path.relative_to(INFRA)
         for path in bicep_files()
@@ -55,12 +59,13 @@ def test_only_the_graph_permissions_module_has_an_extension_statement() -> None:
             for line in path.read_text(encoding="utf-8").splitlines()
         )
     ]
-    assert with_extension == [EXTENSION_FILE]
+    assert sorted(with_extension) == sorted(EXTENSION_FILES)
 
 
-def test_blanking_the_extension_line_changes_that_line_only() -> None:
+@pytest.mark.parametrize("module", EXTENSION_FILES, ids=lambda module: module.name)
+def test_blanking_the_extension_line_changes_that_line_only(module: Path) -> None:
     """The text the parsers see differs from the file in the extension line alone."""
-    path = INFRA / EXTENSION_FILE
+    path = INFRA / module
     original = path.read_text(encoding="utf-8").split("\n")
     blanked = source_for_parsers(path).split("\n")
     assert len(blanked) == len(original)
@@ -68,14 +73,22 @@ def test_blanking_the_extension_line_changes_that_line_only() -> None:
     assert changed == [(EXTENSION_LINE, "")]
 
 
-def test_a_graph_module_without_its_extension_line_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("module", EXTENSION_FILES, ids=lambda module: module.name)
+def test_a_graph_module_without_its_extension_line_is_refused(tmp_path: Path, module: Path) -> None:
     """Losing the extension line fails the check instead of passing unnoticed."""
     copy = tmp_path / "infra"
-    (copy / EXTENSION_FILE).parent.mkdir(parents=True)
-    text = (INFRA / EXTENSION_FILE).read_text(encoding="utf-8")
-    (copy / EXTENSION_FILE).write_text(text.replace(EXTENSION_LINE, ""), encoding="utf-8")
+    (copy / module).parent.mkdir(parents=True)
+    text = (INFRA / module).read_text(encoding="utf-8")
+    (copy / module).write_text(text.replace(EXTENSION_LINE, ""), encoding="utf-8")
     with pytest.raises(AssertionError, match="expected exactly one line"):
-        source_for_parsers(copy / EXTENSION_FILE, copy)
+        source_for_parsers(copy / module, copy)
+
+
+def test_the_graph_modules_hold_graph_resources_only() -> None:
+    """What the parsers cannot check is kept small: Microsoft.Graph resources only."""
+    for module in EXTENSION_FILES:
+        types = {d.target.split("/")[0] for d in resources_of(bicep_tree(INFRA / module))}
+        assert types == {"Microsoft.Graph"}, module
 
 
 def _drop_last_brace(text: str) -> str:

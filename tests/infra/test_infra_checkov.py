@@ -28,6 +28,8 @@ STORAGE = "Microsoft.Storage/storageAccounts.storage"
 SITE = "Microsoft.Web/sites.functionApp"
 APP_INSIGHTS = "Microsoft.Insights/components.appInsights"
 ALERT_RULES = "Microsoft.Insights/scheduledQueryRules.rules"
+TOPIC = "Microsoft.EventGrid/topics.topic"
+EASY_AUTH = "Microsoft.Web/sites/config.authSettings"
 
 # Our policies and the resource each must have checked.
 CUSTOM_POLICIES = {
@@ -42,6 +44,9 @@ CUSTOM_POLICIES = {
     "CKV_ONBOARD_9": APP_INSIGHTS,  # local auth disabled
     "CKV_ONBOARD_10": ALERT_RULES,  # log alerts notify action groups
     "CKV_ONBOARD_11": ALERT_RULES,  # log alerts enabled and auto-resolving
+    "CKV_ONBOARD_12": TOPIC,  # Event Grid: no keys
+    "CKV_ONBOARD_13": TOPIC,  # Event Grid: TLS 1.2
+    "CKV_ONBOARD_14": EASY_AUTH,  # the front door requires a token, else 401
 }
 
 # (file, exact text, replacement, policy that must then fail)
@@ -93,9 +98,27 @@ BREAKAGES = [
     ),
     (
         "modules/alerts.bicep",
-        "    enabled: true\n    scopes:",
-        "    enabled: false\n    scopes:",
+        "    severity: alert.severity\n    enabled: true\n    scopes: [\n      appInsights.id",
+        "    severity: alert.severity\n    enabled: false\n    scopes: [\n      appInsights.id",
         "CKV_ONBOARD_11",
+    ),
+    (
+        "modules/eventgrid.bicep",
+        "disableLocalAuth: true",
+        "disableLocalAuth: false",
+        "CKV_ONBOARD_12",
+    ),
+    (
+        "modules/eventgrid.bicep",
+        "minimumTlsVersionAllowed: '1.2'",
+        "minimumTlsVersionAllowed: '1.0'",
+        "CKV_ONBOARD_13",
+    ),
+    (
+        "modules/functionapp.bicep",
+        "unauthenticatedClientAction: 'Return401'",
+        "unauthenticatedClientAction: 'AllowAnonymous'",
+        "CKV_ONBOARD_14",
     ),
 ]
 

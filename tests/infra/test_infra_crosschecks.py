@@ -21,9 +21,12 @@ from infra_support import (
     Declaration,
     Expr,
     bicep_tree,
+    evaluate,
     modules_of,
+    param_decorators_of,
     params_of,
     resources_of,
+    variable_nodes_of,
     variables_of,
 )
 
@@ -41,7 +44,25 @@ ROLE_NAMES = {
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Storage Table Data Contributor",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
     "43d0d8ad-25c7-4714-9337-8ba259a9fe05": "Monitoring Reader",
+    "d5a91429-5739-47e2-a06b-3470a27159e7": "EventGrid Data Sender",
+    "ba92f5b4-2d11-453d-a403-e96b0029c9fe": "Storage Blob Data Contributor",
 }
+ROLES_FILE = "modules/roles.bicep"
+
+
+def _files_with_role_assignments() -> list[str]:
+    return [
+        path.relative_to(INFRA).as_posix()
+        for path in [INFRA / "main.bicep", *sorted((INFRA / "modules").glob("*.bicep"))]
+        if _of_type(resources_of(bicep_tree(path)), ROLE_ASSIGNMENT_TYPE)
+    ]
+
+
+# main.parameters.json values that are literals, not `${VARIABLE}` references: the list of
+# Event Grid consumers is edited in that file (docs/deploy.md "Adding an event consumer").
+LITERAL_PARAMETERS = {"eventConsumers"}
+# App settings Bicep derives instead of taking from azd.
+DERIVED_SETTINGS = {"AZURE_CLIENT_ID", "API_AUDIENCE", "API_TENANT_ID"}
 # Contract v1.1 settings: each an app setting, a main.bicep param with this default,
 # mapped from the azd variable of the same name.
 CONTRACT_V11_SETTINGS = {
@@ -75,6 +96,8 @@ DEPLOYED_VALUES = {
     "storage.outputs.queueEndpoint": "https://stexample.queue.core.windows.net/",
     "storage.outputs.tableEndpoint": "https://stexample.table.core.windows.net/",
     "monitoring.outputs.connectionString": "InstrumentationKey=0000;IngestionEndpoint=https://example/",
+    "apiRegistration.outputs.clientId": "00000000-0000-0000-0000-0000000000a1",
+    "tenant().tenantId": "00000000-0000-0000-0000-0000000000d1",
 }
 # Prints the name and bindings of every function, as the Functions host indexes them.
 INDEX_FUNCTIONS = """
@@ -88,11 +111,20 @@ def _deployed_app_settings() -> dict[str, str]:
     """The function app's settings as a default `azd up` sets them, expressions resolved."""
     main = bicep_tree(INFRA / "main.bicep")
     main_params = params_of(main)
+    main_variables = variables_of(main)
     (module,) = [m for m in modules_of(main) if m.target == "modules/functionapp.bicep"]
 
     def main_value(expression: str) -> str:
         if expression in DEPLOYED_VALUES:
             return DEPLOYED_VALUES[expression]
+        if isinstance(main_variables.get(expression), Expr):
+            return main_value(main_variables[expression].text)
+        if choice := re.fullmatch(r"empty\((\w+)\) \? ([\w.]+) : ([\w.]+)", expression):
+            chosen = main_params[choice.group(1)].default == ""
+            return main_value(choice.group(2) if chosen else choice.group(3))
+        if choice := re.fullmatch(r"(\w+) \? ([\w.]+) : ([\w.]+)", expression):
+            chosen = main_params[choice.group(1)].default is True
+            return main_value(choice.group(2) if chosen else choice.group(3))
         default = main_params[expression].default
         return ("true" if default else "false") if isinstance(default, bool) else str(default)
 
@@ -246,6 +278,9 @@ def test_azd_parameter_defaults_match_the_bicep_defaults() -> None:
     mapped = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))
     mismatched = {}
     for name, entry in mapped["parameters"].items():
+        if name in LITERAL_PARAMETERS:
+            assert entry["value"] == params[name].default, name
+            continue
         match = re.fullmatch(r"\$\{(\w+)(?:=(.*))?\}", entry["value"])
         assert match, f"{name}: not an azd ${{VARIABLE}} reference"
         if match.group(2) is None:
@@ -266,11 +301,34 @@ def test_azd_parameters_name_only_main_bicep_params_and_all_required_ones() -> N
     assert {name for name, p in params.items() if not p.has_default} - mapped == set()
 
 
+def test_every_main_parameter_can_be_set_and_is_documented() -> None:
+    """Each main.bicep param is mapped in main.parameters.json (from an azd variable, or the
+    literal consumer list), and docs/deploy.md names each azd variable."""
+    params = params_of(bicep_tree(INFRA / "main.bicep"))
+    mapped = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))
+    assert set(params) - set(mapped["parameters"]) == set()
+    deploy = (REPO / "docs" / "deploy.md").read_text(encoding="utf-8")
+    azd_set = {"AZURE_ENV_NAME", "AZURE_LOCATION", "AZURE_PRINCIPAL_ID"}  # azd's own
+    undocumented = {
+        variable
+        for name, entry in mapped["parameters"].items()
+        if name not in LITERAL_PARAMETERS
+        and (variable := re.sub(r"^\$\{(\w+).*", r"\1", entry["value"])) not in azd_set
+        and f"`{variable}`" not in deploy
+    }
+    assert undocumented == set()
+    assert "`eventConsumers`" in deploy
+
+
 def test_contract_settings_are_parameters_mapped_from_azd() -> None:
     """Every contract setting but AZURE_CLIENT_ID can be set with `azd env set NAME`."""
     mapped = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
-    variables = {re.sub(r"^\$\{(\w+).*", r"\1", entry["value"]) for entry in mapped.values()}
-    assert set(names.APP_SETTINGS) - {"AZURE_CLIENT_ID"} - variables == set()
+    variables = {
+        re.sub(r"^\$\{(\w+).*", r"\1", entry["value"])
+        for name, entry in mapped.items()
+        if name not in LITERAL_PARAMETERS
+    }
+    assert set(names.APP_SETTINGS) - DERIVED_SETTINGS - variables == set()
 
 
 @pytest.mark.parametrize(("setting", "default"), CONTRACT_V11_SETTINGS.items())
@@ -282,10 +340,72 @@ def test_contract_v11_settings_are_set_with_their_defaults(setting: str, default
     (param,) = [
         name
         for name, entry in mapped.items()
-        if re.fullmatch(rf"\$\{{{setting}(=.*)?\}}", entry["value"])
+        if name not in LITERAL_PARAMETERS
+        and re.fullmatch(rf"\$\{{{setting}(=.*)?\}}", entry["value"])
     ]
     assert deployed[setting] == default
     assert params_of(bicep_tree(INFRA / "main.bicep"))[param].default == default
+
+
+# Contract v1.2 settings with a plain default (EVENT_GRID_TOPIC_ENDPOINT, API_AUDIENCE and
+# API_TENANT_ID depend on what Bicep creates: tested with the topic and the front door).
+CONTRACT_V12_SETTINGS = {
+    "LEDGER_RETENTION": "P90D",
+    "TEAMS_PHONE": "false",
+    "TEAMS_READY_TIMEOUT": "PT24H",
+}
+
+
+def _rendered(value: object) -> str:
+    return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+
+@pytest.mark.parametrize(("setting", "default"), CONTRACT_V12_SETTINGS.items())
+def test_contract_v12_settings_are_set_with_their_defaults(setting: str, default: str) -> None:
+    """A v1.2 setting is an app setting fed by a main.bicep param whose default is the
+    contract's, and `azd env set <SETTING>` (same name) overrides it."""
+    mapped = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    (param,) = [
+        name
+        for name, entry in mapped.items()
+        if name not in LITERAL_PARAMETERS
+        and re.fullmatch(rf"\$\{{{setting}=(.*)\}}", entry["value"])
+    ]
+    assert mapped[param]["value"] == f"${{{setting}={default}}}"
+    assert _rendered(params_of(bicep_tree(INFRA / "main.bicep"))[param].default) == default
+    assert _deployed_app_settings()[setting] == default
+
+
+def test_scale_is_mapped_from_azd_and_bounded_by_microsofts_limits() -> None:
+    """MAXIMUM_INSTANCE_COUNT within Flex Consumption's 1..1000, INSTANCE_MEMORY_MB one of its
+    sizes; both reach the plan's scaleAndConcurrency."""
+    main = bicep_tree(INFRA / "main.bicep")
+    decorators = param_decorators_of(main)
+    assert decorators["maximumInstanceCount"]["minValue"] == 1
+    assert decorators["maximumInstanceCount"]["maxValue"] == 1000
+    assert decorators["instanceMemoryMB"]["allowed"] == [512, 2048, 4096]
+    params = params_of(main)
+    assert 1 <= params["maximumInstanceCount"].default <= 1000
+    assert params["instanceMemoryMB"].default in decorators["instanceMemoryMB"]["allowed"]
+    mapped = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
+    assert mapped["maximumInstanceCount"]["value"].startswith("${MAXIMUM_INSTANCE_COUNT=")
+    assert mapped["instanceMemoryMB"]["value"].startswith("${INSTANCE_MEMORY_MB=")
+    (site,) = _of_type(_resources("modules/functionapp.bicep"), "Microsoft.Web/sites")
+    scale = site.body["properties"]["functionAppConfig"]["scaleAndConcurrency"]
+    assert scale == {
+        "maximumInstanceCount": Expr("maximumInstanceCount"),
+        "instanceMemoryMB": Expr("instanceMemoryMB"),
+    }
+    (module,) = [m for m in modules_of(main) if m.target == "modules/functionapp.bicep"]
+    for name in scale:
+        assert module.body["params"][name] == Expr(name)
+
+
+def test_the_benchmark_default_is_flagged_for_the_lead() -> None:
+    """The scale-out default carries the note saying a benchmark decides it."""
+    source = (INFRA / "main.bicep").read_text(encoding="utf-8")
+    note = source[: source.index("param maximumInstanceCount")]
+    assert "DEFAULT TO BE SET FROM A BENCHMARK" in note[-1500:]
 
 
 def test_licensing_mode_allows_only_the_contract_modes() -> None:
@@ -330,10 +450,11 @@ def test_the_site_carries_the_azd_service_name_of_azure_yaml() -> None:
     assert "'azd-service-name': serviceName" in site.body["tags"].text
 
 
-def test_azure_yaml_requires_an_azd_that_honours_funcignore() -> None:
-    """azd packages with .funcignore from 1.18.0; older ones would ship tests and tooling."""
+def test_azure_yaml_requires_an_azd_that_honours_funcignore_and_object_parameters() -> None:
+    """azd packages with .funcignore from 1.18.0 (older ones would ship tests and tooling),
+    and passes AZURE_TAGS' JSON to the object parameter from 1.23.4."""
     azure_yaml = yaml.safe_load((REPO / "azure.yaml").read_text(encoding="utf-8"))
-    assert azure_yaml["requiredVersions"] == {"azd": ">= 1.18.0"}
+    assert azure_yaml["requiredVersions"] == {"azd": ">= 1.23.4"}
     assert (REPO / ".funcignore").is_file()
 
 
@@ -349,27 +470,97 @@ def test_the_postprovision_hook_grants_graph_and_stops_azd_when_it_fails() -> No
     assert hook["windows"]["shell"] == "pwsh"
 
 
-def test_every_tracked_resource_is_tagged() -> None:
-    """Resources that take tags get the azd-env-name tags (child resources cannot)."""
-    assert "azd-env-name" in variables_of(bicep_tree(INFRA / "main.bicep"))["tags"]
-    untagged = [
-        f"{path.name}:{d.name}"
+# Resource types that take no tags, each for a reason: role assignments and Graph objects
+# are not ARM-tracked resources (Graph's `tags` are plain strings); the others are child
+# resources, which inherit their parent's.
+UNTAGGED_TYPES = {
+    "Microsoft.Authorization/roleAssignments",
+    "Microsoft.Graph/applications",
+    "Microsoft.Graph/servicePrincipals",
+    "Microsoft.Graph/appRoleAssignedTo",
+    "Microsoft.Storage/storageAccounts/blobServices",
+    "Microsoft.Storage/storageAccounts/blobServices/containers",
+    "Microsoft.Storage/storageAccounts/queueServices",
+    "Microsoft.Storage/storageAccounts/queueServices/queues",
+    "Microsoft.Storage/storageAccounts/tableServices",
+    "Microsoft.Storage/storageAccounts/tableServices/tables",
+    "Microsoft.Web/sites/config",
+    "Microsoft.EventGrid/topics/eventSubscriptions",
+    "Microsoft.Network/privateEndpoints/privateDnsZoneGroups",
+}
+
+
+def _all_declarations() -> list[tuple[str, Declaration]]:
+    return [
+        (path.relative_to(INFRA).as_posix(), d)
         for path in [INFRA / "main.bicep", *sorted((INFRA / "modules").glob("*.bicep"))]
         for d in resources_of(bicep_tree(path))
-        if not d.existing
-        and d.target.count("/") == 1  # a top-level type, not a child resource
-        and not d.target.startswith(("Microsoft.Authorization/", "Microsoft.Graph/"))
-        and "tags" not in d.body
     ]
+
+
+def test_every_resource_carries_the_merged_tags() -> None:
+    """Walking every resource declaration: each one that takes tags has the module's `tags`
+    (alone, or with a tag of its own added), and nothing else is left untagged."""
+    untagged, unknown = [], []
+    for file, d in _all_declarations():
+        kind = d.target.split("@")[0]
+        if d.existing or kind in UNTAGGED_TYPES:
+            continue
+        tags = d.body.get("tags")
+        text = tags.text if isinstance(tags, Expr) else None
+        if text != "tags" and not (text or "").startswith("union(tags, "):
+            untagged.append(f"{file}:{d.name}")
     assert untagged == []
+    declared = {d.target.split("@")[0] for _, d in _all_declarations()}
+    unknown = sorted(UNTAGGED_TYPES - declared)
+    assert unknown == [], "UNTAGGED_TYPES names a type no file declares"
+
+
+def test_every_module_gets_the_merged_tags_from_main() -> None:
+    """Each module that takes `tags` gets main's `tags`, which adds AZURE_TAGS to azd's."""
+    main = bicep_tree(INFRA / "main.bicep")
+    for module in modules_of(main):
+        declared = params_of(bicep_tree(INFRA / module.target))
+        if "tags" in declared:
+            assert module.body["params"]["tags"] == Expr("tags"), module.name
+    mapped = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))
+    assert mapped["parameters"]["extraTags"]["value"] == "${AZURE_TAGS}"
+    assert params_of(main)["extraTags"].default == {}
+
+
+def test_azure_tags_are_merged_and_cannot_replace_azds_own() -> None:
+    """AZURE_TAGS {"costCenter": ...} lands on every resource; an azd-env-name in it loses to
+    the environment's (azd finds its resources by that tag)."""
+    main = bicep_tree(INFRA / "main.bicep")
+    node = variable_nodes_of(main)["tags"]
+    extra = {"costCenter": "4711", "owner": "identity", "azd-env-name": "someone-else"}
+    merged = evaluate(node, {"extraTags": extra, "environmentName": "onboarding-prod"})
+    assert merged == {"costCenter": "4711", "owner": "identity", "azd-env-name": "onboarding-prod"}
+    assert evaluate(node, {"extraTags": {}, "environmentName": "dev"}) == {"azd-env-name": "dev"}
+
+
+def test_an_existing_log_analytics_workspace_replaces_the_new_one() -> None:
+    """LOG_ANALYTICS_WORKSPACE_ID set: no workspace is created and Application Insights
+    writes to that one; empty (default): a new one."""
+    tree = bicep_tree(INFRA / "modules" / "monitoring.bicep")
+    (workspace,) = _of_type(resources_of(tree), "Microsoft.OperationalInsights/workspaces")
+    assert workspace.condition == "empty(logAnalyticsWorkspaceId)"
+    (insights,) = _of_type(resources_of(tree), "Microsoft.Insights/components")
+    assert insights.body["properties"]["WorkspaceResourceId"] == Expr(
+        "empty(logAnalyticsWorkspaceId) ? logAnalytics.id : logAnalyticsWorkspaceId"
+    )
+    main = bicep_tree(INFRA / "main.bicep")
+    (module,) = [m for m in modules_of(main) if m.name == "monitoring"]
+    assert module.body["params"]["logAnalyticsWorkspaceId"] == Expr("logAnalyticsWorkspaceId")
+    assert params_of(main)["logAnalyticsWorkspaceId"].default == ""
 
 
 # --- roles ---------------------------------------------------------------------------------
 
 
-def _role_assignments() -> list[tuple[Declaration, str, str]]:
+def _role_assignments(file: str = ROLES_FILE) -> list[tuple[Declaration, str, str]]:
     """(assignment, variable holding its role id, role name) for each role assignment."""
-    tree = bicep_tree(INFRA / "modules" / "roles.bicep")
+    tree = bicep_tree(INFRA / file)
     variables = variables_of(tree)
     found = []
     for d in _of_type(resources_of(tree), ROLE_ASSIGNMENT_TYPE):
@@ -383,18 +574,38 @@ def _role_assignments() -> list[tuple[Declaration, str, str]]:
     return found
 
 
-def test_role_assignments_are_named_from_scope_principal_and_role() -> None:
-    """Each name is guid(scope.id, principalId, roleId) of that very assignment."""
-    for d, role_variable, _ in _role_assignments():
+def test_every_module_that_assigns_roles_is_checked() -> None:
+    """The role tests below cover every file with a role assignment."""
+    assert set(_files_with_role_assignments()) == {ROLES_FILE, "modules/eventgrid.bicep"}
+
+
+@pytest.mark.parametrize("file", _files_with_role_assignments())
+def test_role_assignments_are_named_from_scope_principal_and_role(file: str) -> None:
+    """Each name is guid(scope.id, principalId, roleId) of that very assignment; for the
+    identity of a resource created in the same deployment, whose principal id is not known
+    at its start (as Bicep requires of a name), that resource's id stands in."""
+    for d, role_variable, _ in _role_assignments(file):
         scope, principal = d.body["scope"].text, d.body["properties"]["principalId"].text
+        principal = re.sub(r"^(\w+)\.identity\.principalId$", r"\1.id", principal)
         assert d.body["name"] == Expr(f"guid({scope}.id, {principal}, {role_variable})"), d.name
 
 
-def test_each_role_assignment_is_commented_with_the_role_name() -> None:
+@pytest.mark.parametrize("file", _files_with_role_assignments())
+def test_role_assignment_names_are_known_at_the_start_of_the_deployment(file: str) -> None:
+    """No name reads a value only known once deployed (an identity, a property, a module
+    output): Bicep refuses those in a name (BCP120)."""
+    runtime = re.compile(r"\.(identity|properties|outputs)\.")
+    assert [
+        d.name for d, _, _ in _role_assignments(file) if runtime.search(d.body["name"].text)
+    ] == []
+
+
+@pytest.mark.parametrize("file", _files_with_role_assignments())
+def test_each_role_assignment_is_commented_with_the_role_name(file: str) -> None:
     """The comment above every assignment names the built-in role it grants."""
-    source = (INFRA / "modules" / "roles.bicep").read_text(encoding="utf-8").splitlines()
+    source = (INFRA / file).read_text(encoding="utf-8").splitlines()
     uncommented = []
-    for d, _, role_name in _role_assignments():
+    for d, _, role_name in _role_assignments(file):
         line = next(i for i, text in enumerate(source) if text.startswith(f"resource {d.name} "))
         comment = []
         while line > 0 and source[line - 1].startswith("//"):
@@ -438,10 +649,11 @@ def _granted_to(grantee: str) -> set[tuple[str, str]]:
 
 
 def test_hr_systems_get_their_two_queues_only() -> None:
-    """HR systems send to user-onboard and read (and delete) user-onboard-events."""
-    assert _granted_to("hrPrincipals") == {
-        ("requestsQueue", "Storage Queue Data Message Sender"),
-        ("eventsQueue", "Storage Queue Data Message Processor"),
+    """HR systems send to user-onboard; those without an Event Grid queue of their own read
+    (and delete) user-onboard-events."""
+    assert _granted_to("hrPrincipals") == {("requestsQueue", "Storage Queue Data Message Sender")}
+    assert _granted_to("hrEventsQueueReaders") == {
+        ("eventsQueue", "Storage Queue Data Message Processor")
     }
 
 

@@ -5,7 +5,8 @@ Three things grant or describe the identity's Microsoft Graph application permis
 infra/modules/graph-permissions.bicep (opt-in), infra/scripts/grant-graph-permissions.sh
 (the postprovision hook's default, and the tenant admin's fallback), and the tables in
 docs/deploy.md and README.md. `least_privilege` below is the reference: each is checked
-against it for every combination of LICENSING_MODE, SET_USAGE_LOCATION and CLOUD_SYNC_JOB.
+against it for every combination of LICENSING_MODE, SET_USAGE_LOCATION, CLOUD_SYNC_JOB and
+TEAMS_PHONE.
 The Bicep expression is evaluated from its syntax tree; the script is run against
 `fake_az.py`, a stand-in Azure CLI with a small in-memory Microsoft Graph.
 """
@@ -39,15 +40,22 @@ from infra_support import (
 
 SCRIPT = INFRA / "scripts" / "grant-graph-permissions.sh"
 HOOK = INFRA / "scripts" / "postprovision.sh"
+PRECHECK = INFRA / "scripts" / "preprovision.sh"
+# Directory role template ids (Entra ID's built-in roles reference).
+GLOBAL_ADMIN = "62e90394-69f5-4237-9190-012177145e10"
+PRIVILEGED_ROLE_ADMIN = "e8611ab8-c189-46e8-94e1-60213ab1f814"
+CLOUD_APP_ADMIN = "158c047a-c907-4556-b7ef-446551a6b5f7"
+APPLICATION_DEVELOPER = "cf1c38e5-3621-4004-a7cb-879624dced7c"
 GRAPH_APP_ID = "00000003-0000-0000-c000-000000000000"
 TENANT = "11111111-1111-1111-1111-111111111111"
 
-# (LICENSING_MODE, SET_USAGE_LOCATION, CLOUD_SYNC_JOB set)
-Features = tuple[str, bool, bool]
+# (LICENSING_MODE, SET_USAGE_LOCATION, CLOUD_SYNC_JOB set, TEAMS_PHONE)
+Features = tuple[str, bool, bool, bool]
 COMBINATIONS: list[Features] = list(
-    itertools.product(("direct", "group"), (True, False), (True, False))
+    itertools.product(("direct", "group"), (True, False), (True, False), (True, False))
 )
-DEFAULTS: Features = ("direct", True, False)
+DEFAULTS: Features = ("direct", True, False, False)
+TEAMS_PHONE_PERMISSIONS = {"TeamsUserConfiguration.Read.All", "TeamsTelephoneNumber.ReadWrite.All"}
 CLOUD_SYNC_JOB = (
     "0d8f4a2c-6b1e-4f3a-9c5d-7e2b1a0f9c8d/AD2AADProvisioning.fd1c9b9e8077402c8bc03a7186c8f976"
     ".e9287a7367e444c88dc67a531c36d8ec"
@@ -56,7 +64,7 @@ CLOUD_SYNC_JOB = (
 
 def least_privilege(features: Features) -> set[str]:
     """What each feature needs (graph.md §3, the app's calls): the reference."""
-    mode, set_usage_location, force_sync = features
+    mode, set_usage_location, force_sync, teams_phone = features
     wanted = {"User.Read.All", "LicenseAssignment.Read.All"}  # users, subscribedSkus
     if mode == "direct":
         wanted |= {"LicenseAssignment.ReadWrite.All"}  # assignLicense
@@ -66,6 +74,8 @@ def least_privilege(features: Features) -> set[str]:
         wanted |= {"User.ReadWrite.All"}  # PATCH usageLocation
     if force_sync:
         wanted |= {"Synchronization.ReadWrite.All"}  # provisionOnDemand
+    if teams_phone:  # userConfigurations (readiness), assignNumber and its operation
+        wanted |= TEAMS_PHONE_PERMISSIONS
     return wanted
 
 
@@ -73,8 +83,8 @@ ALL_PERMISSIONS = set().union(*(least_privilege(f) for f in COMBINATIONS))
 
 
 def _ids(features: Features) -> str:
-    mode, usage, sync = features
-    return f"{mode}-usage_{str(usage).lower()}-sync_{str(sync).lower()}"
+    mode, usage, sync, teams = features
+    return f"{mode}-usage_{str(usage).lower()}-sync_{str(sync).lower()}-teams_{str(teams).lower()}"
 
 
 # --- Bicep ---------------------------------------------------------------------------
@@ -83,11 +93,12 @@ def _ids(features: Features) -> str:
 def bicep_permissions(features: Features) -> list[str]:
     """graph-permissions.bicep's `permissions`, evaluated for these features."""
     tree = bicep_tree(INFRA / "modules" / "graph-permissions.bicep")
-    mode, set_usage_location, force_sync = features
+    mode, set_usage_location, force_sync, teams_phone = features
     names: dict[str, Any] = {
         "licensingMode": mode,
         "setUsageLocation": set_usage_location,
         "forceSync": force_sync,
+        "teamsPhone": teams_phone,
     }
     for name, node in variable_nodes_of(tree).items():  # in declaration order, as Bicep reads
         names[name] = evaluate(node, names)
@@ -114,6 +125,7 @@ def test_main_feeds_the_module_the_settings_and_makes_it_opt_in() -> None:
         "setUsageLocation": Expr("setUsageLocation"),
         "licensingMode": Expr("licensingMode"),
         "forceSync": Expr("!empty(cloudSyncJob)"),
+        "teamsPhone": Expr("teamsPhone"),
     }
     params = params_of(bicep_tree(INFRA / "main.bicep"))
     assert params["grantGraphPermissions"].default is True
@@ -168,14 +180,16 @@ def _documented_matrix() -> Callable[[Features], set[str]]:
         "group": next(i for i, h in enumerate(header) if "group" in h),
         "usage": next(i for i, h in enumerate(header) if "SET_USAGE_LOCATION" in h),
         "sync": next(i for i, h in enumerate(header) if "CLOUD_SYNC_JOB" in h),
+        "teams": next(i for i, h in enumerate(header) if "TEAMS_PHONE" in h),
     }
     marks = {
         row[0].strip("`"): {name for name, i in columns.items() if row[i] == "yes"} for row in rows
     }
 
     def granted(features: Features) -> set[str]:
-        mode, usage, sync = features
+        mode, usage, sync, teams = features
         on = {"always", mode} | ({"usage"} if usage else set()) | ({"sync"} if sync else set())
+        on |= {"teams"} if teams else set()
         return {permission for permission, when in marks.items() if when & on}
 
     return granted
@@ -211,7 +225,11 @@ class Tenant:
         self.identity = str(uuid.uuid4())
         self.graph_sp = str(uuid.uuid4())
         self.other_sp = str(uuid.uuid4())
-        roles = sorted(ALL_PERMISSIONS | {"Mail.Send", "Directory.ReadWrite.All"})
+        roles = sorted(
+            ALL_PERMISSIONS
+            | {"Mail.Send", "Directory.ReadWrite.All", "AppRoleAssignment.ReadWrite.All"}
+            | {"Application.ReadWrite.All", "Application.ReadWrite.OwnedBy"}
+        )
         self.role_ids = {name: str(uuid.uuid5(uuid.NAMESPACE_URL, name)) for name in roles}
         graph_roles = [
             {"id": role_id, "value": name, "allowedMemberTypes": ["Application"]}
@@ -303,7 +321,7 @@ class Tenant:
     def run(
         self, command: list[str], features: Features = DEFAULTS, **env: str
     ) -> subprocess.CompletedProcess[str]:
-        mode, usage, sync = features
+        mode, usage, sync, teams = features
         environment = {
             "PATH": self.path,
             "HOME": str(self.directory),
@@ -311,6 +329,7 @@ class Tenant:
             "LICENSING_MODE": mode,
             "SET_USAGE_LOCATION": "true" if usage else "false",
             "CLOUD_SYNC_JOB": CLOUD_SYNC_JOB if sync else "",
+            "TEAMS_PHONE": "true" if teams else "false",
             "GRANT_RETRY_FIRST_DELAY": "0",
             **env,
         }
@@ -354,12 +373,13 @@ def test_the_script_defaults_are_biceps(tenant: Tenant) -> None:
         params["licensingMode"].default,
         params["setUsageLocation"].default,
         params["cloudSyncJob"].default != "",
+        params["teamsPhone"].default,
     )
     bash = shutil.which("bash")
     assert bash
     completed = tenant.run(
         ["env", "-u", "LICENSING_MODE", "-u", "SET_USAGE_LOCATION", "-u", "CLOUD_SYNC_JOB",
-         bash, str(SCRIPT), tenant.identity]
+         "-u", "TEAMS_PHONE", bash, str(SCRIPT), tenant.identity]
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
     assert tenant.held() == set(bicep_permissions(defaults))
@@ -371,7 +391,7 @@ def test_unset_inputs_come_from_the_azd_environment(tenant: Tenant) -> None:
     environment sets wins."""
     azd_env = tenant.directory / "azd.env"
     azd_env.write_text(
-        f"LICENSING_MODE=group\nCLOUD_SYNC_JOB={CLOUD_SYNC_JOB}\n"
+        f"LICENSING_MODE=group\nCLOUD_SYNC_JOB={CLOUD_SYNC_JOB}\nTEAMS_PHONE=true\n"
         f"AZURE_IDENTITY_PRINCIPAL_ID={tenant.identity}\n",
         encoding="utf-8",
     )
@@ -388,16 +408,17 @@ def test_unset_inputs_come_from_the_azd_environment(tenant: Tenant) -> None:
     bash = shutil.which("bash")
     assert bash
     unset = ["env", "-u", "LICENSING_MODE", "-u", "CLOUD_SYNC_JOB", "-u", "SET_USAGE_LOCATION"]
+    unset += ["-u", "TEAMS_PHONE"]
     completed = tenant.run([*unset, bash, str(SCRIPT), "--prune"], FAKE_AZD_ENV=str(azd_env))
     assert completed.returncode == 0, completed.stderr
-    assert tenant.held() == least_privilege(("group", True, True))
+    assert tenant.held() == least_privilege(("group", True, True, True))
     completed = tenant.run(
         ["env", "-u", "CLOUD_SYNC_JOB", bash, str(SCRIPT), "--prune"],
-        features=("direct", True, False),
+        features=("direct", True, False, False),
         FAKE_AZD_ENV=str(azd_env),
     )
     assert completed.returncode == 0, completed.stderr
-    assert tenant.held() == least_privilege(("direct", True, True))
+    assert tenant.held() == least_privilege(("direct", True, True, False))
 
 
 def test_a_second_run_changes_nothing(tenant: Tenant) -> None:
@@ -424,7 +445,7 @@ def test_prune_revokes_graph_roles_no_longer_needed(tenant: Tenant) -> None:
         }
     )
     tenant.save()
-    features: Features = ("direct", False, False)
+    features: Features = ("direct", False, False, False)
     completed = tenant.grant("--prune", features=features)
     assert completed.returncode == 0, completed.stderr
     assert tenant.held() == least_privilege(features)
@@ -437,7 +458,7 @@ def test_prune_revokes_graph_roles_no_longer_needed(tenant: Tenant) -> None:
 def test_switching_to_group_mode_swaps_the_license_permission(tenant: Tenant) -> None:
     """direct → group: GroupMember.ReadWrite.All in, LicenseAssignment.ReadWrite.All out."""
     assert tenant.grant("--prune").returncode == 0
-    group: Features = ("group", False, False)
+    group: Features = ("group", False, False, False)
     completed = tenant.grant("--prune", features=group)
     assert completed.returncode == 0, completed.stderr
     assert tenant.held() == least_privilege(group)
@@ -538,6 +559,27 @@ def test_an_unknown_licensing_mode_is_refused(tenant: Tenant) -> None:
     assert tenant.load()["calls"] == []
 
 
+def test_turning_teams_phone_off_revokes_its_permissions(tenant: Tenant) -> None:
+    """TEAMS_PHONE true then false: the two Teams permissions come, then go with --prune."""
+    teams: Features = ("direct", True, False, True)
+    completed = tenant.grant("--prune", features=teams)
+    assert completed.returncode == 0, completed.stderr
+    assert tenant.held() >= TEAMS_PHONE_PERMISSIONS
+    completed = tenant.grant("--prune")
+    assert completed.returncode == 0, completed.stderr
+    assert tenant.held() == least_privilege(DEFAULTS)
+    for permission in TEAMS_PHONE_PERMISSIONS:
+        assert f"revoked:         {permission}" in completed.stdout
+
+
+def test_an_unknown_teams_phone_value_is_refused(tenant: Tenant) -> None:
+    """A typo in TEAMS_PHONE (yes) stops the script before it touches anything."""
+    completed = tenant.grant(TEAMS_PHONE="yes")
+    assert completed.returncode != 0
+    assert "TEAMS_PHONE must be true or false" in completed.stderr
+    assert tenant.load()["calls"] == []
+
+
 # --- the postprovision hook ----------------------------------------------------------------
 
 
@@ -575,10 +617,13 @@ def test_the_hook_refuses_another_tenant_at_once(tenant: Tenant) -> None:
 
 def test_the_hook_with_grants_off_prints_the_admins_command(tenant: Tenant) -> None:
     """GRANT_GRAPH_PERMISSIONS=false: nothing is called; the command carries the settings."""
-    completed = _hook(tenant, GRANT_GRAPH_PERMISSIONS="false", LICENSING_MODE="group")
+    completed = _hook(
+        tenant, GRANT_GRAPH_PERMISSIONS="false", LICENSING_MODE="group", TEAMS_PHONE="true"
+    )
     assert completed.returncode == 0, completed.stderr
     assert tenant.load()["calls"] == []
     assert "LICENSING_MODE=group" in completed.stdout
+    assert "TEAMS_PHONE=true" in completed.stdout
     assert f"grant-graph-permissions.sh --prune {tenant.identity}" in completed.stdout
 
 
@@ -587,5 +632,160 @@ def test_the_windows_hook_runs_the_same_script_the_same_way() -> None:
     text = (INFRA / "scripts" / "postprovision.ps1").read_text(encoding="utf-8")
     assert "'grant-graph-permissions.sh'" in text
     assert "--prune $principal" in text
+    assert "TEAMS_PHONE=$teams" in text
     assert "$env:GRANT_GRAPH_PERMISSIONS -eq 'false'" in text
     assert re.search(r"if \(\$LASTEXITCODE -ne 0\) \{ Fail ", text)
+
+
+# --- the preprovision check ----------------------------------------------------------------
+
+
+def _precheck(tenant: Tenant, **env: str) -> subprocess.CompletedProcess[str]:
+    return tenant.run(["sh", str(PRECHECK)], **{"AZURE_TENANT_ID": TENANT, **env})
+
+
+def _graph_reads(tenant: Tenant) -> list[list[str]]:
+    return [call for call in tenant.load()["calls"] if call[:1] == ["rest"]]
+
+
+def _sign_in_as_service_principal(
+    tenant: Tenant, *app_roles: str, roles: tuple[str, ...] = ()
+) -> str:
+    """A pipeline's service principal, signed in to az, holding these Graph app roles."""
+    app_id, object_id = str(uuid.uuid4()), str(uuid.uuid4())
+    tenant.state["signed_in_as"] = {"type": "servicePrincipal", "name": app_id}
+    tenant.state["servicePrincipals"][object_id] = {
+        "id": object_id,
+        "appId": app_id,
+        "displayName": "github-onboarding-deploy",
+        "appRoles": [],
+        "directoryRoles": list(roles),
+    }
+    for role in app_roles:
+        tenant.state["assignments"].append(
+            {
+                "id": str(uuid.uuid4()),
+                "principalId": object_id,
+                "resourceId": tenant.graph_sp,
+                "appRoleId": tenant.role_ids[role],
+            }
+        )
+    tenant.save()
+    return app_id
+
+
+def test_the_precheck_lets_a_privileged_admin_through(tenant: Tenant) -> None:
+    """Privileged Role Administrator and Cloud Application Administrator: both the grant and
+    the API registration are possible; nothing is written."""
+    tenant.state["me_roles"] = [PRIVILEGED_ROLE_ADMIN, CLOUD_APP_ADMIN]
+    tenant.save()
+    completed = _precheck(tenant)
+    assert completed.returncode == 0, completed.stderr
+    assert "may grant the Graph permissions and create the API's app registration" in (
+        completed.stdout
+    )
+    assert tenant.writes() == []
+
+
+def test_an_owner_without_entra_roles_is_stopped_before_provisioning(tenant: Tenant) -> None:
+    """The defaults need Entra rights: a subscription Owner without them hears at once how to
+    split the Graph grant off as an admin's step."""
+    tenant.state["me_roles"] = [APPLICATION_DEVELOPER]
+    tenant.save()
+    completed = _precheck(tenant)
+    assert completed.returncode == 1
+    assert "may not grant Microsoft Graph application permissions" in completed.stderr
+    assert "azd env set GRANT_GRAPH_PERMISSIONS false" in completed.stderr
+    assert "azd stops before provisioning anything" in completed.stderr
+
+
+def test_a_role_administrator_without_app_rights_is_told_about_api_client_id(
+    tenant: Tenant,
+) -> None:
+    """Privileged Role Administrator may grant, not create app registrations: the check
+    names the existing-registration fallback; with API_CLIENT_ID set it passes."""
+    tenant.state["me_roles"] = [PRIVILEGED_ROLE_ADMIN]
+    tenant.save()
+    completed = _precheck(tenant)
+    assert completed.returncode == 1
+    assert "may not create the HTTP front door's app registration" in completed.stderr
+    assert "azd env set API_CLIENT_ID" in completed.stderr
+    completed = _precheck(tenant, API_CLIENT_ID=str(uuid.uuid4()))
+    assert completed.returncode == 0, completed.stderr
+
+
+def test_nothing_privileged_asked_means_nothing_checked(tenant: Tenant) -> None:
+    """GRANT_GRAPH_PERMISSIONS=false and an existing registration: no Entra right is needed,
+    and no directory read is made."""
+    completed = _precheck(tenant, GRANT_GRAPH_PERMISSIONS="false", API_CLIENT_ID="x")
+    assert completed.returncode == 0, completed.stderr
+    assert _graph_reads(tenant) == []
+
+
+def test_a_pipeline_principal_with_the_graph_app_roles_passes(tenant: Tenant) -> None:
+    """A service principal's rights are Graph application permissions: it may grant with
+    AppRoleAssignment.ReadWrite.All, and register with Application.ReadWrite.OwnedBy too."""
+    app_id = _sign_in_as_service_principal(
+        tenant, "AppRoleAssignment.ReadWrite.All", "Application.ReadWrite.OwnedBy"
+    )
+    completed = _precheck(tenant, AZURE_PRINCIPAL_TYPE="ServicePrincipal")
+    assert completed.returncode == 0, completed.stderr
+    assert f"preprovision: {app_id} may grant" in completed.stdout
+
+
+def test_a_pipeline_principal_without_them_is_stopped(tenant: Tenant) -> None:
+    """Application.ReadWrite.OwnedBy alone cannot assign roles: both steps are refused, the
+    first one named."""
+    _sign_in_as_service_principal(tenant, "Application.ReadWrite.OwnedBy")
+    completed = _precheck(tenant)
+    assert completed.returncode == 1
+    assert "may not grant Microsoft Graph application permissions" in completed.stderr
+
+
+def test_a_pipeline_signed_in_as_a_user_type_is_stopped(tenant: Tenant) -> None:
+    """AZURE_PRINCIPAL_TYPE=User with a service principal would end in UnmatchedPrincipalType."""
+    _sign_in_as_service_principal(tenant, "AppRoleAssignment.ReadWrite.All")
+    completed = _precheck(tenant, AZURE_PRINCIPAL_TYPE="User", API_CLIENT_ID="x")
+    assert completed.returncode == 1
+    assert "UnmatchedPrincipalType" in completed.stderr
+    assert "azd env set AZURE_PRINCIPAL_TYPE ServicePrincipal" in completed.stderr
+
+
+def test_the_precheck_refuses_another_tenant(tenant: Tenant) -> None:
+    """az signed in to another tenant than the deployment's: said at once."""
+    completed = _precheck(tenant, AZURE_TENANT_ID="22222222-2222-2222-2222-222222222222")
+    assert completed.returncode == 1
+    assert "az login --tenant 22222222-2222-2222-2222-222222222222" in completed.stderr
+
+
+def test_unreadable_roles_stop_the_check_with_graphs_answer(tenant: Tenant) -> None:
+    """When Graph refuses to list the roles, the check fails with Graph's error, not a guess."""
+    tenant.state["refuse_reads"] = True
+    tenant.save()
+    completed = _precheck(tenant)
+    assert completed.returncode == 1
+    assert "could not read what admin may do" in completed.stderr
+    assert "Authorization_RequestDenied" in completed.stderr
+
+
+def test_the_precheck_can_be_skipped_for_custom_roles(tenant: Tenant) -> None:
+    """PREPROVISION_CHECK=false: nothing is called."""
+    completed = _precheck(tenant, PREPROVISION_CHECK="false")
+    assert completed.returncode == 0, completed.stderr
+    assert tenant.load()["calls"] == []
+
+
+def test_azd_runs_the_precheck_before_provisioning_and_stops_on_failure() -> None:
+    """azure.yaml's preprovision hook runs the check on both platforms, never ignoring it."""
+    import yaml
+
+    azure_yaml = yaml.safe_load((REPO / "azure.yaml").read_text(encoding="utf-8"))
+    hook = azure_yaml["hooks"]["preprovision"]
+    assert hook["posix"]["run"] == "./infra/scripts/preprovision.sh"
+    assert hook["windows"]["run"] == "./infra/scripts/preprovision.ps1"
+    for platform in hook.values():
+        assert (REPO / platform["run"]).is_file()
+        assert platform["continueOnError"] is False
+    windows = (INFRA / "scripts" / "preprovision.ps1").read_text(encoding="utf-8")
+    assert "'preprovision.sh'" in windows
+    assert "exit $LASTEXITCODE" in windows
