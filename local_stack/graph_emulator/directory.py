@@ -180,6 +180,7 @@ TOP_LEVEL_KEYS = frozenset(
         "groups",
         "tenantUsageLocation",
         "groupLicenseDelaySeconds",
+        "identity",  # the local Entra ID issuer's section (identity.py), not the tenant's
     }
 )
 INVALID_USAGE_LOCATION = "License assignment cannot be done for user with invalid usage location."
