@@ -73,13 +73,13 @@ class Emulator(Controls):
             shuffle_batch=shuffle_batch,
             batch_seed=fault_seed,
         )
+        # The local Entra ID issuer shares the server; its URL is the base without /v1.0.
+        self.identity = IdentityIssuer(directory.get("identity"), self.clock)
         self._server = ThreadingHTTPServer((bind_host, port), _handler_for(self))
         self._server.daemon_threads = True
         self.host = bind_host
         self.port: int = self._server.server_address[1]
         self.service.base_url = self.base_url
-        # The local Entra ID issuer shares the server; its URL is the base without /v1.0.
-        self.identity = IdentityIssuer(directory.get("identity"), self.clock)
         self.identity.base_url = self.authority
         self._thread = threading.Thread(
             target=self._server.serve_forever,
