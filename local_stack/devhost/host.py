@@ -313,6 +313,8 @@ class DevHost:
             if self.http is not None:
                 await self.http.stop_accepting()
             await self._drain()
+            if self.http is not None:
+                await self.http.wait_answered(self.drain_seconds)
         finally:
             if self.http is not None:
                 self.http.close()

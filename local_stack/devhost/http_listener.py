@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -112,6 +113,8 @@ class HttpListener:
         self.closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._answering = 0  # requests between their invocation and their last byte sent
+        self._quiet = threading.Condition()
 
     @property
     def base_url(self) -> str:
@@ -133,9 +136,31 @@ class HttpListener:
         if self._thread is not None:
             await asyncio.to_thread(self._server.shutdown)
 
+    async def wait_answered(self, seconds: float) -> None:
+        """Wait (up to `seconds`) until every invoked request's answer has been written:
+        the process must not exit between an invocation's end and its response."""
+
+        def _wait() -> None:
+            with self._quiet:
+                self._quiet.wait_for(lambda: self._answering == 0, seconds)
+
+        await asyncio.to_thread(_wait)
+
     def close(self) -> None:
         self.stopping = self.closed = True
         self._server.server_close()
+
+    @contextlib.contextmanager
+    def answering(self) -> Iterator[None]:
+        """Count a request from its invocation to the end of its answer."""
+        with self._quiet:
+            self._answering += 1
+        try:
+            yield
+        finally:
+            with self._quiet:
+                self._answering -= 1
+                self._quiet.notify_all()
 
     def find(self, method: str, parts: list[str]) -> tuple[FunctionSpec, dict[str, str]] | None:
         for spec, trigger in self.routes:
@@ -254,7 +279,8 @@ class _Handler(BaseHTTPRequestHandler):
             route_params=route_values,
             body=body,
         )
-        self._write(listener.invoke(spec, request))
+        with listener.answering():
+            self._write(listener.invoke(spec, request))
 
     def _read_body(self) -> bytes | None:
         """The request body, or None after answering 400/413."""

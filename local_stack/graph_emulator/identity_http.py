@@ -97,16 +97,17 @@ def route(
                 90002,
                 _tenant_not_found(tenant),
             )
+        client_id: str | None = None
         if match["token"]:
-            status, body = 200, token(issuer, method, tenant, headers, raw)
+            body, client_id = token(issuer, method, tenant, headers, raw)
         elif match["keys"]:
-            status, body = 200, issuer.jwks(tenant)
+            body = issuer.jwks(tenant)
         else:
-            status, body = 200, openid_configuration(issuer, tenant)
+            body = openid_configuration(issuer, tenant)
     except EntraError as error:
         issuer.record({"method": method, "path": path, "status": error.status, "code": error.code})
         return error.status, error.body(issuer.base_url, correlation), dict(TOKEN_HEADERS)
-    client_id = body.pop("_client_id", None) if isinstance(body, dict) else None
+    status = 200
     issuer.record({"method": method, "path": path, "status": status, "clientId": client_id})
     extra = {"client-request-id": correlation, **TOKEN_HEADERS}
     if match["keys"]:
@@ -124,8 +125,9 @@ def _tenant_not_found(tenant: str) -> str:
 
 def token(
     issuer: IdentityIssuer, method: str, tenant: str, headers: Mapping[str, str], raw: bytes
-) -> dict[str, Any]:
-    """The client credentials grant; EntraError for every refusal."""
+) -> tuple[dict[str, Any], str]:
+    """The client credentials grant: the answer and the client's id; EntraError for every
+    refusal."""
     if method != "POST":
         raise EntraError(
             400,
@@ -169,13 +171,13 @@ def token(
     _check_scope(issuer, scope, tenant)
     assert issuer.config is not None
     lifetime = issuer.config.lifetime
-    return {
+    answer = {
         "token_type": "Bearer",
         "expires_in": lifetime,
         "ext_expires_in": lifetime,
         "access_token": issuer.sign(issuer.claims_for(client, tenant)),
-        "_client_id": client.client_id,
     }
+    return answer, client.client_id
 
 
 def _form(raw: bytes) -> dict[str, str]:

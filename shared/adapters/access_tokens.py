@@ -1,31 +1,22 @@
 """Access tokens for the HTTP front door: Microsoft Entra ID v2 tokens for the app's API.
 
-The app checks every token itself (signature, algorithm, issuer, tenant, audience, times,
-kind of caller), with PyJWT for everything cryptographic, so the same path runs in Azure,
-on the local stack and in tests. Rules (docs/contract.md "HTTP front door"; Microsoft's
-"Access token claims reference" and "Secure applications and APIs by validating claims"):
+The app checks every token itself, with PyJWT for everything cryptographic, so the same
+path runs in Azure, on the local stack and in tests. The rules, and the sources of the
+choices Microsoft leaves open, are in docs/access-tokens.md; in short:
 
 * `Authorization: Bearer <JWT>`; RS256 only, decided here and never read from the token
   (`none`, HS256 and every other `alg` are refused before any key is looked at, which
   closes algorithm confusion); the key is the tenant's JWKS entry named by `kid`, never
-  one the token points to (`jku`, `x5u` and `jwk` headers are ignored).
-* `exp`, `nbf`, `iat`, `aud`, `iss`, `tid`, `azp` and `oid` are required. Entra backdates
-  `nbf`/`iat` by five minutes, so a small leeway (60 s) covers clock drift.
-* `aud` is the API's client id (what v2 tokens carry) or `api://<client id>` (the default
-  Application ID URI, which v1 tokens and some clients' configurations carry and which
-  Microsoft.Identity.Web also accepts): both name only this API, and the issuer check
-  below still admits v2 tokens only.
-* `tid` is the app's tenant (a token another tenant issued for a multi-tenant
-  registration is `wrong_tenant`), then `iss` is exactly `<authority>/<tenant>/v2.0`.
-* Only app-only tokens get in (`idtyp: app`, or, since `idtyp` is an optional claim, no
-  `scp`): the API's roles are Application roles for HR systems; a token a person obtained
-  through some client (`scp` present) is `delegated_token`, refused like a missing role.
-* The JWKS is fetched once (off the event loop), kept a day, and fetched again for an
-  unknown `kid` at most once every five minutes (Microsoft.IdentityModel's defaults), so a
-  key rotation is picked up at once and a flood of made-up `kid`s fetches nothing.
-
-Nothing of a token is logged but the reason and, once the signature is verified, the
-caller's application id.
+  one the token points to (`jku`, `x5u` and `jwk` are ignored).
+* `exp`, `nbf`, `iat`, `aud`, `iss`, `tid`, `azp` and `oid` are required, with 60 s of
+  leeway (Entra already backdates `nbf`/`iat` by five minutes).
+* `aud` is the API's client id (v2 tokens) or `api://<client id>` (the same registration's
+  default Application ID URI); `tid` is the app's tenant (checked first, so another
+  tenant's token is `wrong_tenant`), then `iss` is exactly `<authority>/<tenant>/v2.0`.
+* App-only tokens only (`idtyp: app`, or no `scp`): a user's token is `delegated_token`.
+* The JWKS is fetched off the event loop, kept a day, and fetched again for an unknown
+  `kid` at most once every five minutes: a rotation is picked up at once, a flood of
+  made-up `kid`s fetches nothing. Logs show only the reason and the verified app id.
 """
 
 from __future__ import annotations
@@ -85,8 +76,7 @@ class Refusal(StrEnum):
 
     @property
     def status(self) -> int:
-        """401 for a token that proves nothing, 403 for a caller without the right,
-        503 when the app cannot check tokens at all."""
+        """401: the token proves nothing; 403: no right; 503: tokens cannot be checked."""
         if self in (Refusal.DELEGATED_TOKEN, Refusal.MISSING_ROLE):
             return 403
         if self is Refusal.KEYS_UNAVAILABLE:
@@ -204,13 +194,22 @@ class SigningKeys:
         return self._keys.get(kid)
 
     def get(self, kid: str) -> jwt.PyJWK:
-        """The key named `kid`, fetching the JWKS when stale or (rate-limited) unknown."""
+        """The key named `kid`, fetching the JWKS when stale or (rate-limited) unknown.
+
+        A known key whose set is stale is still used while another thread refreshes the
+        set, or when the refresh fails: a JWKS outage must not stall or refuse callers
+        whose keys are known."""
+        known = self._keys.get(kid)
+        if known is not None and self._lock.acquire(blocking=False):
+            try:
+                self._fetch_if_due(kid)
+            finally:
+                self._lock.release()
+            return self._keys.get(kid, known)
+        if known is not None:
+            return known
         with self._lock:
-            now = self._monotonic()
-            stale = self._fetched_at is None or now - self._fetched_at >= self._max_age
-            unknown = kid not in self._keys
-            if (stale or unknown) and self._may_fetch(now, stale=stale):
-                self._refresh(now)
+            self._fetch_if_due(kid)
             key = self._keys.get(kid)
         if key is not None:
             return key
@@ -219,6 +218,12 @@ class SigningKeys:
                 Refusal.KEYS_UNAVAILABLE, "the tenant's signing keys cannot be fetched now"
             )
         raise AccessTokenError(Refusal.UNKNOWN_KEY, "no signing key of the tenant has this kid")
+
+    def _fetch_if_due(self, kid: str) -> None:
+        now = self._monotonic()
+        stale = self._fetched_at is None or now - self._fetched_at >= self._max_age
+        if (stale or kid not in self._keys) and self._may_fetch(now, stale=stale):
+            self._refresh(now)
 
     def _may_fetch(self, now: float, *, stale: bool) -> bool:
         last = self._attempted_at

@@ -358,6 +358,26 @@ def test_concurrent_requests_for_a_new_key_cause_one_fetch(
     assert jwks_fetches(issuer) == 1
 
 
+def test_keys_are_refreshed_daily_and_known_keys_outlive_a_jwks_outage(
+    issuer: Emulator, ticker: Ticker
+) -> None:
+    """A day-old set is fetched again; if the JWKS is then unreachable, known keys still
+    verify (an outage of the keys endpoint does not lock callers out)."""
+    settings = ApiAuthSettings(API, TENANT, issuer.authority)
+    keys = SigningKeys(settings.jwks_uri, monotonic=ticker, max_age=3600)
+    validator = AccessTokenValidator(settings, keys=keys)
+    token = token_for(issuer, "hr")
+    asyncio.run(validator.authenticate(f"Bearer {token}"))
+    ticker.now += 3600
+    asyncio.run(validator.authenticate(f"Bearer {token}"))
+    assert jwks_fetches(issuer) == 2
+
+    issuer.stop()
+    ticker.now += 3600
+    assert asyncio.run(validator.authenticate(f"Bearer {token}")).app_id == HR
+    assert keys.fetches == 3
+
+
 def test_keys_that_cannot_be_fetched_are_keys_unavailable_503() -> None:
     """With the issuer unreachable, nothing gets in and the reason says why (503)."""
     with socket.socket() as probe:
