@@ -21,6 +21,7 @@ help:
 	@echo "make test   - lint, type-check and run every test (starts and stops its own local stack)"
 	@echo "make serve  - keep the local stack running until Ctrl-C"
 	@echo "make post FILE=msg.json - post a message file to user-onboard on the running stack"
+	@echo "make post HTTP=1 FILE=msg.json - POST it to the HTTP front door instead, with the sample HR system's token"
 	@echo "make watch  - print events from user-onboard-events as they arrive"
 	@echo "make ops ARGS='show HR-RUN-002' - the on-call tool (default ARGS=list) on the running local stack"
 	@echo "make ops-demo - a request in every state on a stack of its own, and the on-call tool's answers"
@@ -63,7 +64,7 @@ serve: $(STAMP) $(NODE_STAMP)
 	$(PY) -m local_stack.serve
 
 post: $(STAMP)
-	$(PY) -m local_stack.post $(FILE)
+	$(PY) -m local_stack.post $(if $(HTTP),--http) $(FILE)
 
 watch: $(STAMP)
 	$(PY) -m local_stack.watch

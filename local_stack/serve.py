@@ -1,9 +1,10 @@
 """`make serve`: keep the local stack running until Ctrl-C.
 
 Azurite on 127.0.0.1:10001 (queues) and :10002 (tables) and the Graph emulator on
-127.0.0.1:8765 (the ports in local.settings.sample.json), loaded with
-`samples/directory.json`, plus the development host. With `--no-host`, run the real
-Functions host yourself (`func start`) instead.
+127.0.0.1:8765 (the ports in local.settings.sample.json; the emulator is also the local
+Entra ID issuer, API_AUTHORITY), loaded with `samples/directory.json`, plus the
+development host, whose HTTP triggers listen on 127.0.0.1:7071 as `func start`'s do.
+With `--no-host`, run the real Functions host yourself (`func start`) instead.
 Data stays in `.state/serve/` between runs; `make clean` removes it.
 """
 
@@ -21,6 +22,7 @@ SAMPLES = Path(__file__).resolve().parent / "samples"
 AZURITE_PORT = 10001
 AZURITE_TABLE_PORT = 10002
 GRAPH_PORT = 8765
+HTTP_PORT = 7071  # func start's default port, so `make post HTTP=1` finds either host
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         azurite_port=AZURITE_PORT,
         azurite_table_port=AZURITE_TABLE_PORT,
         graph_port=GRAPH_PORT,
+        host_http_port=HTTP_PORT,
     )
     stack.start()
     try:
@@ -50,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"Graph emulator:  {stack.graph.base_url}  (control API {stack.graph.control_url})")
         print(
+            f"Entra issuer:    {stack.graph.authority}  (API_AUTHORITY; clients in the directory)"
+        )
+        print(
             "Development host: "
             + (
                 "not started (run `func start`)"
@@ -57,7 +63,10 @@ def main(argv: list[str] | None = None) -> int:
                 else "running, log in .state/serve/devhost.log"
             )
         )
+        if not args.no_host:
+            print(f"HTTP triggers:   http://127.0.0.1:{HTTP_PORT}/api/...")
         print("Post a request:  make post FILE=local_stack/samples/one-request.json")
+        print("Post over HTTP:  make post HTTP=1 FILE=local_stack/samples/one-request.json")
         print("Watch events:    make watch          Stop: Ctrl-C", flush=True)
         while not stop.wait(1.0):
             if stack.host is not None and stack.host.poll() is not None:

@@ -24,6 +24,7 @@ from azure.storage.queue import QueueServiceClient
 
 from local_stack.azurite import Azurite, AzuriteError, relaunch_azurite, start_azurite
 from local_stack.event_grid import EventGridStandIn, parse_subscription, start_event_grid
+from local_stack.entra_client import TokenRequest, fetch_token
 from local_stack.graph_emulator import Emulator, start_emulator
 from shared.adapters.queues import ensure_queues
 from shared.names import ALL_QUEUES
@@ -64,6 +65,7 @@ class LocalStack:
         azurite_port: int = 0,
         azurite_table_port: int = 0,
         graph_port: int = 0,
+        host_http_port: int = 0,
         emulator_options: Mapping[str, Any] | None = None,
         event_grid: bool = False,
         event_grid_subscriptions: Sequence[Mapping[str, Any]] | None = None,
@@ -77,6 +79,8 @@ class LocalStack:
         self.azurite_port = azurite_port
         self.azurite_table_port = azurite_table_port
         self.graph_port = graph_port
+        self.host_http_port = host_http_port
+        self._http_ready: Path | None = None
         self.emulator_options = dict(emulator_options or {})
         self.event_grid_enabled = event_grid
         self.event_grid_subscriptions = [
@@ -132,6 +136,7 @@ class LocalStack:
         assert self.azurite is not None
         assert self.graph is not None
         values = {
+            **self.api_settings(),
             **self.overrides,
             "AzureWebJobsStorage": self.azurite.connection_string,
             "GRAPH_BASE_URL": self.graph.base_url,
@@ -139,6 +144,41 @@ class LocalStack:
         if self.event_grid is not None:
             values["EVENT_GRID_TOPIC_ENDPOINT"] = self.event_grid.endpoint
         return values
+
+    def api_settings(self) -> dict[str, str]:
+        """API_AUDIENCE, API_TENANT_ID and API_AUTHORITY for the emulator's Entra ID issuer;
+        with no `identity` section in the directory, API_AUDIENCE is empty: the front door
+        is off (an override in `settings` wins over both)."""
+        assert self.graph is not None
+        config = self.graph.identity.config
+        if config is None:
+            return {"API_AUDIENCE": ""}
+        return {
+            "API_AUDIENCE": config.api_client_id,
+            "API_TENANT_ID": config.tenant_id,
+            "API_AUTHORITY": self.graph.authority,
+        }
+
+    def token(self, client: str = "hr", *, scope: str | None = None) -> str:
+        """An access token for the app's API, got from the issuer with the client
+        credentials of `client` (a name or client id of the directory's `identity`
+        section: `hr`, `reporting`, `norole` in the sample), as an HR system gets one.
+        TokenRequestError carries Entra's refusal."""
+        assert self.graph is not None
+        identity = self.graph.identity
+        config = identity.config
+        if config is None:
+            raise LookupError("the directory has no identity section: no issuer, no tokens")
+        registered = identity.client(client)
+        return fetch_token(
+            TokenRequest(
+                authority=self.graph.authority,
+                tenant_id=registered.tenant_id,
+                client_id=registered.client_id,
+                client_secret=registered.secret,
+                scope=scope or f"api://{config.api_client_id}/.default",
+            )
+        )
 
     def app_environment(self) -> dict[str, str]:
         """What the app sees in-process: the settings file's values, then the stack's."""
@@ -155,9 +195,32 @@ class LocalStack:
 
         By default it runs the repo's app; `app_dir` runs another app folder (the stress
         suite's crash-point shim), `extra_env` adds variables, `log_name` picks the log
-        file under `state_dir`."""
-        self.host = self.spawn_host(app_dir=app_dir, extra_env=extra_env, log_name=log_name)
+        file under `state_dir`. Its HTTP port (`host_http_port`, 0 = a free one) is
+        known once it is ready: `http_url()`."""
+        self._http_ready = self.state_dir / f"{log_name}.http-port"
+        self._http_ready.unlink(missing_ok=True)
+        self.host = self.spawn_host(
+            app_dir=app_dir,
+            extra_env=extra_env,
+            log_name=log_name,
+            http_port=self.host_http_port,
+            http_ready_file=self._http_ready,
+        )
         return self.host
+
+    def http_url(self, timeout: float = 60.0) -> str:
+        """The development host's HTTP root, `http://127.0.0.1:PORT` (routes are under
+        `/api`), waiting until the host is ready; RuntimeError if it exits first."""
+        if self.host is None or self._http_ready is None:
+            raise RuntimeError("the development host is not running: call start_host() first")
+        deadline = time.monotonic() + timeout
+        while not self._http_ready.exists():
+            if self.host.poll() is not None:
+                raise RuntimeError(f"the development host exited:\n{self.host_log()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the development host was not ready within {timeout:g} s")
+            time.sleep(0.05)
+        return f"http://127.0.0.1:{int(self._http_ready.read_text(encoding='utf-8'))}"
 
     def spawn_host(
         self,
@@ -165,15 +228,22 @@ class LocalStack:
         app_dir: Path | None = None,
         extra_env: Mapping[str, str] | None = None,
         log_name: str = "devhost.log",
+        http_port: int = 0,
+        http_ready_file: Path | None = None,
     ) -> subprocess.Popen[bytes]:
         """Another development host on the same stack, not tracked as `self.host` (for
-        several hosts at once); the caller stops it."""
+        several hosts at once); the caller stops it. It serves HTTP on `http_port` (0: a
+        free port, written to `http_ready_file` when given)."""
         # The host reads local.settings(.sample).json itself; the environment wins. Another
         # app folder has no settings file: it gets the repo's values in the environment.
         values = self.stack_values() if app_dir is None else self.app_environment()
         log = (self.state_dir / log_name).open("ab")
+        command = [sys.executable, "-m", "local_stack.devhost", "--app-dir", str(app_dir or REPO)]
+        command += ["--http-port", str(http_port)]
+        if http_ready_file is not None:
+            command += ["--http-ready-file", str(http_ready_file)]
         host = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "local_stack.devhost", "--app-dir", str(app_dir or REPO)],
+            command,
             cwd=REPO,
             env={**os.environ, **values, "PYTHONUNBUFFERED": "1", **(extra_env or {})},
             stdout=log,

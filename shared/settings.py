@@ -23,6 +23,8 @@ from shared.domain.times import parse_duration, parse_timespan
 from shared.names import STORAGE_CONNECTION
 
 DEFAULT_GRAPH_BASE_URL: Final = "https://graph.microsoft.com/v1.0"
+# Microsoft Entra ID's public-cloud sign-in host; the app's tokens are issued under it.
+DEFAULT_API_AUTHORITY: Final = "https://login.microsoftonline.com"
 # The fixed token the app sends to a loopback Graph emulator instead of a real credential.
 LOCAL_GRAPH_TOKEN: Final = "local-graph-emulator-token"  # noqa: S105 - not a secret
 # The fixed key the app sends (header aeg-sas-key) to a loopback Event Grid stand-in: azure-core
@@ -47,6 +49,35 @@ class StorageConnection:
 
 
 @dataclass(frozen=True)
+class ApiAuthSettings:
+    """Who may call the HTTP front door: Entra ID access tokens (v2) for the app's API.
+
+    `audience` is the API app registration's application (client) id, `tenant_id` the
+    tenant's id (both lower-case GUIDs), `authority` the sign-in host without a path
+    (`https://login.microsoftonline.com`, or a loopback `http://` issuer locally).
+    """
+
+    audience: str
+    tenant_id: str
+    authority: str = DEFAULT_API_AUTHORITY
+
+    @property
+    def issuer(self) -> str:
+        """The `iss` of Entra's v2 tokens for this tenant: `<authority>/<tenant>/v2.0`."""
+        return f"{self.authority}/{self.tenant_id}/v2.0"
+
+    @property
+    def jwks_uri(self) -> str:
+        """Where the tenant's signing keys are published (the v2 `jwks_uri`)."""
+        return f"{self.authority}/{self.tenant_id}/discovery/v2.0/keys"
+
+    @property
+    def token_endpoint(self) -> str:
+        """Where a caller gets a token (client credentials: scope `<audience>/.default`)."""
+        return f"{self.authority}/{self.tenant_id}/oauth2/v2.0/token"
+
+
+@dataclass(frozen=True)
 class Settings:
     storage: StorageConnection
     graph_base_url: str
@@ -66,6 +97,8 @@ class Settings:
     license_groups: Mapping[str, str]  # SKUPARTNUMBER (upper case) -> group object id
     # (v1.2) the Event Grid topic every event also goes to; http:// only on loopback
     event_grid_topic_endpoint: str | None = None
+    # The HTTP front door's token rules; None (API_AUDIENCE unset) = the front door is off.
+    api_auth: ApiAuthSettings | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -100,6 +133,7 @@ class Settings:
             licensing_mode=mode,
             license_groups=_license_groups(env, required=mode == "group"),
             event_grid_topic_endpoint=_event_grid_topic_endpoint(env),
+            api_auth=_api_auth(env),
         )
 
 
@@ -154,6 +188,43 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _api_auth(env: Mapping[str, str]) -> ApiAuthSettings | None:
+    """API_AUDIENCE, API_TENANT_ID and API_AUTHORITY; None when API_AUDIENCE is unset (the
+    other two are then not read: a deployment may set the tenant without the front door)."""
+    audience = _optional(env, "API_AUDIENCE")
+    if audience is None:
+        return None
+    if not _GUID.fullmatch(audience):
+        raise SettingsError(
+            "API_AUDIENCE",
+            "must be the API app registration's application (client) id, a GUID (v2 tokens "
+            "carry it as aud; not the Application ID URI)",
+        )
+    tenant = _optional(env, "API_TENANT_ID")
+    if tenant is None:
+        raise SettingsError("API_TENANT_ID", "is required when API_AUDIENCE is set")
+    if not _GUID.fullmatch(tenant):
+        raise SettingsError(
+            "API_TENANT_ID", "must be the tenant id, a GUID (tokens carry it in iss and tid)"
+        )
+    return ApiAuthSettings(audience.lower(), tenant.lower(), _api_authority(env))
+
+
+def _api_authority(env: Mapping[str, str]) -> str:
+    name = "API_AUTHORITY"
+    url = (_optional(env, name) or DEFAULT_API_AUTHORITY).rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise SettingsError(name, f"{url!r} is not an http(s) URL")
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+        raise SettingsError(
+            name, "must be scheme://host[:port] only, like https://login.microsoftonline.com"
+        )
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise SettingsError(name, "http:// is allowed only for loopback addresses")
+    return url
 
 
 def _graph_base_url(env: Mapping[str, str]) -> tuple[str, bool]:

@@ -4,6 +4,7 @@ Used where Azure Functions Core Tools cannot be installed (no internet: its npm 
 downloads the host from a CDN). Run it as a subprocess::
 
     python -m local_stack.devhost [--app-dir DIR] [--settings FILE] [--once-idle-seconds N]
+        [--drain-seconds N] [--http-port N] [--http-ready-file PATH]
 
 What it does, like the real host:
 
@@ -13,8 +14,9 @@ What it does, like the real host:
   and scripts can override single settings.
 * Imports ``DIR/function_app.py`` (module ``function_app``, ``DIR`` on ``sys.path``),
   reads ``app.get_functions()`` and each ``get_function_json()``. Supported bindings:
-  ``queueTrigger`` and ``timerTrigger``; any other binding (output bindings included)
-  makes it refuse to start with a message naming the function and the binding.
+  ``queueTrigger``, ``timerTrigger`` and ``httpTrigger`` (with its ``$return`` response);
+  any other binding (output bindings included) makes it refuse to start with a message
+  naming the function and the binding.
   Besides the trigger argument, a function may declare ``context`` (``func.Context``).
 * ``%NAME%`` in queue names, connections and schedules is replaced by the setting NAME
   (unset: refuse to start). A binding's ``connection`` (default ``AzureWebJobsStorage``)
@@ -44,6 +46,13 @@ What it does, like the real host:
   a ``azure.functions.TimerRequest``; an invocation never overlaps itself, and ticks
   missed while it ran are coalesced into one immediate invocation with
   ``past_due=True``.
+* HTTP triggers on 127.0.0.1 (``--http-port``, default 0; the bound port is written to
+  ``--http-ready-file``): host.json ``routePrefix`` (default ``api``) and ASP.NET route
+  templates with constraints, ``methods``, ``func.HttpRequest`` in and ``HttpResponse``
+  (or ``str``) out, 404 for an unknown route or method (as the real host answers), 413
+  over 100 MB, 414 over a 4 KB URL, an empty 500 when the function fails; access keys
+  are not enforced (nor are they by Core Tools locally). See ``routes`` and
+  ``http_listener``.
 * Async functions run on one long-lived event loop; sync functions in a thread pool
   (``PYTHON_THREADPOOL_THREAD_COUNT`` if set).
 * Logs one ``[devhost]`` line per invocation to stderr (ok / failed with dequeue count
@@ -54,8 +63,10 @@ What it does, like the real host:
 
 What it does NOT do (differences from the real host):
 
-* No output or input bindings, HTTP, blob, Service Bus, Event Grid or any trigger other
-  than queue and timer; no ``$return`` binding; no retry policies; no Durable Functions.
+* No output or input bindings, blob, Service Bus, Event Grid or any trigger other than
+  queue, timer and HTTP; no ``$return`` binding but an HTTP trigger's response; no retry
+  policies; no Durable Functions. HTTP: no keys, Easy Auth, HTTPS, CORS, throttling
+  (429) or complex route segments (README.md).
 * No identity-based connections (``<conn>__queueServiceUri``, managed identity): connection
   strings only.
 * No scale-out and no cross-process singleton: timers are singletons within this process
@@ -84,13 +95,18 @@ from .config import (
     parse_host_options,
 )
 from .host import DevHost, configure_logging
+from .http_listener import HttpListener
+from .routes import HttpTrigger, RouteTemplate
 
 __all__ = [
     "DevHost",
     "DevHostError",
     "FunctionSpec",
     "HostOptions",
+    "HttpListener",
+    "HttpTrigger",
     "QueuesOptions",
+    "RouteTemplate",
     "configure_logging",
     "load_functions",
     "load_host_options",

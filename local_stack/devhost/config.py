@@ -17,7 +17,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
+from local_stack.devhost.errors import DevHostError
 from local_stack.devhost.ncrontab import Schedule, ScheduleError, parse_schedule
+from local_stack.devhost.routes import DEFAULT_ROUTE_PREFIX, HttpTrigger, http_trigger, route_prefix
 from shared.domain import times
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "DevHostError",
     "FunctionSpec",
     "HostOptions",
+    "HttpTrigger",
     "QueueTrigger",
     "QueuesOptions",
     "TimerTrigger",
@@ -41,7 +44,7 @@ __all__ = [
     "resolve_setting_names",
 ]
 
-SUPPORTED_BINDINGS = ("queueTrigger", "timerTrigger")
+SUPPORTED_BINDINGS = ("queueTrigger", "timerTrigger", "httpTrigger")
 DEFAULT_CONNECTION = "AzureWebJobsStorage"
 # Flex Consumption and dedicated plans default to 30 minutes (Consumption: 5 minutes).
 DEFAULT_FUNCTION_TIMEOUT = timedelta(minutes=30)
@@ -50,10 +53,6 @@ MIN_POLLING_INTERVAL = timedelta(milliseconds=100)
 
 _SETTING_REF = re.compile(r"%([^%]+)%")
 _QUEUE_NAME = re.compile(r"^(?!.*--)[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
-
-
-class DevHostError(Exception):
-    """A configuration problem: the development host refuses to start."""
 
 
 # --------------------------------------------------------------------------- host.json
@@ -96,6 +95,7 @@ class HostOptions:
 
     queues: QueuesOptions = QueuesOptions()
     function_timeout: timedelta | None = DEFAULT_FUNCTION_TIMEOUT
+    http_route_prefix: str = DEFAULT_ROUTE_PREFIX
 
 
 def _int_option(section: Mapping[str, Any], key: str, default: int, low: int, high: int) -> int:
@@ -160,6 +160,7 @@ def parse_host_options(host_json: Mapping[str, Any]) -> HostOptions:
             message_encoding=message_encoding,
         ),
         function_timeout=function_timeout,
+        http_route_prefix=route_prefix(host_json),
     )
 
 
@@ -331,7 +332,7 @@ class FunctionSpec:
     name: str
     func: Callable[..., Any]
     arg_name: str
-    trigger: QueueTrigger | TimerTrigger
+    trigger: QueueTrigger | TimerTrigger | HttpTrigger
     context_arg: str | None = None
 
     @property
@@ -368,10 +369,24 @@ def _find_app(module: Any) -> Any:
     return next(iter(apps.values()))
 
 
-def _spec_for(function: Any, environ: Mapping[str, str]) -> FunctionSpec:
+def _without_http_return(bindings: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The bindings minus the `$return` HTTP response of an HTTP trigger (the only output
+    binding supported: the function's return value is the response)."""
+    has_trigger = any(b.get("type") == "httpTrigger" for b in bindings)
+    kept = []
+    for binding in bindings:
+        if binding.get("type") == "http" and binding.get("name") == "$return" and has_trigger:
+            continue
+        kept.append(binding)
+    return kept
+
+
+def _spec_for(
+    function: Any, environ: Mapping[str, str], prefix: str = DEFAULT_ROUTE_PREFIX
+) -> FunctionSpec:
     name: str = function.get_function_name()
     definition = json.loads(function.get_function_json())
-    bindings: list[dict[str, Any]] = definition.get("bindings", [])
+    bindings = _without_http_return(definition.get("bindings", []))
     for binding in bindings:
         if binding.get("type") not in SUPPORTED_BINDINGS:
             raise DevHostError(
@@ -385,8 +400,11 @@ def _spec_for(function: Any, environ: Mapping[str, str]) -> FunctionSpec:
         raise DevHostError(f"function '{name}': retry policies are not supported")
     binding = bindings[0]
     where = f"function '{name}'"
-    trigger: QueueTrigger | TimerTrigger
-    if binding["type"] == "queueTrigger":
+    trigger: QueueTrigger | TimerTrigger | HttpTrigger
+    if binding["type"] == "httpTrigger":
+        route = resolve_setting_names(str(binding.get("route") or name), environ, where)
+        trigger = http_trigger({**binding, "route": route}, name, prefix, where)
+    elif binding["type"] == "queueTrigger":
         queue_name = resolve_setting_names(str(binding.get("queueName", "")), environ, where)
         queue_name = queue_name.lower()
         if not _QUEUE_NAME.match(queue_name):
@@ -424,8 +442,14 @@ def _spec_for(function: Any, environ: Mapping[str, str]) -> FunctionSpec:
     return FunctionSpec(name, user_function, arg_name, trigger, context_arg)
 
 
-def load_functions(app_dir: Path, environ: Mapping[str, str] | None = None) -> list[FunctionSpec]:
-    """Import ``app_dir/function_app.py`` and describe its functions.
+def load_functions(
+    app_dir: Path,
+    environ: Mapping[str, str] | None = None,
+    *,
+    route_prefix: str = DEFAULT_ROUTE_PREFIX,
+) -> list[FunctionSpec]:
+    """Import ``app_dir/function_app.py`` and describe its functions (HTTP routes under
+    ``route_prefix``, host.json's ``extensions.http.routePrefix``).
 
     Raises :class:`DevHostError` naming the function and binding for anything the
     development host cannot run. ``app.get_functions()`` is called once (the library
@@ -434,7 +458,7 @@ def load_functions(app_dir: Path, environ: Mapping[str, str] | None = None) -> l
     env = os.environ if environ is None else environ
     module = _import_function_app(app_dir)
     app = _find_app(module)
-    specs = [_spec_for(function, env) for function in app.get_functions()]
+    specs = [_spec_for(function, env, route_prefix) for function in app.get_functions()]
     if not specs:
         raise DevHostError(f"{app_dir / 'function_app.py'} declares no functions")
     return specs

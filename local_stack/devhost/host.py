@@ -19,7 +19,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +47,9 @@ from .config import (
     load_host_options,
     load_settings,
 )
+from .errors import describe as _describe
+from .errors import format_traceback as _format_traceback
+from .http_listener import HttpListener
 
 __all__ = ["LEASE", "DevHost", "configure_logging"]
 
@@ -171,23 +173,6 @@ async def _wait_event(event: asyncio.Event, seconds: float) -> bool:
     return event.is_set()
 
 
-def _describe(error: BaseException) -> str:
-    """The error's type and the first line of its message."""
-    lines = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
-
-
-_HIDDEN_FRAMES = (os.path.abspath(__file__), os.path.dirname(asyncio.__file__) + os.sep)
-
-
-def _format_traceback(error: BaseException) -> str:
-    """The error's traceback without the host's and asyncio's own leading frames."""
-    tb = error.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename.startswith(_HIDDEN_FRAMES):
-        tb = tb.tb_next
-    return "".join(traceback.format_exception(type(error), error, tb)).rstrip()
-
-
 def _span(delta: timedelta) -> str:
     total = int(delta.total_seconds())
     return f"{total // 3600:02d}:{total % 3600 // 60:02d}:{total % 60:02d}"
@@ -214,8 +199,13 @@ class DevHost:
         *,
         once_idle_seconds: float | None = None,
         drain_seconds: float = 5.0,
+        http_port: int = 0,
+        http_ready_file: Path | None = None,
     ) -> None:
         self.app_dir = Path(app_dir).resolve()
+        self.http_port = http_port
+        self.http_ready_file = http_ready_file
+        self.http: HttpListener | None = None
         self.settings_path = settings_path
         self.once_idle_seconds = once_idle_seconds
         self.drain_seconds = drain_seconds
@@ -243,7 +233,7 @@ class DevHost:
             for name in skipped:
                 log.info("%s from the environment overrides the settings file", name)
         self.options = load_host_options(self.app_dir)
-        self.functions = load_functions(self.app_dir)
+        self.functions = load_functions(self.app_dir, route_prefix=self.options.http_route_prefix)
         self._loaded = True
 
     # -- serving ------------------------------------------------------------------------
@@ -302,7 +292,9 @@ class DevHost:
                 for spec in self.functions
                 if isinstance(spec.trigger, TimerTrigger)
             ]
+            self.http = self._start_http()
             self._describe_start(listeners, timers)
+            self._announce_http()
             self._last_activity = time.monotonic()
             loops = [asyncio.create_task(listener.run(stop_event)) for listener in listeners]
             loops += [asyncio.create_task(timer.run(stop_event)) for timer in timers]
@@ -318,8 +310,14 @@ class DevHost:
             stop_event.set()
             await stopper
             await asyncio.gather(*loops, return_exceptions=True)
+            if self.http is not None:
+                await self.http.stop_accepting()
             await self._drain()
+            if self.http is not None:
+                await self.http.wait_answered(self.drain_seconds)
         finally:
+            if self.http is not None:
+                self.http.close()
             for task in loops:
                 task.cancel()
             self._executor.shutdown(wait=False, cancel_futures=True)
@@ -351,6 +349,29 @@ class DevHost:
                 timer.trigger.schedule.next_after(datetime.now(UTC)).isoformat(),
             )
         log.info("ready (%d function(s))", len(self.functions))
+
+    def _start_http(self) -> HttpListener:
+        """Listen on 127.0.0.1 (always, like the real host, so its port is known even
+        before the app has HTTP functions)."""
+        try:
+            listener = HttpListener(self, self.functions, self.http_port)
+        except OSError as error:
+            raise DevHostError(f"cannot listen on 127.0.0.1:{self.http_port}: {error}") from error
+        listener.start(asyncio.get_running_loop())
+        return listener
+
+    def _announce_http(self) -> None:
+        """Log the HTTP routes as `func start` lists them; write the port file."""
+        assert self.http is not None
+        base = self.http.base_url
+        log.info("HTTP on %s (auth levels are not enforced locally, as with func start)", base)
+        for spec, trigger in self.http.routes:
+            methods = ",".join(trigger.methods) if trigger.methods else "any method"
+            log.info("%s: [%s] %s/%s", spec.name, methods, base, trigger.template.text)
+        if self.http_ready_file is not None:
+            staging = self.http_ready_file.with_name(self.http_ready_file.name + ".tmp")
+            staging.write_text(f"{self.http.port}\n", encoding="utf-8")
+            staging.replace(self.http_ready_file)
 
     async def _watch_idle(self, stop: asyncio.Event) -> None:
         assert self.once_idle_seconds is not None
@@ -423,6 +444,15 @@ class DevHost:
         self, spec: FunctionSpec, trigger_value: object, invocation_id: str
     ) -> BaseException | None:
         """Run the function once; return the error it ended with (None if it succeeded)."""
+        try:
+            await self.call(spec, trigger_value, invocation_id)
+        except (Exception, SystemExit) as error:
+            return error
+        return None
+
+    async def call(self, spec: FunctionSpec, trigger_value: object, invocation_id: str) -> object:
+        """Run the function once and return its value; raise what it raised, or
+        FunctionTimeoutError after host.json functionTimeout."""
         kwargs: dict[str, object] = {spec.arg_name: trigger_value}
         if spec.context_arg is not None:
             kwargs[spec.context_arg] = _Context(invocation_id, spec.name, str(self.app_dir))
@@ -436,16 +466,13 @@ class DevHost:
             call: Callable[[], object] = functools.partial(copy_context().run, spec.func, **kwargs)
             awaitable = asyncio.get_running_loop().run_in_executor(self._executor, call)
         try:
-            await asyncio.wait_for(awaitable, seconds)
+            return await asyncio.wait_for(awaitable, seconds)
         except TimeoutError:
             assert timeout is not None
             message = f"timed out after {_span(timeout)} (host.json functionTimeout)"
             if not spec.is_async:
                 message += "; its thread keeps running (Python cannot stop it)"
-            return FunctionTimeoutError(message)
-        except (Exception, SystemExit) as error:
-            return error
-        return None
+            raise FunctionTimeoutError(message) from None
 
 
 # --------------------------------------------------------------------------- queues

@@ -174,6 +174,49 @@ Directory file (JSON)
 
 Delays count from the start, the last reset, or the moment the user was added.
 
+Local Entra ID issuer (`identity`, `identity_http`)
+---------------------------------------------------
+The same server answers Entra ID's v2.0 endpoints at Entra's paths under the
+issuer base `Emulator.authority` (the base URL without `/v1.0`, what the app's
+`API_AUTHORITY` points at): `POST /{tenant}/oauth2/v2.0/token` (client
+credentials: `client_id` + `client_secret` in the form or HTTP Basic,
+`scope=<API client id or identifier URI>/.default`; Entra's AADSTS refusals),
+`GET /{tenant}/discovery/v2.0/keys` and
+`GET /{tenant}/v2.0/.well-known/openid-configuration`. Tokens are RS256, signed
+with a key generated at start, with Entra's app-only v2 claims (`identity`'s
+docstring). The directory file's optional section::
+
+    "identity": {
+      "tenantId": "<guid>",             # the tenant: iss is <authority>/<tenantId>/v2.0
+      "api": {"clientId": "<guid>",     # the API app registration: aud of every token
+              "identifierUris": ["api://<clientId>"],   # the default; also valid in scope
+              "appRoles": ["Onboarding.Submit", "Onboarding.Read"],
+              "displayName": "user-onboarding API"},
+      "clients": [{"name": "hr",        # a handle for tests and scripts (default: clientId)
+                   "clientId": "<guid>", "objectId": "<guid>",  # oid/sub; generated if omitted
+                   "displayName": "HR system", "secret": "<text>",
+                   "roles": ["Onboarding.Submit"],  # app roles assigned (declared by the api)
+                   "tenantId": "<guid>"}],  # default: tenantId; another tenant = a multi-tenant
+                                            # registration consented there (its tokens carry
+                                            # that tenant's iss and tid)
+      "tokenLifetimeSeconds": 3599,     # expires_in (real: 3599)
+      "idtypClaim": true                # emit the optional idtyp claim (false: as a tenant
+    }                                   # that has not configured it)
+
+Without it, the issuer knows no tenant (Entra's AADSTS90002 for every tenant).
+Control API under `/_emulator/identity` (no auth, JSON): `GET` -> the configuration
+(no secrets) with `issuer`, `authority` and the published `signingKeys`;
+`POST /clients` (a client as in the file) -> 201; `POST /keys/rotate`
+`{"retirePrevious": false}` -> `{"kid", "published"}` (new tokens are signed with
+the new key; old keys stay in the JWKS unless retired); `POST /tokens`
+`{"client": name|clientId, "claims": {...}, "header": {...}, "tenantId": ...}` ->
+`{"access_token"}`: a token as the endpoint would issue it with claims replaced (null
+removes one), for tests of what validators refuse; `GET /requests` (the issuer's own
+log: method, path, status, clientId or AADSTS code) and `DELETE /requests`.
+In-process: `emulator.identity` (`IdentityIssuer`: `client(name)`, `add_client`,
+`rotate_key`, `mint`, `signing_kid`, `public_pem`, `requests`, `describe`).
+`POST /_emulator/reset` reloads the identity section too; signing keys stay.
+
 Control API (no auth, JSON, under `/_emulator`)
 ------------------------------------------------
 - `GET  /health` -> `{"status": "ok"}`

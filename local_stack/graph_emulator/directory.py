@@ -184,6 +184,7 @@ TOP_LEVEL_KEYS = frozenset(
         "tenantUsageLocation",
         "groupLicenseDelaySeconds",
         "teams",
+        "identity",  # the local Entra ID issuer's section (identity.py), not the tenant's
     }
 )
 INVALID_USAGE_LOCATION = "License assignment cannot be done for user with invalid usage location."

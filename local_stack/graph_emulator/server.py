@@ -21,6 +21,8 @@ from .clock import Clock, SystemClock
 from .control import Controls, handle_control
 from .directory import Directory
 from .faults import Faults
+from .identity import IdentityIssuer
+from .identity_http import route as identity_route
 from .service import API_PREFIX, DEFAULT_TOKEN, GraphService, Reply, Request
 from .throttle import DEFAULT_UNITS_PER_10S, DEFAULT_WRITES_PER_150S, Throttle
 
@@ -71,11 +73,14 @@ class Emulator(Controls):
             shuffle_batch=shuffle_batch,
             batch_seed=fault_seed,
         )
+        # The local Entra ID issuer shares the server; its URL is the base without /v1.0.
+        self.identity = IdentityIssuer(directory.get("identity"), self.clock)
         self._server = ThreadingHTTPServer((bind_host, port), _handler_for(self))
         self._server.daemon_threads = True
         self.host = bind_host
         self.port: int = self._server.server_address[1]
         self.service.base_url = self.base_url
+        self.identity.base_url = self.authority
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.01},  # how long stop() waits for the loop to notice
@@ -90,6 +95,11 @@ class Emulator(Controls):
         return f"http://{self.host}:{self.port}{API_PREFIX}"
 
     @property
+    def authority(self) -> str:
+        """The local Entra ID issuer's root (`API_AUTHORITY`), e.g. `http://127.0.0.1:PORT`."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
     def control_url(self) -> str:
         """Control API root, e.g. `http://127.0.0.1:PORT/_emulator`."""
         return f"http://{self.host}:{self.port}{CONTROL_PREFIX}"
@@ -98,6 +108,11 @@ class Emulator(Controls):
     def token(self) -> str:
         """The bearer token Graph calls must carry."""
         return self.service.token
+
+    def reset(self, directory: dict[str, Any] | None = None) -> None:
+        """`Controls.reset`, and the identity section reloaded (signing keys stay)."""
+        super().reset(directory)
+        self.identity.load(self._initial.get("identity"))
 
     def start(self) -> Emulator:
         """Serve on a background thread."""
@@ -179,6 +194,11 @@ class _GraphHandler(BaseHTTPRequestHandler):
         raw = self._read_body()
         if raw is None:
             return
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        issued = identity_route(self.emulator.identity, self.command, split.path, headers, raw)
+        if issued is not None:
+            self._send(*issued)
+            return
         body, invalid = _parse_json(raw)
         if split.path == CONTROL_PREFIX or split.path.startswith(CONTROL_PREFIX + "/"):
             segments = [unquote(s) for s in split.path[len(CONTROL_PREFIX) :].split("/") if s]
@@ -197,7 +217,7 @@ class _GraphHandler(BaseHTTPRequestHandler):
             method=self.command,
             raw_path=split.path,
             query=split.query,
-            headers={k.lower(): v for k, v in self.headers.items()},
+            headers=headers,
             body=body,
             body_is_invalid_json=invalid,
         )

@@ -153,6 +153,19 @@ class Stack:
         self._processes.append(process)
         return process
 
+    def serve_http(self, *args: str, **env: str) -> tuple[DevHostProcess, str]:
+        """Start the devhost and wait for its HTTP port: (process, `http://127.0.0.1:PORT`)."""
+        ready = self.tmp_path / f"http-{len(self._processes)}.port"
+        process = self.start("--http-ready-file", str(ready), *args, **env)
+
+        def _ready() -> bool:
+            if process.process.poll() is not None:
+                pytest.fail(f"the devhost exited ({process.process.returncode}):\n{process.stderr}")
+            return ready.exists()
+
+        wait_for(_ready, 30.0, "the devhost's HTTP port file")
+        return process, f"http://127.0.0.1:{int(ready.read_text(encoding='utf-8'))}"
+
     def run_until_idle(self, idle_seconds: float = 1.0, **env: str) -> DevHostProcess:
         process = self.start("--once-idle-seconds", str(idle_seconds), **env)
         code = process.wait()
