@@ -40,6 +40,7 @@ class TelemetryEvent(StrEnum):
     POISON_HELD = "poison.held"
     POISON_REPORTED = "poison.reported"
     MESSAGE_SET_ASIDE = "message.set_aside"
+    INTAKE_BACKLOG = "intake.backlog"  # v1.2: once per sweep
 
 
 def emit(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from datetime import datetime
 
 from shared.decisions import Ignore, Republish, after_giving_up, given_up, poison_hold
 from shared.domain.errors import StorageUnavailable
@@ -47,7 +48,7 @@ async def take_poison(ctx: Context, message: QueuedMessage) -> str:
         status=status,
         hold_until=hold_until,
     )
-    await ctx.ledger.set_aside(kept, now)
+    await _keep(ctx, kept, now)
     if hold_until is not None:
         hold = poison_hold(record, request_id, upn_in(message.content), hold_until, now)
         if hold is not None:
@@ -59,6 +60,14 @@ async def take_poison(ctx: Context, message: QueuedMessage) -> str:
         _log_held(message.id, request_id, format_time(hold_until))
     await ctx.poison.remove(message)
     return name
+
+
+async def _keep(ctx: Context, item: SetAside, now: datetime) -> None:
+    """Keep a message in the ledger, indexed for LEDGER_RETENTION first (so a crash never
+    leaves a kept message that nothing will delete)."""
+    if ctx.retention is not None:
+        await ctx.retention.track_set_aside(item, now)
+    await ctx.ledger.set_aside(item, now)
 
 
 def _log_held(message_id: str, request_id: str | None, until: str) -> None:
@@ -139,7 +148,7 @@ async def give_up(ctx: Context, message: QueuedMessage, source: MessageSource, p
     kept = SetAside(
         source, message.id, message.content, problem, request_id, status=SetAsideStatus.REPORTED
     )
-    await ctx.ledger.set_aside(kept, ctx.clock.now())
+    await _keep(ctx, kept, ctx.clock.now())
     try:
         why = f"the app could not handle this request ({problem})"
         await _answer_given_up(ctx, message.content, message.id, request_id, why, source)

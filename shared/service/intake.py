@@ -15,7 +15,7 @@ from shared.domain.requests import parse_request
 from shared.service.context import Context
 from shared.service.licensing import check
 from shared.service.reporting import Handled, report
-from shared.service.settling import carry_out, publish_decided
+from shared.service.settling import carry_out, publish_decided, track
 
 log = logging.getLogger("user_onboarding")
 
@@ -67,11 +67,16 @@ async def _reject(ctx: Context, problem: InvalidRequest, message_id: str, now: d
     exactly this event), unless another message holds it already."""
     event = rejection(problem, message_id, now)
     request_id = problem.request_id
-    if request_id is None or await ctx.ledger.claim(request_id, Decided(event, message_id), now):
+    if request_id is None:
+        await ctx.events.publish(event)  # nothing recorded: nothing to keep or delete
+        return Handled.REJECTED
+    if await ctx.ledger.claim(request_id, Decided(event, message_id), now):
+        await track(ctx, request_id, event)
         await ctx.events.publish(event)
         return Handled.REJECTED
     record = await ctx.ledger.read(request_id)
     if record is not None and record.decided is not None and record.decided.by == message_id:
+        await track(ctx, request_id, record.decided.event)  # a crash may have come between
         await ctx.events.publish(record.decided.event)  # our own earlier answer
     else:
         await ctx.events.publish(rejection(problem, message_id, now, taken=True))

@@ -24,6 +24,7 @@ from shared.domain.tenant import Lookup
 from shared.domain.times import format_time
 from shared.service.context import Context
 from shared.service.dead_letters import give_up, report_held, take_poison
+from shared.service.housekeeping import Retained, expire, watch_intake
 from shared.service.licensing import check
 from shared.service.reporting import Handled, report
 from shared.service.settling import carry_out, publish_decided
@@ -40,9 +41,12 @@ class SweepReport:
     outcomes: Counter[str] = field(default_factory=Counter)
     set_aside: list[str] = field(default_factory=list)  # "<source>:<message id>: <why>"
     stopped_by_budget: bool = False
+    retained: Retained | None = None  # what the ledger's retention did (None: not run)
 
     def summary(self) -> str:
         parts = [f"{name}={count}" for name, count in sorted(self.outcomes.items())]
+        if self.retained is not None and self.retained.expired.requests:
+            parts.append(f"expired={self.retained.expired.requests}")
         if self.stopped_by_budget:
             parts.append("stopped_by_budget")
         return " ".join(parts) or "nothing due"
@@ -63,6 +67,7 @@ class Sweep:
 
     async def run(self) -> SweepReport:
         ctx = self._ctx
+        await watch_intake(ctx)
         while not self._out_of_time():
             poisoned = await ctx.poison.receive(RECEIVE_MAX, ctx.policy.pending_lease)
             if not poisoned:
@@ -79,6 +84,8 @@ class Sweep:
             if not chunk:
                 break
             await self._recheck(chunk)
+        if not self._out_of_time():  # requests first: the retention can wait a tick
+            self.report.retained = await expire(ctx)
         await self._summarize(ctx.clock.monotonic() - self._started)
         return self.report
 
@@ -89,6 +96,8 @@ class Sweep:
         now = ctx.clock.now()
         oldest = overview.oldest_deadline
         budget = ctx.policy.sweep_budget_seconds
+        retained = self.report.retained
+        expired = retained.expired if retained is not None else None
         emit(
             TelemetryEvent.SWEEP_SUMMARY,
             "sweep: %s in %.1fs (budget %.0fs); %d parked, earliest deadline %s",
@@ -104,6 +113,9 @@ class Sweep:
             pendingCount=overview.count,
             oldestDeadline=format_time(oldest) if oldest else None,
             oldestDeadlineInSeconds=round((oldest - now).total_seconds()) if oldest else None,
+            expiredRequests=expired.requests if expired is not None else None,
+            expiredRows=expired.rows if expired is not None else None,
+            legacyRowsIndexed=retained.legacy_indexed if retained is not None else None,
         )
 
     async def _receive_chunk(self) -> list[QueuedMessage]:
