@@ -573,8 +573,9 @@ class FakeRetention:
         del self.kept[(source, message_id)]
         for item in self.ledger.set_aside_items_kept:
             if (item.source, item.message_id) == (source, message_id):
-                alive = item.request_id is not None and item.request_id in self.ledger.records
-                if alive or item.status in self.ACTIVE:
+                if item.request_id is not None and item.request_id in self.ledger.records:
+                    return Expired()  # it goes with its request
+                if item.status in self.ACTIVE:
                     self.kept[(source, message_id)] = now  # looked at again later
                     return Expired(kept=1)
                 self.ledger.set_aside_items_kept.remove(item)

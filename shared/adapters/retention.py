@@ -11,8 +11,9 @@ RowKey order is time order and "everything before T" is one range query on one p
   expiry deletes the rows its reference rows name, its `~parked` row, then its whole
   partition (whatever rows it holds), the `request` row last.
 - `<time>|w|<partition>|<row key>`: one row, at its own time: a message set aside (every
-  one; `RequestId` when it names a request, which then keeps it as long as the request is
-  recorded), or another feature's row about no request.
+  one: with `RequestId` when it names a request, whose expiry deletes it then, through its
+  reference; the entry only covers a request that was never recorded), or another
+  feature's row about no request.
 
 **References**: a row about request X kept outside X's partition (a `~deadletter` row
 naming X) is named by a row `~ref|<partition>|<row key>` in X's partition (columns
@@ -238,11 +239,12 @@ class TableRetention:
         request_id = str(entry.get("RequestId") or "") or None
         row = await storage_call(self._row, table_partition, row_key)
         if row is not None:
-            recorded = request_id is not None and await self._recorded(request_id)
-            if recorded or IN_USE.get(table_partition, _never)(row):
-                # Looked at again a retention from now (with its request, if that is
-                # recorded: its expiry deletes this row first, and this entry then finds
-                # nothing).
+            if request_id is not None and await self._recorded(request_id):
+                # Its request is recorded: it goes with it (a reference in the request's
+                # partition names it, written before it), not by its own time.
+                await self._delete(EXPIRY, str(entry["RowKey"]))
+                return Expired()
+            if IN_USE.get(table_partition, _never)(row):  # looked at again later
                 await self._put(row_entry(table_partition, row_key, now, request_id))
                 await self._delete(EXPIRY, str(entry["RowKey"]))
                 return Expired(kept=1)
