@@ -11,13 +11,14 @@ from datetime import datetime
 
 from shared.decisions import Ignore, Republish, after_giving_up, given_up, poison_hold
 from shared.domain.errors import StorageUnavailable
+from shared.domain.personal import values_in
 from shared.domain.records import Decided, MessageSource, QueuedMessage, SetAside, SetAsideStatus
 from shared.domain.requests import request_id_in, upn_in
 from shared.domain.times import format_time
 from shared.service.context import Context
 from shared.service.reporting import Handled
 from shared.service.settling import decide_and_publish
-from shared.telemetry import TelemetryEvent, emit
+from shared.telemetry import TelemetryEvent, emit, failure, stack
 
 log = logging.getLogger("user_onboarding")
 POISONED_WHY = "the Functions host gave up on it (maxDequeueCount)"
@@ -100,7 +101,7 @@ async def report_held(ctx: Context) -> list[tuple[str, str, str | None]]:
         except StorageUnavailable:
             raise
         except Exception as exc:  # it cannot be answered: kept, counted, logged
-            problem = f"{type(exc).__name__}: {str(exc)[:500]}"
+            problem = failure(exc, values_in(item.content))
             await ctx.ledger.move(replace(item, etag=None), SetAsideStatus.KEPT)
             done.append((item.message_id, Handled.SET_ASIDE, problem))
             emit(
@@ -154,8 +155,15 @@ async def give_up(ctx: Context, message: QueuedMessage, source: MessageSource, p
         await _answer_given_up(ctx, message.content, message.id, request_id, why, source)
     except StorageUnavailable:
         raise
-    except Exception:
-        log.exception("%s message %s: its request could not be answered", source, message.id)
+    except Exception as exc:
+        known = values_in(message.content)
+        log.error(
+            "%s message %s: its request could not be answered: %s",
+            source,
+            message.id,
+            failure(exc, known),
+            extra={"queueMessageId": message.id, "stack": stack(exc, known)},
+        )
     if source == MessageSource.POISON:
         await ctx.poison.remove(message)
     else:

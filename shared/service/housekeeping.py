@@ -12,7 +12,7 @@ from typing import Final
 from shared.domain.errors import StorageUnavailable
 from shared.domain.records import Expired
 from shared.service.context import Context
-from shared.telemetry import TelemetryEvent, emit
+from shared.telemetry import TelemetryEvent, emit, failure, stack
 
 log = logging.getLogger("user_onboarding")
 
@@ -71,7 +71,11 @@ async def expire(ctx: Context) -> Retained | None:
         expired = await retention.expire(before, now, EXPIRE_PER_SWEEP)
     except StorageUnavailable:
         raise
-    except Exception:
-        log.exception("ledger retention failed this sweep; it runs again at the next")
+    except Exception as exc:
+        log.error(
+            "ledger retention failed this sweep; it runs again at the next: %s",
+            failure(exc),
+            extra={"stack": stack(exc)},
+        )
         return None
     return Retained(expired, legacy)

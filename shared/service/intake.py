@@ -10,12 +10,14 @@ from datetime import datetime
 
 from shared.decisions import Ignore, Republish, admit, before_check, redelivery, rejection, resume
 from shared.domain.errors import FieldError, InvalidRequest
+from shared.domain.personal import values_in
 from shared.domain.records import Decided
 from shared.domain.requests import parse_request
 from shared.service.context import Context
 from shared.service.licensing import check
 from shared.service.reporting import Handled, report
 from shared.service.settling import carry_out, publish_decided, track
+from shared.telemetry import failure, stack
 
 log = logging.getLogger("user_onboarding")
 
@@ -33,8 +35,14 @@ async def _handle(ctx: Context, body: bytes | str, message_id: str) -> tuple[str
         state = admit(parse_request(body), now, ctx.rules)
     except InvalidRequest as exc:
         return exc.request_id, await _reject(ctx, exc, message_id, now)
-    except Exception:  # a bug must not turn a message into poison: answer it
-        log.exception("user-onboard message %s could not be read", message_id)
+    except Exception as exc:  # a bug must not turn a message into poison: answer it
+        personal = values_in(body)
+        log.error(
+            "user-onboard message %s could not be read: %s",
+            message_id,
+            failure(exc, personal),
+            extra={"queueMessageId": message_id, "stack": stack(exc, personal)},
+        )
         unreadable = InvalidRequest([FieldError("", "the app could not read this message")])
         return None, await _reject(ctx, unreadable, message_id, now)
     request_id = state.request.request_id

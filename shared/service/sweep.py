@@ -17,6 +17,7 @@ from typing import Final
 from shared.decisions import before_check
 from shared.domain.errors import LeaseLost, StorageUnavailable
 from shared.domain.pending import from_message
+from shared.domain.personal import values_in
 from shared.domain.records import MessageSource, QueuedMessage
 from shared.domain.requests import request_id_in
 from shared.domain.state import PendingState
@@ -28,7 +29,7 @@ from shared.service.housekeeping import Retained, expire, watch_intake
 from shared.service.licensing import check
 from shared.service.reporting import Handled, report
 from shared.service.settling import carry_out, publish_decided
-from shared.telemetry import TelemetryEvent, emit
+from shared.telemetry import TelemetryEvent, emit, failure, stack
 
 log = logging.getLogger("user_onboarding")
 
@@ -245,22 +246,23 @@ async def _set_aside(
     exc: Exception,
     request_id: str | None,
 ) -> None:
-    problem = f"{type(exc).__name__}: {str(exc)[:500]}"
-    log.exception(
+    problem = f"{type(exc).__name__}: {str(exc)[:500]}"  # kept in the ledger, for ops
+    known = values_in(message.content)
+    log.error(
         "%s message %s could not be handled: %s",
         source,
         message.id,
-        problem,
-        extra={"requestId": request_id, "queueMessageId": message.id},
+        failure(exc, known),
+        extra={"requestId": request_id, "queueMessageId": message.id, "stack": stack(exc, known)},
     )
     report.outcomes[Handled.SET_ASIDE] += 1
-    report.set_aside.append(f"{source}:{message.id}: {problem}")
+    report.set_aside.append(f"{source}:{message.id}: {failure(exc, known)}")
     emit(
         TelemetryEvent.MESSAGE_SET_ASIDE,
         "%s message %s set aside (kept in the ledger): %s",
         source,
         message.id,
-        problem,
+        failure(exc, known),
         level=logging.ERROR,
         source=source,
         queueMessageId=message.id,
@@ -270,5 +272,11 @@ async def _set_aside(
         await give_up(ctx, message, source, problem)
     except StorageUnavailable:
         raise
-    except Exception:
-        log.exception("%s message %s could not even be set aside", source, message.id)
+    except Exception as again:
+        log.error(
+            "%s message %s could not even be set aside: %s",
+            source,
+            message.id,
+            failure(again, known),
+            extra={"queueMessageId": message.id, "stack": stack(again, known)},
+        )
