@@ -5,6 +5,7 @@ number; Graph URLs become dependencies without the user they name."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -12,7 +13,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shared.domain.personal import REDACTED, redact, values_in
-from shared.telemetry import failure, graph_url_for_telemetry, scrub_span, stack
+from shared.telemetry import (
+    TelemetryEvent,
+    failure,
+    graph_url_for_telemetry,
+    scrub_span,
+    stack,
+)
 
 
 @pytest.mark.parametrize(
@@ -118,3 +125,13 @@ def test_the_httpx_hook_rewrites_the_url_a_span_carries() -> None:
     (finished,) = exporter.get_finished_spans()
     assert finished.attributes is not None
     assert finished.attributes["url.full"] == "https://graph.microsoft.com/v1.0/users/{id}"
+
+
+def test_the_runbook_lists_every_structured_record_and_its_identifiers() -> None:
+    """docs/operations.md, "Log records and the identifiers they carry": one row each."""
+    runbook = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
+    text = runbook.read_text(encoding="utf-8")
+    section = text[text.index("## Log records and the identifiers they carry") :]
+    rows = {line.split("|")[1].strip() for line in section.splitlines() if line.startswith("| `")}
+    listed = {name.strip("` ") for row in rows for name in row.split(",")}
+    assert {str(event) for event in TelemetryEvent} <= listed
