@@ -16,8 +16,9 @@ from shared.telemetry import TelemetryEvent, emit, failure, stack
 
 log = logging.getLogger("user_onboarding")
 
-# Index entries the retention handles per sweep. About six storage calls each, eight at a
-# time: some 1-3 s in Azure for a full batch, far inside the sweep's 240 s. A company
+# Index entries the retention handles per sweep. About five storage calls each (5.5 on
+# Azurite, docs/benchmarks.md section 7), eight at a time: some 1-3 s in Azure for a full
+# batch, far inside the sweep's 240 s. A company
 # hiring a few hundred people a day has a few entries due per 5-minute sweep; 100 per
 # sweep (28,800 a day) also clears a backlog (rows written before the index, a shorter
 # LEDGER_RETENTION) within days without the sweep noticing.
