@@ -117,7 +117,10 @@ class RequestView:
                 f" ({kept['reason']})"
             )
         if data["state"] == "unknown":
-            lines.append("  the ledger has no record of it (never received, or a typo)")
+            lines.append(
+                "  the ledger has no record of it (never received, a typo, or deleted "
+                "LEDGER_RETENTION after its terminal event)"
+            )
         return "\n".join(lines)
 
 

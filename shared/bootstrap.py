@@ -19,7 +19,8 @@ from typing import Any, TypeVar
 
 from shared.adapters.graph import connect
 from shared.adapters.ledger import TableLedger, ensure_table
-from shared.adapters.queues import ensure_queues, storage_ports
+from shared.adapters.queues import ensure_queues, intake_queue, storage_ports
+from shared.adapters.retention import TableRetention
 from shared.adapters.storage import queue_service, table_service
 from shared.decisions import Backoff
 from shared.names import ALL_QUEUES, TABLE_REQUESTS
@@ -28,6 +29,8 @@ from shared.service.ports import (
     Clock,
     Directory,
     EventSink,
+    IntakeQueue,
+    LedgerRetention,
     PendingQueue,
     PoisonQueue,
     RequestLedger,
@@ -54,6 +57,7 @@ def policy_from(config: Settings) -> Policy:
         cloud_sync_job=config.cloud_sync_job,
         license_lead_time=config.license_lead_time,
         license_groups=config.license_groups if config.licensing_mode == "group" else None,
+        ledger_retention=config.ledger_retention,
     )
 
 
@@ -81,25 +85,24 @@ def build_service(
     clock: Clock | None = None,
     policy: Policy | None = None,
     decorate: Callable[[str, Any], Any] | None = None,
+    intake: IntakeQueue | None = None,
+    retention: LedgerRetention | None = None,
 ) -> Wiring:
     """The service for `config`; every port given replaces the one built from settings.
     `decorate(name, port)` may wrap each port (name: directory, pending, poison, events,
-    ledger) in an object with the same methods."""
+    ledger, intake, retention) in an object with the same methods. The intake watch is
+    built with the queues, and the retention with the ledger: a caller that brings its own
+    queues (or ledger) and not those gets none (no backlog record, nothing deleted)."""
     closers: list[Callable[[], Awaitable[None]]] = []
     if pending is None or poison is None or events is None:
-        queues = queue_service(config.storage)
-        if config.storage.connection_string is not None:
-            # Local and key-based storage: create what Bicep creates in Azure.
-            ensure_queues(queues, ALL_QUEUES)
-        built = storage_ports(queues)
+        built, built_intake, close_queues = _queues(config)
         pending, poison, events = pending or built[0], poison or built[1], events or built[2]
-        closers.append(_closer(queues.close))
+        intake = intake or built_intake
+        closers.append(close_queues)
     if ledger is None:
-        tables = table_service(config.storage)
-        if config.storage.connection_string is not None:
-            ensure_table(tables)
-        ledger = TableLedger(tables.get_table_client(TABLE_REQUESTS))
-        closers.append(_closer(tables.close))
+        ledger, built_retention, close_tables = _ledger(config)
+        retention = retention or built_retention
+        closers.append(close_tables)
     if directory is None:
         graph = connect(
             config.graph_base_url, local=config.graph_is_local, client_id=config.azure_client_id
@@ -115,8 +118,32 @@ def build_service(
         ledger=wrap("ledger", ledger),
         clock=clock or SystemClock(),
         policy=policy or policy_from(config),
+        intake=wrap("intake", intake) if intake is not None else None,
+        retention=wrap("retention", retention) if retention is not None else None,
     )
     return Wiring(service, closers)
+
+
+def _queues(
+    config: Settings,
+) -> tuple[tuple[PendingQueue, PoisonQueue, EventSink], IntakeQueue, Callable[[], Awaitable[None]]]:
+    """The queue ports on one queue service client, and how to close it."""
+    queues = queue_service(config.storage)
+    if config.storage.connection_string is not None:
+        # Local and key-based storage: create what Bicep creates in Azure.
+        ensure_queues(queues, ALL_QUEUES)
+    return storage_ports(queues), intake_queue(queues), _closer(queues.close)
+
+
+def _ledger(
+    config: Settings,
+) -> tuple[TableLedger, TableRetention, Callable[[], Awaitable[None]]]:
+    """The ledger and its retention on one table client, and how to close it."""
+    tables = table_service(config.storage)
+    if config.storage.connection_string is not None:
+        ensure_table(tables)
+    table = tables.get_table_client(TABLE_REQUESTS)
+    return TableLedger(table), TableRetention(table), _closer(tables.close)
 
 
 T = TypeVar("T")

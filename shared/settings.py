@@ -6,7 +6,6 @@ deployment fails at start-up (function indexing) instead of on the first message
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -99,6 +98,8 @@ class Settings:
     event_grid_topic_endpoint: str | None = None
     # The HTTP front door's token rules; None (API_AUDIENCE unset) = the front door is off.
     api_auth: ApiAuthSettings | None = None
+    # (v1.2) how long the ledger keeps a request after its terminal event (LEDGER_RETENTION)
+    ledger_retention: timedelta = timedelta(days=90)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -134,6 +135,7 @@ class Settings:
             license_groups=_license_groups(env, required=mode == "group"),
             event_grid_topic_endpoint=_event_grid_topic_endpoint(env),
             api_auth=_api_auth(env),
+            ledger_retention=_duration(env, "LEDGER_RETENTION", "P90D"),
         )
 
 
@@ -280,17 +282,35 @@ def _duration(
 
 
 def _schedule(env: Mapping[str, str]) -> str:
-    text = _optional(env, "SWEEP_SCHEDULE") or "0 */5 * * * *"
+    """Six-field NCRONTAB only. The Functions host also takes a TimeSpan (`00:05:00`), but
+    the scale controller of the Consumption and Flex Consumption plans reads only CRON
+    expressions (Microsoft's diagnostic event AZFD0015, docs/azure-facts.md): a TimeSpan
+    fires, yet the plan cannot schedule the app for it. The app runs on Flex Consumption,
+    so a TimeSpan is refused here, by name, before Azure half-accepts it."""
+    name = "SWEEP_SCHEDULE"
+    text = _optional(env, name) or "0 */5 * * * *"
+    if _is_timespan(text):
+        raise SettingsError(
+            name,
+            f"{text!r} is a TimeSpan; Flex Consumption takes only NCRONTAB schedules "
+            "(six fields, seconds first: every 5 minutes is 0 */5 * * * *)",
+        )
     fields = text.split()
-    with contextlib.suppress(ValueError):
-        if parse_timespan(text) > timedelta(0):
-            return text
     if len(fields) != 6 or not all(_CRON_FIELD.fullmatch(f) for f in fields):
         raise SettingsError(
-            "SWEEP_SCHEDULE",
-            f"{text!r} is not a six-field NCRONTAB expression (seconds first, e.g. 0 */5 * * * *)",
+            name,
+            f"{text[:100]!r} is not a six-field NCRONTAB expression (seconds first, "
+            "e.g. 0 */5 * * * *)",
         )
     return text
+
+
+def _is_timespan(text: str) -> bool:
+    try:
+        parse_timespan(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _usage_location(env: Mapping[str, str]) -> str | None:

@@ -20,14 +20,26 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
-from collections.abc import Mapping
+import traceback
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
+
+from shared.domain.personal import redact
 
 LOGGER: Final = "user_onboarding"
 log = logging.getLogger(LOGGER)
 _BUFFERED_RECORDS: Final = 10_000
+# Libraries that log every request at INFO, which the Functions worker forwards (every
+# logger's records) to the host and Application Insights: httpx names each Graph URL
+# (/users/jane.doe@contoso.com, $filter=employeeId eq '000123'), personal data; azure-core's
+# HTTP logging policy every storage call (requestIds only, but one trace per call).
+QUIET_LOGGERS: Final = ("httpx", "httpcore", "azure.core.pipeline.policies.http_logging_policy")
+_STACK_CHARACTERS: Final = 6000  # within a customDimensions value (8,192)
+_GRAPH_WORD = re.compile(r"[A-Za-z$][A-Za-z0-9.$]*")
 
 
 class TelemetryEvent(StrEnum):
@@ -40,6 +52,7 @@ class TelemetryEvent(StrEnum):
     POISON_HELD = "poison.held"
     POISON_REPORTED = "poison.reported"
     MESSAGE_SET_ASIDE = "message.set_aside"
+    INTAKE_BACKLOG = "intake.backlog"  # v1.2: once per sweep
 
 
 def emit(
@@ -55,6 +68,50 @@ def emit(
     fields.update({name: _text(value) for name, value in dimensions.items() if value is not None})
     log.log(level, message, *args, extra=fields)
     _METRICS.record(event, fields)
+
+
+def failure(error: BaseException, known: Iterable[str] = ()) -> str:
+    """An exception as a log may show it: its type and its message, redacted (`known`: the
+    personal values of the message at hand)."""
+    return f"{type(error).__name__}: {redact(str(error), known)[:500]}"
+
+
+def stack(error: BaseException, known: Iterable[str] = ()) -> str:
+    """Where an exception was raised (its frames: code, not data) and `failure(error)`: what
+    a log record carries instead of `exc_info`, whose text would export the exception's
+    message (and any chained one's) unredacted."""
+    frames = "".join(traceback.format_tb(error.__traceback__))[-_STACK_CHARACTERS:]
+    return f"{redact(frames, known)}{failure(error, known)}"
+
+
+def graph_url_for_telemetry(url: str) -> str:
+    """A Graph URL as a dependency may show it: no query (`$filter=employeeId eq ...`), and
+    every path segment that is not a Graph word (a UPN, an id) as `{id}`."""
+    parts = urlsplit(url)
+    segments = []
+    for segment in parts.path.split("/"):
+        word, paren, _ = segment.partition("(")
+        if paren:  # users('$jane@contoso.com')
+            segments.append(f"{word}({{id}})")
+        else:
+            segments.append(segment if not segment or _GRAPH_WORD.fullmatch(word) else "{id}")
+    return urlunsplit((parts.scheme, parts.netloc, "/".join(segments), "", ""))
+
+
+def scrub_span(span: Any, request: Any) -> None:
+    """httpx instrumentation's request hook: the span's URL without personal data."""
+    url = getattr(request, "url", None)
+    if url is None:
+        return
+    clean = graph_url_for_telemetry(str(url))
+    attributes = getattr(span, "attributes", None) or {}
+    for key in ("url.full", "http.url"):
+        if key in attributes:
+            span.set_attribute(key, clean)
+
+
+async def scrub_span_async(span: Any, request: Any) -> None:
+    scrub_span(span, request)
 
 
 def _text(value: object) -> str:
@@ -139,8 +196,11 @@ def wait_until_ready(timeout: float) -> bool:
 def configure(environment: Mapping[str, str] | None = None) -> bool:
     """Export to Application Insights when `APPLICATIONINSIGHTS_CONNECTION_STRING` is set
     (Entra authentication with the app's identity when `APPLICATIONINSIGHTS_AUTHENTICATION_
-    STRING` says `Authorization=AAD`, as Bicep sets it). Returns whether it will."""
+    STRING` says `Authorization=AAD`, as Bicep sets it). Returns whether it will. Either
+    way, the libraries of QUIET_LOGGERS log warnings and errors only."""
     global _configured
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     env = os.environ if environment is None else environment
     connection = env.get("APPLICATIONINSIGHTS_CONNECTION_STRING", "").strip()
     if not connection or _configured:
@@ -161,6 +221,15 @@ def configure(environment: Mapping[str, str] | None = None) -> bool:
     return True
 
 
+def _instrument_graph_calls() -> None:
+    """Graph calls (httpx) become dependencies, their URLs without UPNs, ids or filters."""
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    HTTPXClientInstrumentor().instrument(
+        request_hook=scrub_span, async_request_hook=scrub_span_async
+    )
+
+
 def _set_up(connection: str, entra: bool, client_id: str | None, buffer: _Buffer) -> None:
     try:
         from azure.monitor.opentelemetry import configure_azure_monitor
@@ -176,11 +245,20 @@ def _set_up(connection: str, entra: bool, client_id: str | None, buffer: _Buffer
             logger_name=LOGGER,
             enable_live_metrics=False,
             instrumentation_options={
-                # Graph calls (httpx) become dependencies; nothing else here is a web app.
+                # Nothing here is a web app; httpx is instrumented below, with a hook.
                 name: {"enabled": False}
-                for name in ("django", "fastapi", "flask", "psycopg2", "requests", "urllib")
+                for name in (
+                    "django",
+                    "fastapi",
+                    "flask",
+                    "psycopg2",
+                    "requests",
+                    "urllib",
+                    "httpx",
+                )
             },
         )
+        _instrument_graph_calls()
         _METRICS.install()
     except Exception:  # telemetry must never stop the app
         logging.getLogger(__name__).exception("Application Insights export could not start")

@@ -20,6 +20,8 @@ from shared.domain.errors import (
 from shared.domain.events import Event
 from shared.domain.records import (
     Decided,
+    Expired,
+    IntakeBacklog,
     ParkedOverview,
     Progress,
     QueuedMessage,
@@ -508,3 +510,80 @@ class FakeLedger:
 
     def decided_ids(self) -> set[str]:
         return {r.decided.event.id for r in self.records.values() if r.decided is not None}
+
+
+class FakeIntakeQueue:
+    """`user-onboard` as the sweep peeks it: messages waiting, with their insertion times."""
+
+    def __init__(self) -> None:
+        self.inserted: list[datetime] = []
+        self.fail_next = 0
+
+    async def backlog(self) -> IntakeBacklog:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise StorageUnavailable("storage is down")
+        return IntakeBacklog(min(self.inserted, default=None), len(self.inserted))
+
+
+class FakeRetention:
+    """The retention index over a FakeLedger, with the table adapter's rules: a request is
+    deleted once its terminal event is older than the cut-off and the ledger shows it
+    published; a kept message goes with its request, or by its own time when it names
+    none (unless still held)."""
+
+    ACTIVE = ("held", "reporting", "replaying")
+
+    def __init__(self, ledger: FakeLedger) -> None:
+        self.ledger = ledger
+        self.requests: dict[str, datetime] = {}
+        self.kept: dict[tuple[str, str], datetime] = {}
+        self.legacy_pages = 0  # pages the one-time scan still has to read
+
+    async def track_request(self, request_id: str, terminal_at: datetime) -> None:
+        self.requests[request_id] = terminal_at
+
+    async def track_set_aside(self, item: SetAside, at: datetime) -> None:
+        self.kept.setdefault((item.source, item.message_id), at)
+
+    async def expire(self, before: datetime, now: datetime, limit: int) -> Expired:
+        done = Expired()
+        due = sorted((t, "r", r) for r, t in self.requests.items() if t < before)
+        due += sorted((t, "w", f"{s}|{m}") for (s, m), t in self.kept.items() if t < before)
+        for _, kind, key in sorted(due)[:limit]:
+            done = done + (self._request(key) if kind == "r" else self._kept(key, now))
+        return done
+
+    def _request(self, request_id: str) -> Expired:
+        del self.requests[request_id]
+        record = self.ledger.records.get(request_id)
+        if record is None or record.decided is None:
+            return Expired(kept=1)
+        if record.progress.status != record.decided.event.type.word:
+            return Expired(kept=1)  # decided, never published: left for its replay
+        del self.ledger.records[request_id]
+        mine = [i for i in self.ledger.set_aside_items_kept if i.request_id == request_id]
+        for item in mine:
+            self.ledger.set_aside_items_kept.remove(item)
+            self.kept.pop((item.source, item.message_id), None)
+        return Expired(requests=1, rows=2 + len(mine))
+
+    def _kept(self, key: str, now: datetime) -> Expired:
+        source, _, message_id = key.partition("|")
+        del self.kept[(source, message_id)]
+        for item in self.ledger.set_aside_items_kept:
+            if (item.source, item.message_id) == (source, message_id):
+                if item.request_id is not None and item.request_id in self.ledger.records:
+                    return Expired()  # it goes with its request
+                if item.status in self.ACTIVE:
+                    self.kept[(source, message_id)] = now  # looked at again later
+                    return Expired(kept=1)
+                self.ledger.set_aside_items_kept.remove(item)
+                return Expired(rows=1)
+        return Expired()
+
+    async def index_legacy(self, limit: int) -> int | None:
+        if not self.legacy_pages:
+            return None
+        self.legacy_pages -= 1
+        return limit

@@ -84,6 +84,10 @@ class _Formatter(logging.Formatter):
             line = f"[app] {record.levelname} {record.name}: {message}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
+        else:
+            stack = getattr(record, "stack", None)  # the app's redacted traceback
+            if isinstance(stack, str):
+                line += "\n" + stack
         return line
 
 

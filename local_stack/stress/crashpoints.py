@@ -47,6 +47,7 @@ DURABLE: Final[Mapping[str, frozenset[str]]] = {
     "poison": frozenset({"remove"}),
     "events": frozenset({"publish"}),
     "ledger": frozenset({"open", "decide", "claim", "note", "close", "set_aside", "move"}),
+    "retention": frozenset({"track_request", "track_set_aside"}),
     "directory": frozenset(
         {
             "set_usage_location",

@@ -57,6 +57,7 @@ from azure.eventgrid import EventGridPublisherClient
 
 from shared.domain.errors import EventGridRejected, EventGridUnavailable, OnboardingError
 from shared.domain.events import Event
+from shared.domain.personal import redact
 from shared.settings import LOCAL_EVENT_GRID_KEY, is_loopback
 
 if TYPE_CHECKING:
@@ -150,7 +151,8 @@ class EventGridSink:
     def _failure(self, event: Event, status: int, code: str, message: str) -> OnboardingError:
         """Event Grid's answer (or its absence) in the app's error tree, logged once."""
         where = f"Event Grid topic {self._host}"
-        said = f"{status or 'no answer'} {code}: {message}".strip()
+        # Event Grid's words may quote what it was sent: never an identifier in the logs.
+        said = redact(f"{status or 'no answer'} {code}: {message}".strip())
         fields = {"eventId": event.id, "status": status, "errorCode": code}
         if status in (401, 403) or (status == 0 and code == "NoToken"):
             who = (

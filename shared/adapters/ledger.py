@@ -19,6 +19,10 @@ The partition `~parked` indexes the requests that are parked (row key: the reque
 their `Deadline`), so that "what is waiting, and the earliest deadline" is one partition
 query rather than a scan of every request ever seen.
 
+Rows are deleted `LEDGER_RETENTION` after a request's terminal event, by
+`shared.adapters.retention` (which also writes the `~expiry` index and the `~ref|` rows of
+a request's partition).
+
 Like the queue adapter, every call goes through `shared.storage.storage_call`.
 """
 
@@ -113,7 +117,8 @@ class TableLedger:
             return None
         except ResourceExistsError:
             record = await self.read(request_id)
-            assert record is not None  # rows are never deleted
+            if record is None:  # expired (LEDGER_RETENTION) between the two calls
+                return await self.open(request_id, message_id, now)
             return record
 
     async def read(self, request_id: str) -> RequestRecord | None:
@@ -227,7 +232,7 @@ class TableLedger:
         content = carryable(item.content)
         entity: dict[str, Any] = {
             "PartitionKey": DEAD_LETTERS,
-            "RowKey": _dead_letter_key(item.source, item.message_id),
+            "RowKey": dead_letter_key(item.source, item.message_id),
             "Source": item.source,
             "MessageId": item.message_id,
             "Reason": carryable(item.reason)[:CONTENT_CHUNK],
@@ -253,7 +258,7 @@ class TableLedger:
     async def move(self, item: SetAside, status: SetAsideStatus) -> bool:
         entity = {
             "PartitionKey": DEAD_LETTERS,
-            "RowKey": _dead_letter_key(item.source, item.message_id),
+            "RowKey": dead_letter_key(item.source, item.message_id),
             "Status": status,
         }
         condition: dict[str, Any] = {}
@@ -268,7 +273,7 @@ class TableLedger:
         return True
 
 
-def _dead_letter_key(source: str, message_id: str) -> str:
+def dead_letter_key(source: str, message_id: str) -> str:
     return f"{source}-{message_id}".replace("/", "|")
 
 
@@ -288,8 +293,9 @@ def set_aside_of(row: Mapping[str, Any]) -> SetAside:
 
 
 def record_of(request_id: str, rows: Mapping[str, Mapping[str, Any]]) -> RequestRecord | None:
-    """A request's two rows as a RequestRecord (None when neither exists)."""
-    if not rows:
+    """A request's two rows as a RequestRecord (None when neither exists: other rows of
+    its partition, such as the retention's references, are not a request)."""
+    if REQUEST_ROW not in rows and TERMINAL_ROW not in rows:
         return None
     request = rows.get(REQUEST_ROW, {})
     terminal = rows.get(TERMINAL_ROW)
@@ -357,6 +363,7 @@ __all__ = [
     "DEAD_LETTERS",
     "TableLedger",
     "dead_letter_content",
+    "dead_letter_key",
     "ensure_table",
     "partition",
     "record_of",

@@ -19,8 +19,8 @@ from azure.storage.queue import QueueClient, QueueMessage, QueueServiceClient
 from shared.adapters.storage import storage_call
 from shared.domain.errors import LeaseLost
 from shared.domain.events import Event
-from shared.domain.records import QueuedMessage
-from shared.names import QUEUE_EVENTS, QUEUE_PENDING, QUEUE_POISON
+from shared.domain.records import IntakeBacklog, QueuedMessage
+from shared.names import QUEUE_EVENTS, QUEUE_PENDING, QUEUE_POISON, QUEUE_REQUESTS
 
 NEVER_EXPIRES: Final = -1
 T = TypeVar("T")
@@ -128,6 +128,30 @@ class StoragePoisonQueue:
 
     async def remove(self, message: QueuedMessage) -> None:
         await self._reader.complete(message)
+
+
+class StorageIntakeQueue:
+    """`user-onboard` as the sweep watches it: a peek (which neither hides nor counts a
+    delivery) and the queue's properties. A peek sees the first *visible* message: one the
+    trigger is working on, or is waiting to retry, is hidden; when intake is paused or the
+    trigger is not running, every message is visible and the oldest is first (Azure
+    queues are first in, first out on a best-effort basis, not guaranteed)."""
+
+    def __init__(self, queue: QueueClient) -> None:
+        self._queue = queue
+
+    async def backlog(self) -> IntakeBacklog:
+        return await storage_call(self._backlog)
+
+    def _backlog(self) -> IntakeBacklog:
+        head = self._queue.peek_messages(max_messages=1)
+        count = self._queue.get_queue_properties().approximate_message_count or 0
+        oldest = head[0].inserted_on if head else None
+        return IntakeBacklog(oldest, max(count, len(head)))
+
+
+def intake_queue(service: QueueServiceClient) -> StorageIntakeQueue:
+    return StorageIntakeQueue(service.get_queue_client(QUEUE_REQUESTS))
 
 
 def storage_ports(

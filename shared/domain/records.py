@@ -108,3 +108,28 @@ class ParkedOverview:
 
     count: int
     oldest_deadline: datetime | None
+
+
+@dataclass(frozen=True)
+class IntakeBacklog:
+    """The head of `user-onboard` as a peek sees it: when the oldest visible message was
+    put there (None: nothing waiting) and the queue's approximate message count."""
+
+    oldest_inserted_at: datetime | None
+    approximate_count: int
+
+
+@dataclass(frozen=True)
+class Expired:
+    """What one pass of the ledger's retention deleted: `requests` (everything the ledger
+    held about each), `rows` (table rows deleted, theirs and set-aside messages of no
+    request), `kept` (index entries looked at and left: still in use, or not published)."""
+
+    requests: int = 0
+    rows: int = 0
+    kept: int = 0
+
+    def __add__(self, other: Expired) -> Expired:
+        return Expired(
+            self.requests + other.requests, self.rows + other.rows, self.kept + other.kept
+        )

@@ -101,7 +101,13 @@ def _forced_sync_refused(error: GraphError) -> ForcedSyncResult:
     if error.kind == GraphErrorKind.THROTTLED:
         return ForcedSyncResult(ForcedSyncStatus.THROTTLED, f"Graph answered 429: {error}")
     if error.kind == GraphErrorKind.ACCESS_DENIED:
-        log.error("forced sync refused: %s (the app needs %s)", error, error.call.permission)
+        log.error(
+            "forced sync refused: Graph %s %s on %s (the app needs %s)",
+            error.status or "no answer",
+            error.code,
+            error.call,
+            error.call.permission,
+        )
     return ForcedSyncResult(
         ForcedSyncStatus.FAILED,
         f"Graph refused {error.call} ({error.status or 'no answer'} {error.code}): "

@@ -15,6 +15,8 @@ from shared.service.ports import (
     Clock,
     Directory,
     EventSink,
+    IntakeQueue,
+    LedgerRetention,
     PendingQueue,
     PoisonQueue,
     RequestLedger,
@@ -48,6 +50,8 @@ class Policy:
     # How soon to look again while Entra processes group licenses.
     group_recheck: timedelta = timedelta(seconds=30)
     concurrency: int = 8
+    # How long the ledger keeps a request after its terminal event (LEDGER_RETENTION).
+    ledger_retention: timedelta = timedelta(days=90)
 
     @property
     def rules(self) -> Rules:
@@ -80,3 +84,7 @@ class Context:
     rules: Rules
     skus: SkuCache
     cloud_sync: CloudSync | None
+    # Optional: without them the sweep neither reports the intake backlog nor deletes
+    # anything from the ledger (test harnesses that bring their own queues and ledger).
+    intake: IntakeQueue | None = None
+    retention: LedgerRetention | None = None

@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from datetime import datetime
 
 from shared.decisions import Ignore, Republish, after_giving_up, given_up, poison_hold
 from shared.domain.errors import StorageUnavailable
+from shared.domain.personal import values_in
 from shared.domain.records import Decided, MessageSource, QueuedMessage, SetAside, SetAsideStatus
 from shared.domain.requests import request_id_in, upn_in
 from shared.domain.times import format_time
 from shared.service.context import Context
 from shared.service.reporting import Handled
 from shared.service.settling import decide_and_publish
-from shared.telemetry import TelemetryEvent, emit
+from shared.telemetry import TelemetryEvent, emit, failure, stack
 
 log = logging.getLogger("user_onboarding")
 POISONED_WHY = "the Functions host gave up on it (maxDequeueCount)"
@@ -47,7 +49,7 @@ async def take_poison(ctx: Context, message: QueuedMessage) -> str:
         status=status,
         hold_until=hold_until,
     )
-    await ctx.ledger.set_aside(kept, now)
+    await _keep(ctx, kept, now)
     if hold_until is not None:
         hold = poison_hold(record, request_id, upn_in(message.content), hold_until, now)
         if hold is not None:
@@ -59,6 +61,14 @@ async def take_poison(ctx: Context, message: QueuedMessage) -> str:
         _log_held(message.id, request_id, format_time(hold_until))
     await ctx.poison.remove(message)
     return name
+
+
+async def _keep(ctx: Context, item: SetAside, now: datetime) -> None:
+    """Keep a message in the ledger, indexed for LEDGER_RETENTION first (so a crash never
+    leaves a kept message that nothing will delete)."""
+    if ctx.retention is not None:
+        await ctx.retention.track_set_aside(item, now)
+    await ctx.ledger.set_aside(item, now)
 
 
 def _log_held(message_id: str, request_id: str | None, until: str) -> None:
@@ -91,7 +101,7 @@ async def report_held(ctx: Context) -> list[tuple[str, str, str | None]]:
         except StorageUnavailable:
             raise
         except Exception as exc:  # it cannot be answered: kept, counted, logged
-            problem = f"{type(exc).__name__}: {str(exc)[:500]}"
+            problem = failure(exc, values_in(item.content))
             await ctx.ledger.move(replace(item, etag=None), SetAsideStatus.KEPT)
             done.append((item.message_id, Handled.SET_ASIDE, problem))
             emit(
@@ -139,14 +149,21 @@ async def give_up(ctx: Context, message: QueuedMessage, source: MessageSource, p
     kept = SetAside(
         source, message.id, message.content, problem, request_id, status=SetAsideStatus.REPORTED
     )
-    await ctx.ledger.set_aside(kept, ctx.clock.now())
+    await _keep(ctx, kept, ctx.clock.now())
     try:
         why = f"the app could not handle this request ({problem})"
         await _answer_given_up(ctx, message.content, message.id, request_id, why, source)
     except StorageUnavailable:
         raise
-    except Exception:
-        log.exception("%s message %s: its request could not be answered", source, message.id)
+    except Exception as exc:
+        known = values_in(message.content)
+        log.error(
+            "%s message %s: its request could not be answered: %s",
+            source,
+            message.id,
+            failure(exc, known),
+            extra={"queueMessageId": message.id, "stack": stack(exc, known)},
+        )
     if source == MessageSource.POISON:
         await ctx.poison.remove(message)
     else:

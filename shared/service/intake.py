@@ -10,12 +10,14 @@ from datetime import datetime
 
 from shared.decisions import Ignore, Republish, admit, before_check, redelivery, rejection, resume
 from shared.domain.errors import FieldError, InvalidRequest
+from shared.domain.personal import values_in
 from shared.domain.records import Decided
 from shared.domain.requests import parse_request
 from shared.service.context import Context
 from shared.service.licensing import check
 from shared.service.reporting import Handled, report
-from shared.service.settling import carry_out, publish_decided
+from shared.service.settling import carry_out, publish_decided, track
+from shared.telemetry import failure, stack
 
 log = logging.getLogger("user_onboarding")
 
@@ -33,8 +35,14 @@ async def _handle(ctx: Context, body: bytes | str, message_id: str) -> tuple[str
         state = admit(parse_request(body), now, ctx.rules)
     except InvalidRequest as exc:
         return exc.request_id, await _reject(ctx, exc, message_id, now)
-    except Exception:  # a bug must not turn a message into poison: answer it
-        log.exception("user-onboard message %s could not be read", message_id)
+    except Exception as exc:  # a bug must not turn a message into poison: answer it
+        personal = values_in(body)
+        log.error(
+            "user-onboard message %s could not be read: %s",
+            message_id,
+            failure(exc, personal),
+            extra={"queueMessageId": message_id, "stack": stack(exc, personal)},
+        )
         unreadable = InvalidRequest([FieldError("", "the app could not read this message")])
         return None, await _reject(ctx, unreadable, message_id, now)
     request_id = state.request.request_id
@@ -67,11 +75,16 @@ async def _reject(ctx: Context, problem: InvalidRequest, message_id: str, now: d
     exactly this event), unless another message holds it already."""
     event = rejection(problem, message_id, now)
     request_id = problem.request_id
-    if request_id is None or await ctx.ledger.claim(request_id, Decided(event, message_id), now):
+    if request_id is None:
+        await ctx.events.publish(event)  # nothing recorded: nothing to keep or delete
+        return Handled.REJECTED
+    if await ctx.ledger.claim(request_id, Decided(event, message_id), now):
+        await track(ctx, request_id, event)
         await ctx.events.publish(event)
         return Handled.REJECTED
     record = await ctx.ledger.read(request_id)
     if record is not None and record.decided is not None and record.decided.by == message_id:
+        await track(ctx, request_id, record.decided.event)  # a crash may have come between
         await ctx.events.publish(record.decided.event)  # our own earlier answer
     else:
         await ctx.events.publish(rejection(problem, message_id, now, taken=True))

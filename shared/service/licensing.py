@@ -28,6 +28,7 @@ from shared.decisions import (
     plan_licensing,
 )
 from shared.domain.errors import GraphError, GraphErrorKind
+from shared.domain.personal import redact, values_of
 from shared.domain.state import PendingState
 from shared.domain.tenant import DirectoryUser, Lookup, LookupFailed
 from shared.service.context import Context
@@ -56,7 +57,7 @@ async def _force_sync(ctx: Context, state: PendingState) -> Wait:
         "forced sync for request %s: %s (%s)",
         state.request.request_id,
         result.status,
-        result.message,
+        redact(result.message, values_of(state.request)),
         extra={"requestId": state.request.request_id, "forcedSync": str(result.status)},
     )
     return after_forced_sync(state, result, ctx.clock.now(), ctx.rules)

@@ -3,6 +3,7 @@ trigger), over one module per use case:
 
     intake        a `user-onboard` message: rejected, answered again, or checked
     sweep         poisoned messages, then every due pending request, within budget
+    housekeeping  the sweep's other duties: the intake backlog, the ledger's retention
     licensing     one check: lookup → force a sync, or plan and write the licenses
     settling      record, publish, acknowledge: the one order that is safe to crash in
     dead_letters  messages given up on: kept, held, replayed or reported
@@ -22,6 +23,8 @@ from shared.service.ports import (
     Clock,
     Directory,
     EventSink,
+    IntakeQueue,
+    LedgerRetention,
     PendingQueue,
     PoisonQueue,
     RequestLedger,
@@ -41,6 +44,8 @@ class OnboardingService:
         clock: Clock,
         policy: Policy,
         skus: SkuCache | None = None,
+        intake: IntakeQueue | None = None,
+        retention: LedgerRetention | None = None,
     ) -> None:
         job = policy.cloud_sync_job
         self._ctx = Context(
@@ -54,6 +59,8 @@ class OnboardingService:
             rules=policy.rules,
             skus=skus or SkuCache(directory, clock, policy.sku_cache_ttl),
             cloud_sync=CloudSync(directory, job, clock) if job else None,
+            intake=intake,
+            retention=retention,
         )
 
     async def handle_request(self, body: bytes | str, message_id: str) -> str:
@@ -64,7 +71,8 @@ class OnboardingService:
         return await handle_message(self._ctx, body, message_id)
 
     async def sweep(self) -> SweepReport:
-        """Report poisoned messages, then recheck every due pending request, within budget.
+        """Report the intake backlog and poisoned messages, recheck every due pending
+        request, then delete what the ledger keeps past LEDGER_RETENTION, within budget.
 
         Raises only StorageUnavailable (what was received comes back after its lease)."""
         return await Sweep(self._ctx).run()

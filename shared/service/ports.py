@@ -13,6 +13,8 @@ from shared.domain.codes import RequestStatus
 from shared.domain.events import Event
 from shared.domain.records import (
     Decided,
+    Expired,
+    IntakeBacklog,
     ParkedOverview,
     Progress,
     QueuedMessage,
@@ -161,6 +163,41 @@ class RequestLedger(Protocol):
     async def move(self, item: SetAside, status: SetAsideStatus) -> bool:
         """Change a kept message's status if it is still what `item` read (its etag);
         False when something else changed it first (an operator's replay, another sweep)."""
+        ...
+
+
+class IntakeQueue(Protocol):
+    """`user-onboard` as the sweep watches it: only its head, never a receive (the queue
+    trigger's messages are not the sweep's to take)."""
+
+    async def backlog(self) -> IntakeBacklog:
+        """When the oldest waiting message was put there, and about how many wait."""
+        ...
+
+
+class LedgerRetention(Protocol):
+    """LEDGER_RETENTION: what the ledger holds about a request is deleted that long after
+    its terminal event. An index, keyed by that time, says what to delete when, so finding
+    what has expired reads the index's oldest entries, never the whole table."""
+
+    async def track_request(self, request_id: str, terminal_at: datetime) -> None:
+        """Index a decided request by the time of its terminal event, before that event is
+        published (idempotent: the same request and time give the same entry)."""
+        ...
+
+    async def track_set_aside(self, item: SetAside, at: datetime) -> None:
+        """A message about to be kept aside: deleted with its request when it names one,
+        and otherwise (or if that request is never recorded) by its own time `at`."""
+        ...
+
+    async def expire(self, before: datetime, now: datetime, limit: int) -> Expired:
+        """Delete what was indexed before `before`, at most `limit` index entries, oldest
+        first; an entry still in use is looked at again a retention after `now`."""
+        ...
+
+    async def index_legacy(self, limit: int) -> int | None:
+        """Index, at most `limit` rows at a time, what was recorded before the index
+        existed; how many rows this call read, or None once all of them are indexed."""
         ...
 
 

@@ -10,6 +10,7 @@ from shared.decisions import access_denied_message
 from shared.domain.codes import EventType
 from shared.domain.errors import GraphError
 from shared.domain.events import Event
+from shared.domain.personal import redact
 from shared.telemetry import TelemetryEvent, emit
 
 
@@ -63,7 +64,7 @@ def log_access_denied(request_id: str, error: GraphError) -> None:
         access_denied_message(error),
         error.status,
         error.code,
-        error.graph_message,
+        redact(error.graph_message),
         level=logging.ERROR,
         requestId=request_id,
         call=error.call,

@@ -69,9 +69,18 @@ async def decide_and_publish(ctx: Context, request_id: str, decided: Decided) ->
 
 async def publish_decided(ctx: Context, request_id: str, event: Event) -> None:
     """Publish a request's recorded terminal event, then mark it published in the ledger
-    (it is no longer parked)."""
+    (it is no longer parked). Indexed for LEDGER_RETENTION first: every path to a
+    published outcome passes here (or replays it here after a crash), so a request the
+    ledger shows closed is always indexed."""
+    await track(ctx, request_id, event)
     await ctx.events.publish(event)
     await ctx.ledger.close(request_id, RequestStatus(event.type.word))
+
+
+async def track(ctx: Context, request_id: str, event: Event) -> None:
+    """Index a decided request by its terminal event's time (LEDGER_RETENTION)."""
+    if ctx.retention is not None:
+        await ctx.retention.track_request(request_id, event.time)
 
 
 def visibility_delay(next_check: datetime, now: datetime) -> timedelta:

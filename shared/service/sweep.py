@@ -17,6 +17,7 @@ from typing import Final
 from shared.decisions import before_check
 from shared.domain.errors import LeaseLost, StorageUnavailable
 from shared.domain.pending import from_message
+from shared.domain.personal import values_in
 from shared.domain.records import MessageSource, QueuedMessage
 from shared.domain.requests import request_id_in
 from shared.domain.state import PendingState
@@ -24,10 +25,11 @@ from shared.domain.tenant import Lookup
 from shared.domain.times import format_time
 from shared.service.context import Context
 from shared.service.dead_letters import give_up, report_held, take_poison
+from shared.service.housekeeping import Retained, expire, watch_intake
 from shared.service.licensing import check
 from shared.service.reporting import Handled, report
 from shared.service.settling import carry_out, publish_decided
-from shared.telemetry import TelemetryEvent, emit
+from shared.telemetry import TelemetryEvent, emit, failure, stack
 
 log = logging.getLogger("user_onboarding")
 
@@ -40,9 +42,12 @@ class SweepReport:
     outcomes: Counter[str] = field(default_factory=Counter)
     set_aside: list[str] = field(default_factory=list)  # "<source>:<message id>: <why>"
     stopped_by_budget: bool = False
+    retained: Retained | None = None  # what the ledger's retention did (None: not run)
 
     def summary(self) -> str:
         parts = [f"{name}={count}" for name, count in sorted(self.outcomes.items())]
+        if self.retained is not None and self.retained.expired.requests:
+            parts.append(f"expired={self.retained.expired.requests}")
         if self.stopped_by_budget:
             parts.append("stopped_by_budget")
         return " ".join(parts) or "nothing due"
@@ -63,6 +68,7 @@ class Sweep:
 
     async def run(self) -> SweepReport:
         ctx = self._ctx
+        await watch_intake(ctx)
         while not self._out_of_time():
             poisoned = await ctx.poison.receive(RECEIVE_MAX, ctx.policy.pending_lease)
             if not poisoned:
@@ -79,6 +85,8 @@ class Sweep:
             if not chunk:
                 break
             await self._recheck(chunk)
+        if not self._out_of_time():  # requests first: the retention can wait a tick
+            self.report.retained = await expire(ctx)
         await self._summarize(ctx.clock.monotonic() - self._started)
         return self.report
 
@@ -89,6 +97,8 @@ class Sweep:
         now = ctx.clock.now()
         oldest = overview.oldest_deadline
         budget = ctx.policy.sweep_budget_seconds
+        retained = self.report.retained
+        expired = retained.expired if retained is not None else None
         emit(
             TelemetryEvent.SWEEP_SUMMARY,
             "sweep: %s in %.1fs (budget %.0fs); %d parked, earliest deadline %s",
@@ -104,6 +114,9 @@ class Sweep:
             pendingCount=overview.count,
             oldestDeadline=format_time(oldest) if oldest else None,
             oldestDeadlineInSeconds=round((oldest - now).total_seconds()) if oldest else None,
+            expiredRequests=expired.requests if expired is not None else None,
+            expiredRows=expired.rows if expired is not None else None,
+            legacyRowsIndexed=retained.legacy_indexed if retained is not None else None,
         )
 
     async def _receive_chunk(self) -> list[QueuedMessage]:
@@ -233,22 +246,23 @@ async def _set_aside(
     exc: Exception,
     request_id: str | None,
 ) -> None:
-    problem = f"{type(exc).__name__}: {str(exc)[:500]}"
-    log.exception(
+    problem = f"{type(exc).__name__}: {str(exc)[:500]}"  # kept in the ledger, for ops
+    known = values_in(message.content)
+    log.error(
         "%s message %s could not be handled: %s",
         source,
         message.id,
-        problem,
-        extra={"requestId": request_id, "queueMessageId": message.id},
+        failure(exc, known),
+        extra={"requestId": request_id, "queueMessageId": message.id, "stack": stack(exc, known)},
     )
     report.outcomes[Handled.SET_ASIDE] += 1
-    report.set_aside.append(f"{source}:{message.id}: {problem}")
+    report.set_aside.append(f"{source}:{message.id}: {failure(exc, known)}")
     emit(
         TelemetryEvent.MESSAGE_SET_ASIDE,
         "%s message %s set aside (kept in the ledger): %s",
         source,
         message.id,
-        problem,
+        failure(exc, known),
         level=logging.ERROR,
         source=source,
         queueMessageId=message.id,
@@ -258,5 +272,11 @@ async def _set_aside(
         await give_up(ctx, message, source, problem)
     except StorageUnavailable:
         raise
-    except Exception:
-        log.exception("%s message %s could not even be set aside", source, message.id)
+    except Exception as again:
+        log.error(
+            "%s message %s could not even be set aside: %s",
+            source,
+            message.id,
+            failure(again, known),
+            extra={"queueMessageId": message.id, "stack": stack(again, known)},
+        )

@@ -35,6 +35,10 @@ EVENTS = {
         "stoppedByBudget",
         "pendingCount",
         "oldestDeadline",
+        # contract v1.2: what the ledger's retention deleted (LEDGER_RETENTION)
+        "expiredRequests",
+        "expiredRows",
+        "legacyRowsIndexed",
     },
     "graph.access_denied": {"requestId", "call", "permission", "status"},
     "graph.trouble": {"call", "status", "kind"},

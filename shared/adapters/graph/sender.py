@@ -104,7 +104,15 @@ class GraphSender:
             if wait > self._max_inline_wait:
                 raise error
             attempt += 1
-            log.info("Graph %s; retrying in %.1fs (attempt %d)", error, wait, attempt)
+            log.info(
+                "Graph %s on %s (%s %s); retrying in %.1fs (attempt %d)",
+                error.kind,
+                error.call,
+                error.status or "no answer",
+                error.code,
+                wait,
+                attempt,
+            )
             if error.kind != GraphErrorKind.THROTTLED:  # the gate already makes 429s wait
                 await self._sleep(wait)
 
