@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from shared.adapters.graph import connect
 from shared.adapters.ledger import TableLedger, ensure_table
+from shared.adapters.outbox import TableOutbox
 from shared.adapters.queues import ensure_queues, storage_ports
 from shared.adapters.storage import queue_service, table_service
 from shared.decisions import Backoff
@@ -27,6 +28,7 @@ from shared.service.onboarding import OnboardingService, Policy
 from shared.service.ports import (
     Clock,
     Directory,
+    EventOutbox,
     EventSink,
     PendingQueue,
     PoisonQueue,
@@ -81,25 +83,25 @@ def build_service(
     clock: Clock | None = None,
     policy: Policy | None = None,
     decorate: Callable[[str, Any], Any] | None = None,
+    topic: EventSink | None = None,
+    outbox: EventOutbox | None = None,
 ) -> Wiring:
     """The service for `config`; every port given replaces the one built from settings.
     `decorate(name, port)` may wrap each port (name: directory, pending, poison, events,
-    ledger) in an object with the same methods."""
+    ledger, and with an Event Grid topic: topic, outbox) in an object with the same
+    methods. The topic and its outbox exist only when `EVENT_GRID_TOPIC_ENDPOINT` is set
+    (or a `topic` is given)."""
     closers: list[Callable[[], Awaitable[None]]] = []
     if pending is None or poison is None or events is None:
-        queues = queue_service(config.storage)
-        if config.storage.connection_string is not None:
-            # Local and key-based storage: create what Bicep creates in Azure.
-            ensure_queues(queues, ALL_QUEUES)
-        built = storage_ports(queues)
+        built = _queue_ports(config, closers)
         pending, poison, events = pending or built[0], poison or built[1], events or built[2]
-        closers.append(_closer(queues.close))
-    if ledger is None:
-        tables = table_service(config.storage)
-        if config.storage.connection_string is not None:
-            ensure_table(tables)
-        ledger = TableLedger(tables.get_table_client(TABLE_REQUESTS))
-        closers.append(_closer(tables.close))
+    if topic is None and config.event_grid_topic_endpoint is not None:
+        topic = _topic(config.event_grid_topic_endpoint, config.azure_client_id, closers)
+    if topic is None:
+        outbox = None
+    if ledger is None or (topic is not None and outbox is None):
+        ledger, made = _table_ports(config, ledger, outbox, closers)
+        outbox = made if topic is not None else None
     if directory is None:
         graph = connect(
             config.graph_base_url, local=config.graph_is_local, client_id=config.azure_client_id
@@ -115,8 +117,47 @@ def build_service(
         ledger=wrap("ledger", ledger),
         clock=clock or SystemClock(),
         policy=policy or policy_from(config),
+        topic=None if topic is None else wrap("topic", topic),
+        outbox=None if outbox is None else wrap("outbox", outbox),
     )
     return Wiring(service, closers)
+
+
+def _queue_ports(
+    config: Settings, closers: list[Callable[[], Awaitable[None]]]
+) -> tuple[PendingQueue, PoisonQueue, EventSink]:
+    queues = queue_service(config.storage)
+    if config.storage.connection_string is not None:
+        # Local and key-based storage: create what Bicep creates in Azure.
+        ensure_queues(queues, ALL_QUEUES)
+    closers.append(_closer(queues.close))
+    return storage_ports(queues)
+
+
+def _topic(
+    endpoint: str, client_id: str | None, closers: list[Callable[[], Awaitable[None]]]
+) -> EventSink:
+    """The Event Grid publisher (imported here: a cold start without a topic skips it)."""
+    from shared.adapters.event_grid import EventGridSink
+
+    sink = EventGridSink.connect(endpoint, client_id=client_id)
+    closers.append(sink.aclose)
+    return sink
+
+
+def _table_ports(
+    config: Settings,
+    ledger: RequestLedger | None,
+    outbox: EventOutbox | None,
+    closers: list[Callable[[], Awaitable[None]]],
+) -> tuple[RequestLedger, EventOutbox]:
+    """The ledger and the event outbox, on one table client, for those not given."""
+    tables = table_service(config.storage)
+    if config.storage.connection_string is not None:
+        ensure_table(tables)
+    table = tables.get_table_client(TABLE_REQUESTS)
+    closers.append(_closer(tables.close))
+    return ledger or TableLedger(table), outbox or TableOutbox(table)
 
 
 T = TypeVar("T")

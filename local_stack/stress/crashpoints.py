@@ -46,6 +46,9 @@ DURABLE: Final[Mapping[str, frozenset[str]]] = {
     "pending": frozenset({"park", "reschedule", "complete"}),
     "poison": frozenset({"remove"}),
     "events": frozenset({"publish"}),
+    # with an Event Grid topic (EVENT_GRID_TOPIC_ENDPOINT): the topic and the event outbox
+    "topic": frozenset({"publish"}),
+    "outbox": frozenset({"hold", "keep", "release"}),
     "ledger": frozenset({"open", "decide", "claim", "note", "close", "set_aside", "move"}),
     "directory": frozenset(
         {

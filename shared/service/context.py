@@ -11,6 +11,7 @@ from shared.decisions import Backoff, Rules
 from shared.domain.requests import LicenseRequest
 from shared.domain.tenant import CloudSyncJob
 from shared.service.caches import CloudSync, SkuCache
+from shared.service.outbox import FanOut
 from shared.service.ports import (
     Clock,
     Directory,
@@ -48,6 +49,9 @@ class Policy:
     # How soon to look again while Entra processes group licenses.
     group_recheck: timedelta = timedelta(seconds=30)
     concurrency: int = 8
+    # With an Event Grid topic: how long an event held in the outbox is left to the
+    # invocation publishing it before the sweep takes it over (a crash, an outage).
+    outbox_grace: timedelta = timedelta(minutes=1)
 
     @property
     def rules(self) -> Rules:
@@ -80,3 +84,5 @@ class Context:
     rules: Rules
     skus: SkuCache
     cloud_sync: CloudSync | None
+    # With an Event Grid topic, `events` is this fan-out, which the sweep drains.
+    fanout: FanOut | None = None
