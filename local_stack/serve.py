@@ -1,9 +1,10 @@
 """`make serve`: keep the local stack running until Ctrl-C.
 
-Azurite on 127.0.0.1:10001 (queues) and :10002 (tables) and the Graph emulator on
-127.0.0.1:8765 (the ports in local.settings.sample.json), loaded with
-`samples/directory.json`, plus the development host. With `--no-host`, run the real
-Functions host yourself (`func start`) instead.
+Azurite on 127.0.0.1:10001 (queues) and :10002 (tables), the Graph emulator on
+127.0.0.1:8765, loaded with `samples/directory.json`, and the Event Grid stand-in on
+127.0.0.1:8766 with its two sample consumers (the ports in local.settings.sample.json),
+plus the development host. With `--no-host`, run the real Functions host yourself
+(`func start`) instead.
 Data stays in `.state/serve/` between runs; `make clean` removes it.
 """
 
@@ -21,6 +22,7 @@ SAMPLES = Path(__file__).resolve().parent / "samples"
 AZURITE_PORT = 10001
 AZURITE_TABLE_PORT = 10002
 GRAPH_PORT = 8765
+EVENT_GRID_PORT = 8766
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         azurite_port=AZURITE_PORT,
         azurite_table_port=AZURITE_TABLE_PORT,
         graph_port=GRAPH_PORT,
+        event_grid=True,
+        event_grid_options={"port": EVENT_GRID_PORT},
     )
     stack.start()
     try:
@@ -49,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
             f"Azurite:         queues {stack.azurite.queue_endpoint}, tables :{AZURITE_TABLE_PORT}"
         )
         print(f"Graph emulator:  {stack.graph.base_url}  (control API {stack.graph.control_url})")
+        assert stack.event_grid is not None
+        consumers = ", ".join(
+            f"{s['name']} -> {stack.subscription_queue(s['name'])}"
+            for s in stack.event_grid_subscriptions
+        )
+        print(f"Event Grid:      {stack.event_grid.endpoint}  (consumers: {consumers})")
         print(
             "Development host: "
             + (
@@ -58,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
         print("Post a request:  make post FILE=local_stack/samples/one-request.json")
-        print("Watch events:    make watch          Stop: Ctrl-C", flush=True)
+        print(
+            "Watch events:    make watch   (a consumer: make watch CONSUMER=telephony)"
+            "   Stop: Ctrl-C",
+            flush=True,
+        )
         while not stop.wait(1.0):
             if stack.host is not None and stack.host.poll() is not None:
                 print("The development host exited; see .state/serve/devhost.log", file=sys.stderr)
