@@ -559,6 +559,7 @@ class FakeOutbox:
     def __init__(self) -> None:
         self.rows: dict[str, _HeldRow] = {}
         self.calls: Counter[str] = Counter()
+        self.due_error: Exception | None = None  # what reading the due events raises
         self._versions = itertools.count(1)
 
     async def hold(self, event: Event, now: datetime, due_at: datetime) -> str | None:
@@ -585,6 +586,8 @@ class FakeOutbox:
 
     async def due(self, now: datetime, limit: int) -> list[Held]:
         self.calls["due"] += 1
+        if self.due_error is not None:
+            raise self.due_error
         return [r.held for _, r in sorted(self.rows.items()) if r.due_at <= now][:limit]
 
     def sent(self, event_id: str) -> frozenset[Sink]:

@@ -1,9 +1,10 @@
 """The sweep (the timer trigger): with an Event Grid topic, publish what the event outbox
 still holds (within a quarter of the budget); report poisoned messages, then recheck every
-due pending request, 100 at a time (lookups batched 20 per `$batch`), within a time budget. No item
-stops the others (guarantee 6): one that cannot be read, reported or rewritten is set
-aside and counted; only a storage outage (`StorageUnavailable`) stops a sweep, and what it
-held comes back after its lease."""
+due pending request, 100 at a time (lookups batched 20 per `$batch`), within a time
+budget. No item stops the others (guarantee 6): one that cannot be read, reported or
+rewritten is set aside and counted, and the outbox's trouble is logged and left for the
+next tick; only a storage outage (`StorageUnavailable`) stops a sweep, and what it held
+comes back after its lease."""
 
 from __future__ import annotations
 
@@ -76,7 +77,12 @@ class Sweep:
     async def run(self) -> SweepReport:
         ctx = self._ctx
         if ctx.fanout is not None:
-            self.report.outbox = await ctx.fanout.drain(self._outbox_out_of_time)
+            try:
+                self.report.outbox = await ctx.fanout.drain(self._outbox_out_of_time)
+            except StorageUnavailable:
+                raise
+            except Exception:  # a bug or a refused table call must not stop the requests
+                log.exception("the event outbox could not be drained; the next sweep tries")
         while not self._out_of_time():
             poisoned = await ctx.poison.receive(RECEIVE_MAX, ctx.policy.pending_lease)
             if not poisoned:

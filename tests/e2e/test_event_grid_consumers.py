@@ -30,11 +30,10 @@ FAST = {
     "RECHECK_MAX_DELAY": "PT2S",
     "DEFAULT_USAGE_LOCATION": "FR",
     "DEFAULT_LICENSES": "",
-    # A dead host's messages come back after 1 s.
-    "DEVHOST_MESSAGE_LEASE_SECONDS": "1",
 }
-# The crash-point host: pending lease and outbox grace of 2 s (crashpoints.load_app).
-SHIM = {"STRESS_PENDING_LEASE_SECONDS": "2"}
+# The crash-point host: pending lease and outbox grace of 2 s (crashpoints.load_app), and
+# what a dead host was handling comes back after 1 s.
+SHIM = {"STRESS_PENDING_LEASE_SECONDS": "2", "DEVHOST_MESSAGE_LEASE_SECONDS": "1"}
 TELEPHONY = {"licensed", "failed", "provisioning"}
 
 
@@ -105,8 +104,9 @@ def wait_until_released(stack: LocalStack, timeout: float = 15.0) -> list[str]:
 def test_two_consumers_each_receive_every_event_of_a_batch_that_their_filter_allows(
     grid: LocalStack,
 ) -> None:
-    """hr-system gets every event the queue got, the same JSON, once each; telephony only
-    licensed and failed ones; nothing is left in the outbox."""
+    """hr-system gets every event the queue got, the same JSON; telephony only licensed
+    and failed ones; nothing is left in the outbox. (Compared by id, as a consumer
+    deduplicates: delivery is at least once on both paths.)"""
     stack = grid
     add_user(stack, "now@contoso.com")
     add_user(stack, "late@contoso.com", synced=False)
@@ -138,14 +138,12 @@ def test_two_consumers_each_receive_every_event_of_a_batch_that_their_filter_all
     assert stack.wait_for_topic(on_queue, 20)
 
     hr = consumed(stack, "hr-system")
-    assert sorted(e["id"] for e in hr) == sorted(on_queue)
+    assert {e["id"] for e in hr} == set(on_queue)
     assert all(e == on_queue[e["id"]] for e in hr)
     telephony = consumed(stack, "telephony")
-    wanted = sorted(i for i, e in on_queue.items() if word(e) in TELEPHONY)
+    wanted = {i for i, e in on_queue.items() if word(e) in TELEPHONY}
     assert (
-        sorted(e["id"] for e in telephony)
-        == wanted
-        == ["EG-1:licensed", "EG-2:licensed", "EG-3:failed"]
+        {e["id"] for e in telephony} == wanted == {"EG-1:licensed", "EG-2:licensed", "EG-3:failed"}
     )
     assert wait_until_released(stack) == []
 
@@ -226,7 +224,7 @@ def test_an_event_grid_outage_during_a_batch_loses_nothing_and_poisons_nothing(
         else:
             stack.event_grid.come_up()
     assert stack.wait_for_topic(queue_ids(stack), 30)
-    assert sorted(e["id"] for e in consumed(stack, "hr-system")) == sorted(queue_ids(stack))
-    assert len(consumed(stack, "telephony")) == 4
+    assert {e["id"] for e in consumed(stack, "hr-system")} == queue_ids(stack)
+    assert {e["id"] for e in consumed(stack, "telephony")} == {f"{i}:licensed" for i in ids}
     assert wait_until_released(stack) == []
     assert stack.count("user-onboard-poison") == 0

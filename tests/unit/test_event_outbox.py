@@ -242,6 +242,28 @@ def test_a_queue_outage_still_raises_and_the_held_event_reaches_both_sinks_later
     assert world.outbox.rows == {}
 
 
+@pytest.mark.parametrize(
+    ("error", "stops"), [(RuntimeError("a bug"), False), (StorageUnavailable("down"), True)]
+)
+def test_an_outbox_that_cannot_be_read_stops_the_sweep_only_in_a_storage_outage(
+    error: Exception, stops: bool
+) -> None:
+    """A bug or a refused table call in the drain is logged and the requests are still
+    rechecked (guarantee 6); a storage outage stops the sweep as everywhere else."""
+    world = World()
+    user = jane(world, sync_enabled=None)
+    world.handle(request())
+    user.sync_enabled = True
+    world.outbox.due_error = error
+    if stops:
+        with pytest.raises(StorageUnavailable):
+            world.sweep_after(timedelta(minutes=5))
+        return
+    world.sweep_after(timedelta(minutes=5))
+    assert world.queue_ids() == ["HR-1:awaiting_sync", "HR-1:licensed"]
+    assert world.topic.ids() == world.queue_ids()
+
+
 def test_the_drain_stops_at_its_share_of_the_sweep_budget() -> None:
     """Held events beyond a quarter of the budget wait for the next sweep."""
     world = World()
