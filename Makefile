@@ -12,6 +12,7 @@ NODE_STAMP := node_modules/.installed-stamp
 FILE ?= local_stack/samples/one-request.json
 MODE ?= direct
 ARGS ?= list
+CONSUMER ?=
 
 .PHONY: help setup lint typecheck test unit run serve post watch ops ops-demo bench stress clean
 
@@ -22,7 +23,7 @@ help:
 	@echo "make serve  - keep the local stack running until Ctrl-C"
 	@echo "make post FILE=msg.json - post a message file to user-onboard on the running stack"
 	@echo "make post HTTP=1 FILE=msg.json - POST it to the HTTP front door instead, with the sample HR system's token"
-	@echo "make watch  - print events from user-onboard-events as they arrive"
+	@echo "make watch  - print events from user-onboard-events as they arrive (CONSUMER=hr-system: an Event Grid consumer's queue)"
 	@echo "make ops ARGS='show HR-RUN-002' - the on-call tool (default ARGS=list) on the running local stack"
 	@echo "make ops-demo - a request in every state on a stack of its own, and the on-call tool's answers"
 	@echo "make bench  - run the benchmarks (figures go in docs/benchmarks.md)"
@@ -67,7 +68,7 @@ post: $(STAMP)
 	$(PY) -m local_stack.post $(if $(HTTP),--http) $(FILE)
 
 watch: $(STAMP)
-	$(PY) -m local_stack.watch
+	$(PY) -m local_stack.watch $(if $(CONSUMER),--consumer $(CONSUMER))
 
 ops: $(STAMP)
 	$(PY) -m ops --local $(ARGS)

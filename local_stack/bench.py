@@ -282,7 +282,7 @@ async def park(stack: LocalStack, users: Sequence[str], concurrency: int = 16) -
     user-onboard-pending, due one second later."""
     from shared.bootstrap import build_service
     from shared.decisions import Backoff
-    from shared.service.onboarding import Policy
+    from shared.service import Policy
     from shared.settings import Settings
 
     wiring = build_service(

@@ -1,10 +1,13 @@
 """`make run`: the sample batch through the whole local stack, with an outcome table.
 
-Starts Azurite, the Graph emulator (loaded with `samples/directory.json`) and the
+Starts Azurite, the Graph emulator (loaded with `samples/directory.json`), the Event Grid
+stand-in with its two sample consumers (`samples/event-grid-subscriptions.json`) and the
 development host running `function_app.py`; posts every message of `samples/batch.json`
 to `user-onboard`; prints each event as it arrives; then a table of each request's
-outcome against the expected one. Stops everything it started and exits 0 only if every
-sample reached its expected outcome.
+outcome against the expected one, and a table of what each Event Grid consumer received
+against what its filter allows of the events queue. Stops everything it started and
+exits 0 only if every sample reached its expected outcome and each consumer got every
+event its filter allows.
 
 `python -m local_stack.run --mode group` (`make run MODE=group`) runs the same batch with
 LICENSING_MODE=group; a case's `expectGroup` replaces its `expect` there. A case's
@@ -20,6 +23,7 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,7 @@ from local_stack.stack import REPO, LocalStack
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
 TIMEOUT_SECONDS = 75.0
+TOPIC_TIMEOUT_SECONDS = 20.0
 
 
 def encode(case: dict[str, Any]) -> str:
@@ -80,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     settings = {"LICENSING_MODE": mode}
-    with LocalStack(state, SAMPLES / "directory.json", settings=settings) as stack:
+    with LocalStack(state, SAMPLES / "directory.json", settings=settings, event_grid=True) as stack:
         stack.start_host()
         ids = []
         for case in cases:
@@ -101,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                 event["type"].rsplit(".", 1)[-1]
             )
         poisoned = stack.count("user-onboard-poison")
+        consumers = consumer_rows(stack)
+        events_seen = list(stack.events_seen)
         rows = []
         for case, request_id in zip(cases, ids, strict=True):
             seen = by_request.get(request_id, [])
@@ -120,10 +127,83 @@ def main(argv: list[str] | None = None) -> int:
         f"\n{passed}/{len(rows)} samples reached their expected outcome in {elapsed:.1f}s; "
         f"poison queue: {poisoned} message(s)"
     )
-    if passed != len(rows) or poisoned:
+    print_consumers(consumers, len({event["id"] for event in events_seen}))
+    if passed != len(rows) or poisoned or not all(c.ok for c in consumers):
         print("\nLast lines of the development host's log:\n" + log_tail, file=sys.stderr)
         return 1
     return 0
+
+
+@dataclass(frozen=True)
+class Consumer:
+    name: str
+    takes: str
+    received: int
+    distinct: int
+    allowed: int
+    missing: tuple[str, ...]
+    unexpected: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.unexpected
+
+
+def consumer_rows(stack: LocalStack) -> list[Consumer]:
+    """What each Event Grid consumer took from its queue, against what its filter allows
+    of the events the queue got (every id once)."""
+    by_id = {event["id"]: event for event in stack.events_seen}
+    stack.wait_for_topic(by_id, TOPIC_TIMEOUT_SECONDS)
+    rows = []
+    for document in stack.event_grid_subscriptions:
+        name = document["name"]
+        received = [event["id"] for event in stack.consumer_events(name)]
+        allowed = {i for i, event in by_id.items() if stack.filter_allows(name, event)}
+        rows.append(
+            Consumer(
+                name,
+                takes(document),
+                len(received),
+                len(set(received)),
+                len(allowed),
+                tuple(sorted(allowed - set(received))),
+                tuple(sorted(set(received) - allowed)),
+            )
+        )
+    return rows
+
+
+def takes(document: dict[str, Any]) -> str:
+    """A subscription's filter in a few words."""
+    spec = document.get("filter") or {}
+    types = spec.get("includedEventTypes")
+    words = ", ".join(t.rsplit(".", 1)[-1] for t in types) if types else "every event"
+    for key in ("subjectBeginsWith", "subjectEndsWith"):
+        if spec.get(key):
+            words += f"; {key} {spec[key]}"
+    return words
+
+
+def print_consumers(rows: list[Consumer], queue_events: int) -> None:
+    width = max(len(r.takes) for r in rows)
+    print("\nEvent Grid consumers (each reads its own queue, base64 as Event Grid writes it):")
+    print(f"{'consumer':<10}  {'takes':<{width}}  received  distinct  allowed  all")
+    print(f"{'-' * 10}  {'-' * width}  --------  --------  -------  ---")
+    for r in rows:
+        got = "yes" if r.ok else "NO"
+        print(
+            f"{r.name:<10}  {r.takes:<{width}}  {r.received:>8}  {r.distinct:>8}  "
+            f"{r.allowed:>7}  {got}"
+        )
+        if r.missing:
+            print(f"  missing: {', '.join(r.missing)}")
+        if r.unexpected:
+            print(f"  not allowed by its filter: {', '.join(r.unexpected)}")
+    good = sum(1 for r in rows if r.ok)
+    print(
+        f"\n{good}/{len(rows)} consumers got every event their filter allows of the "
+        f"{queue_events} on user-onboard-events"
+    )
 
 
 if __name__ == "__main__":

@@ -72,7 +72,9 @@ class LocalStack:
         event_grid_options: Mapping[str, Any] | None = None,
     ) -> None:
         """`event_grid`: also run the Event Grid stand-in, with `event_grid_subscriptions`
-        (default: the two sample consumers) and `event_grid_options` (EventGridStandIn's)."""
+        (default: the two sample consumers) and `event_grid_options` (EventGridStandIn's,
+        `port` among them). Without it the app gets no topic, whatever the settings file
+        says."""
         self.state_dir = state_dir
         self.directory = directory
         self.overrides = dict(settings or {})
@@ -141,8 +143,11 @@ class LocalStack:
             "AzureWebJobsStorage": self.azurite.connection_string,
             "GRAPH_BASE_URL": self.graph.base_url,
         }
-        if self.event_grid is not None:
-            values["EVENT_GRID_TOPIC_ENDPOINT"] = self.event_grid.endpoint
+        # The sample settings name the stand-in of `make serve`; a stack without one must
+        # not send the app there (every publish would fail, and wait in the outbox).
+        values["EVENT_GRID_TOPIC_ENDPOINT"] = (
+            self.event_grid.endpoint if self.event_grid is not None else ""
+        )
         return values
 
     def api_settings(self) -> dict[str, str]:
@@ -396,6 +401,31 @@ class LocalStack:
         events = [json.loads(text) for text in self.consumer_messages(subscription)]
         self.consumer_events_seen.setdefault(subscription, []).extend(events)
         return events
+
+    def wait_for_topic(self, event_ids: Iterable[str], timeout: float) -> bool:
+        """Whether every one of `event_ids` was taken by the topic (a 200 in the stand-in's
+        publish log) and delivered to its consumers' queues, within `timeout` seconds."""
+        assert self.event_grid is not None
+        wanted = set(event_ids)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            taken = {
+                event_id
+                for entry in self.event_grid.publishes()
+                if entry["status"] == 200
+                for event_id in entry["eventIds"]
+            }
+            if wanted <= taken:
+                return self.event_grid.wait_for_deliveries(max(0.0, deadline - time.monotonic()))
+            time.sleep(0.2)
+        return False
+
+    def filter_allows(self, subscription: str, event: Mapping[str, Any]) -> bool:
+        """Whether an Event Grid subscription's filter lets `event` through."""
+        for document in self.event_grid_subscriptions:
+            if document["name"] == subscription:
+                return parse_subscription(document).matches(event)
+        raise KeyError(f"no Event Grid subscription named {subscription}")
 
 
 def _event_text(content: str) -> str:

@@ -19,15 +19,17 @@ from typing import Any, TypeVar
 
 from shared.adapters.graph import connect
 from shared.adapters.ledger import TableLedger, ensure_table
+from shared.adapters.outbox import TableOutbox
 from shared.adapters.queues import ensure_queues, intake_queue, storage_ports
 from shared.adapters.retention import TableRetention
 from shared.adapters.storage import queue_service, table_service
 from shared.decisions import Backoff
 from shared.names import ALL_QUEUES, TABLE_REQUESTS
-from shared.service.onboarding import OnboardingService, Policy
+from shared.service import OnboardingService, Policy
 from shared.service.ports import (
     Clock,
     Directory,
+    EventOutbox,
     EventSink,
     IntakeQueue,
     LedgerRetention,
@@ -85,65 +87,103 @@ def build_service(
     clock: Clock | None = None,
     policy: Policy | None = None,
     decorate: Callable[[str, Any], Any] | None = None,
+    topic: EventSink | None = None,
+    outbox: EventOutbox | None = None,
     intake: IntakeQueue | None = None,
     retention: LedgerRetention | None = None,
 ) -> Wiring:
     """The service for `config`; every port given replaces the one built from settings.
     `decorate(name, port)` may wrap each port (name: directory, pending, poison, events,
-    ledger, intake, retention) in an object with the same methods. The intake watch is
-    built with the queues, and the retention with the ledger: a caller that brings its own
-    queues (or ledger) and not those gets none (no backlog record, nothing deleted)."""
+    ledger, intake, retention, and with an Event Grid topic: topic, outbox) in an object
+    with the same methods. The topic and its outbox exist only when
+    `EVENT_GRID_TOPIC_ENDPOINT` is set (or a `topic` is given). The intake watch is built
+    with the queues, and the retention with the ledger: a caller that brings its own queues
+    (or ledger) and not those gets none (no backlog record, nothing deleted)."""
     closers: list[Callable[[], Awaitable[None]]] = []
-    if pending is None or poison is None or events is None:
-        built, built_intake, close_queues = _queues(config)
-        pending, poison, events = pending or built[0], poison or built[1], events or built[2]
-        intake = intake or built_intake
-        closers.append(close_queues)
-    if ledger is None:
-        ledger, built_retention, close_tables = _ledger(config)
-        retention = retention or built_retention
-        closers.append(close_tables)
-    if directory is None:
-        graph = connect(
-            config.graph_base_url, local=config.graph_is_local, client_id=config.azure_client_id
-        )
-        directory = graph
-        closers.append(graph.aclose)
+    given: dict[str, Any] = {
+        "directory": directory,
+        "pending": pending,
+        "poison": poison,
+        "events": events,
+        "ledger": ledger,
+        "topic": topic,
+        "outbox": outbox,
+        "intake": intake,
+        "retention": retention,
+    }
+    ports = _completed(config, given, closers)
     wrap = decorate or _unchanged
+    wrapped: dict[str, Any] = {
+        name: None if port is None else wrap(name, port) for name, port in ports.items()
+    }
     service = OnboardingService(
-        directory=wrap("directory", directory),
-        pending=wrap("pending", pending),
-        poison=wrap("poison", poison),
-        events=wrap("events", events),
-        ledger=wrap("ledger", ledger),
+        **wrapped,
         clock=clock or SystemClock(),
         policy=policy or policy_from(config),
-        intake=wrap("intake", intake) if intake is not None else None,
-        retention=wrap("retention", retention) if retention is not None else None,
     )
     return Wiring(service, closers)
 
 
-def _queues(
-    config: Settings,
-) -> tuple[tuple[PendingQueue, PoisonQueue, EventSink], IntakeQueue, Callable[[], Awaitable[None]]]:
-    """The queue ports on one queue service client, and how to close it."""
+def _completed(
+    config: Settings, ports: dict[str, Any], closers: list[Callable[[], Awaitable[None]]]
+) -> dict[str, Any]:
+    """The ports given, and those built from the settings for the ones not given."""
+    if ports["pending"] is None or ports["poison"] is None or ports["events"] is None:
+        built, intake = _queue_ports(config, closers)
+        for name, port in zip(("pending", "poison", "events"), built, strict=True):
+            ports[name] = ports[name] or port
+        ports["intake"] = ports["intake"] or intake
+    if ports["topic"] is None and config.event_grid_topic_endpoint is not None:
+        ports["topic"] = _topic(config.event_grid_topic_endpoint, config.azure_client_id, closers)
+    if ports["topic"] is None:
+        ports["outbox"] = None
+    if ports["ledger"] is None or (ports["topic"] is not None and ports["outbox"] is None):
+        ledger, outbox, retention = _table_ports(config, closers)
+        if ports["ledger"] is None:
+            ports["ledger"], ports["retention"] = ledger, ports["retention"] or retention
+        if ports["topic"] is not None:
+            ports["outbox"] = ports["outbox"] or outbox
+    if ports["directory"] is None:
+        graph = connect(
+            config.graph_base_url, local=config.graph_is_local, client_id=config.azure_client_id
+        )
+        closers.append(graph.aclose)
+        ports["directory"] = graph
+    return ports
+
+
+def _queue_ports(
+    config: Settings, closers: list[Callable[[], Awaitable[None]]]
+) -> tuple[tuple[PendingQueue, PoisonQueue, EventSink], IntakeQueue]:
     queues = queue_service(config.storage)
     if config.storage.connection_string is not None:
         # Local and key-based storage: create what Bicep creates in Azure.
         ensure_queues(queues, ALL_QUEUES)
-    return storage_ports(queues), intake_queue(queues), _closer(queues.close)
+    closers.append(_closer(queues.close))
+    return storage_ports(queues), intake_queue(queues)
 
 
-def _ledger(
-    config: Settings,
-) -> tuple[TableLedger, TableRetention, Callable[[], Awaitable[None]]]:
-    """The ledger and its retention on one table client, and how to close it."""
+def _topic(
+    endpoint: str, client_id: str | None, closers: list[Callable[[], Awaitable[None]]]
+) -> EventSink:
+    """The Event Grid publisher (imported here: a cold start without a topic skips it)."""
+    from shared.adapters.event_grid import EventGridSink
+
+    sink = EventGridSink.connect(endpoint, client_id=client_id)
+    closers.append(sink.aclose)
+    return sink
+
+
+def _table_ports(
+    config: Settings, closers: list[Callable[[], Awaitable[None]]]
+) -> tuple[RequestLedger, EventOutbox, LedgerRetention]:
+    """The ledger, the event outbox and the retention index, on one table client."""
     tables = table_service(config.storage)
     if config.storage.connection_string is not None:
         ensure_table(tables)
     table = tables.get_table_client(TABLE_REQUESTS)
-    return TableLedger(table), TableRetention(table), _closer(tables.close)
+    closers.append(_closer(tables.close))
+    return TableLedger(table), TableOutbox(table), TableRetention(table)
 
 
 T = TypeVar("T")

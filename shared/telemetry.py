@@ -53,6 +53,11 @@ class TelemetryEvent(StrEnum):
     POISON_REPORTED = "poison.reported"
     MESSAGE_SET_ASIDE = "message.set_aside"
     INTAKE_BACKLOG = "intake.backlog"  # v1.2: once per sweep
+    # (v1.2) the Event Grid topic did not take an event: unanswered, 404, 429, 5xx, or the
+    # app's identity refused (401/403, `accessDenied`); it waits in the outbox for the sweep
+    EVENTS_TOPIC_UNAVAILABLE = "events.topic_unavailable"
+    # (v1.2) the topic refused an event as such (400, 413, another 4xx): a bug
+    EVENTS_TOPIC_REJECTED = "events.topic_rejected"
 
 
 def emit(

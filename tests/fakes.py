@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,8 @@ from typing import Any
 
 from shared.domain.codes import ForcedSyncStatus
 from shared.domain.errors import (
+    EventGridRejected,
+    EventGridUnavailable,
     GraphCall,
     GraphError,
     GraphErrorKind,
@@ -18,6 +21,7 @@ from shared.domain.errors import (
     StorageUnavailable,
 )
 from shared.domain.events import Event
+from shared.domain.outbox import Held, Sink
 from shared.domain.records import (
     Decided,
     Expired,
@@ -587,3 +591,83 @@ class FakeRetention:
             return None
         self.legacy_pages -= 1
         return limit
+
+
+class FakeTopic(FakeEventSink):
+    """An Event Grid topic as the adapter presents it: events it took, and switches for its
+    bad days (answers as the adapter translates them)."""
+
+    def __init__(self, clock: FakeClock | None = None) -> None:
+        super().__init__()
+        self.clock = clock
+        self.down: int | None = None  # every publish: EventGridUnavailable(status); 0: none
+        self.rejects: set[str] = set()  # event ids refused as invalid (400)
+        self.bug = False  # every publish raises a RuntimeError (a bug in the adapter)
+        self.attempts = 0
+        self.seconds_per_publish = 0.0  # advances the clock's monotonic time per publish
+
+    async def publish(self, event: Event) -> None:
+        self.attempts += 1
+        if self.clock is not None:
+            self.clock.mono += self.seconds_per_publish
+        if self.down is not None:
+            denied = self.down in (401, 403)
+            raise EventGridUnavailable(
+                f"topic: {self.down or 'no answer'}", status=self.down, access_denied=denied
+            )
+        if event.id in self.rejects:
+            raise EventGridRejected(f"topic refused {event.id}", status=400, code="BadRequest")
+        if self.bug:
+            raise RuntimeError("a bug on the way to Event Grid")
+        await super().publish(event)
+
+    def ids(self) -> list[str]:
+        return [e.id for e in self.events]
+
+
+@dataclass
+class _HeldRow:
+    held: Held
+    due_at: datetime
+
+
+class FakeOutbox:
+    """The event outbox in memory, with the table adapter's semantics (versions, an update
+    that never brings a released row back)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, _HeldRow] = {}
+        self.calls: Counter[str] = Counter()
+        self.due_error: Exception | None = None  # what reading the due events raises
+        self._versions = itertools.count(1)
+
+    async def hold(self, event: Event, now: datetime, due_at: datetime) -> str | None:
+        self.calls["hold"] += 1
+        version = str(next(self._versions))
+        self.rows[event.id] = _HeldRow(Held(event, frozenset(), now, version), due_at)
+        return version
+
+    async def keep(
+        self, event_id: str, sent: frozenset[Sink], due_at: datetime, problem: str
+    ) -> None:
+        self.calls["keep"] += 1
+        row = self.rows.get(event_id)
+        if row is not None:
+            version = str(next(self._versions))
+            held = replace(row.held, sent=sent, version=version, problem=problem)
+            self.rows[event_id] = _HeldRow(held, due_at)
+
+    async def release(self, event_id: str, version: str | None) -> None:
+        self.calls["release"] += 1
+        row = self.rows.get(event_id)
+        if row is not None and (version is None or row.held.version == version):
+            del self.rows[event_id]
+
+    async def due(self, now: datetime, limit: int) -> list[Held]:
+        self.calls["due"] += 1
+        if self.due_error is not None:
+            raise self.due_error
+        return [r.held for _, r in sorted(self.rows.items()) if r.due_at <= now][:limit]
+
+    def sent(self, event_id: str) -> frozenset[Sink]:
+        return self.rows[event_id].held.sent

@@ -10,8 +10,11 @@
 // holdUntil), poison.reported (queueMessageId, requestId), message.set_aside (source,
 // queueMessageId, requestId); since contract v1.2 intake.backlog (oldestMessageAgeSeconds,
 // approximateMessageCount; once per sweep: the age of the oldest message waiting on
-// user-onboard, 0 when empty) and events.topic_unavailable (status, requestId; Event Grid
-// refused or did not answer a publish, which the app retries later).
+// user-onboard, 0 when empty), events.topic_unavailable (status, requestId, eventId,
+// accessDenied, errorCode; the Event Grid topic did not answer a publish, or refused the
+// app's identity: the event waits in the event outbox and the sweep publishes it later)
+// and events.topic_rejected (status, requestId, eventId, errorCode; the topic refused an
+// event as invalid, a bug: the outbox tries it again hourly).
 // tests/infra checks that the queries below and the workbook's name nothing else.
 //
 // With an Event Grid topic (eventGridTopicId), metric alerts watch its deliveries too.
@@ -169,12 +172,13 @@ traces
 '''
 
 // Event Grid refused or did not answer a publish: the event is on the events queue and
-// will be published again, but consumers of the topic get it late.
+// waits in the event outbox, which the sweep publishes again, but consumers of the topic
+// get it late (a rejected event: not until the app is fixed).
 var topicUnavailableQuery = '''
 traces
-| where tostring(customDimensions.onboardingEvent) == "events.topic_unavailable"
+| where tostring(customDimensions.onboardingEvent) in ("events.topic_unavailable", "events.topic_rejected")
 | summarize refusals = count(), requests = dcount(tostring(customDimensions.requestId))
-    by status = tostring(customDimensions.status)
+    by event = tostring(customDimensions.onboardingEvent), status = tostring(customDimensions.status)
 '''
 
 // Severity: 0 critical, 1 error, 2 warning, 3 informational. Each rule counts the rows
@@ -274,7 +278,7 @@ var alerts = [
   {
     name: 'events-topic-unavailable'
     displayName: 'User onboarding: Event Grid topic unavailable'
-    description: 'Event Grid refused or did not answer a publish. The events are on the events queue and are published again later: consumers of the topic get them late. See the status in the alert.'
+    description: 'Event Grid refused or did not answer a publish. The events are on the events queue and wait in the event outbox, which the sweep publishes again: consumers of the topic get them late. See the event and status in the alert (events.topic_rejected: a bug, see docs/operations.md).'
     severity: 2
     frequency: 'PT5M'
     window: 'PT15M'

@@ -14,13 +14,16 @@ a small app folder (`write_app_folder`) holding
 storage or the tenant: the `DURABLE` methods below) takes the next number of a
 process-wide count. With `STRESS_CRASH_AT=K` the process calls `os._exit(137)` at the
 K-th durable call, `before` it is made or `after` it returned (`STRESS_CRASH_WHEN`,
-default `before`): a power cut between two durable steps. Without `STRESS_CRASH_AT` it
-only counts. Each call is appended to `STRESS_COUNT_FILE` (when set) as
+default `before`): a power cut between two durable steps. With `STRESS_CRASH_ON` naming
+one durable call (`events.publish`, `topic.publish`, `outbox.hold`...), K counts only the
+calls of that one: "die right after the first queue publish". Without `STRESS_CRASH_AT`
+it only counts. Each call is appended to `STRESS_COUNT_FILE` (when set) as
 `<n> <port>.<method> <ok|error|crash-before|crash-after>`, so the harness knows how many
 durable steps a batch took and where each host died.
 
-Environment read by the shim: `STRESS_CRASH_AT`, `STRESS_CRASH_WHEN`,
-`STRESS_COUNT_FILE`, `STRESS_PENDING_LEASE_SECONDS` (default 5).
+Environment read by the shim: `STRESS_CRASH_AT`, `STRESS_CRASH_WHEN`, `STRESS_CRASH_ON`,
+`STRESS_COUNT_FILE`, `STRESS_PENDING_LEASE_SECONDS` (default 5; also the event outbox's
+grace, so that what a dead host held is taken over as fast as its pending messages).
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ DURABLE: Final[Mapping[str, frozenset[str]]] = {
     "pending": frozenset({"park", "reschedule", "complete"}),
     "poison": frozenset({"remove"}),
     "events": frozenset({"publish"}),
+    # with an Event Grid topic (EVENT_GRID_TOPIC_ENDPOINT): the topic and the event outbox
+    "topic": frozenset({"publish"}),
+    "outbox": frozenset({"hold", "keep", "release"}),
     "ledger": frozenset({"open", "decide", "claim", "note", "close", "set_aside", "move"}),
     "retention": frozenset({"track_request", "track_set_aside"}),
     "directory": frozenset(
@@ -77,12 +83,18 @@ class CrashPoints:
         when: str = "before",
         count_file: Path | None = None,
         exit: Callable[[int], object] = os._exit,
+        on: str | None = None,
     ) -> None:
         if when not in ("before", "after"):
             raise ValueError("STRESS_CRASH_WHEN must be 'before' or 'after'")
+        known = {f"{port}.{method}" for port, methods in DURABLE.items() for method in methods}
+        if on is not None and on not in known:
+            raise ValueError(f"STRESS_CRASH_ON must be one of {sorted(known)}")
         self.crash_at = crash_at
         self.when = when
+        self.on = on
         self.count = 0
+        self._counts_on = 0
         self._exit = exit
         self._lock = threading.Lock()
         self._log: TextIO | None = (
@@ -97,6 +109,7 @@ class CrashPoints:
             crash_at=int(at) if at else None,
             when=env.get("STRESS_CRASH_WHEN", "before").strip() or "before",
             count_file=Path(count_file) if count_file else None,
+            on=env.get("STRESS_CRASH_ON", "").strip() or None,
         )
 
     def wrap(self, name: str, port: Any) -> Any:
@@ -109,10 +122,16 @@ class CrashPoints:
             self._log.close()
             self._log = None
 
-    def _next(self) -> int:
+    def _next(self, what: str) -> tuple[int, bool]:
+        """The call's number, and whether it is the one to crash at."""
         with self._lock:
             self.count += 1
-            return self.count
+            if self.on is None:
+                return self.count, self.count == self.crash_at
+            if what != self.on:
+                return self.count, False
+            self._counts_on += 1
+            return self.count, self._counts_on == self.crash_at
 
     def _note(self, n: int, what: str, how: str) -> None:
         if self._log is not None:
@@ -125,15 +144,15 @@ class CrashPoints:
         self._exit(CRASH_EXIT_CODE)
 
     async def call(self, what: str, method: Callable[..., Any], *args: Any, **kw: Any) -> Any:
-        n = self._next()
-        if n == self.crash_at and self.when == "before":
+        n, here = self._next(what)
+        if here and self.when == "before":
             self._crash(n, what, "crash-before")
         try:
             result = await method(*args, **kw)
         except BaseException:
             self._note(n, what, "error")
             raise
-        if n == self.crash_at and self.when == "after":
+        if here and self.when == "after":
             self._crash(n, what, "crash-after")
         self._note(n, what, "ok")
         return result
@@ -181,7 +200,9 @@ def load_app(repo: str | Path = REPO, env: Mapping[str, str] | None = None) -> A
     settings = bootstrap.settings()
     lease = int(env.get("STRESS_PENDING_LEASE_SECONDS") or DEFAULT_PENDING_LEASE_SECONDS)
     policy = dataclasses.replace(
-        bootstrap.policy_from(settings), pending_lease=timedelta(seconds=lease)
+        bootstrap.policy_from(settings),
+        pending_lease=timedelta(seconds=lease),
+        outbox_grace=timedelta(seconds=lease),
     )
     points = CrashPoints.from_env(env)
     bootstrap.use(bootstrap.build_service(settings, policy=policy, decorate=points.wrap))

@@ -24,15 +24,21 @@ at least once and consumers deduplicate on `id`. A `Retry-After` longer than 2 s
 slept on (the SDK would sleep it whole, however long): that attempt gives up at once, and
 the app's own machinery publishes again later.
 
-**Errors**, translated here and nowhere else (`_failure`):
+**Errors**, translated here and nowhere else (`_failure`), each logged once as a
+telemetry record (`shared/telemetry.py`) with `status` (0: no answer), `errorCode`,
+`requestId` (the event's subject) and `eventId`:
 - no answer, timeouts, 408, 429, 5xx, and 404 (the topic not found: a wrong endpoint or a
   topic not yet created, logged as an ERROR) -> `EventGridUnavailable`: transient;
+  `events.topic_unavailable`, `accessDenied=false`;
 - 401/403, or no token to be had -> `EventGridUnavailable(access_denied=True)`, logged as
   an ERROR naming the role EventGrid Data Sender the app's identity needs on the topic;
-  transient but loud, like Graph's access denied;
+  transient but loud, like Graph's access denied; `events.topic_unavailable`,
+  `accessDenied=true`;
 - 400, 413 and any other 4xx -> `EventGridRejected`, logged as an ERROR with Event Grid's
   code and message: the app sent something Event Grid refuses, a bug, since every event is
-  a CloudEvent of at most 48 KiB; sending the same bytes again cannot help.
+  a CloudEvent of at most 48 KiB; sending the same bytes again cannot help;
+  `events.topic_rejected`.
+What becomes of the event then is the outbox's business (`shared/service/outbox.py`).
 
 Locally, an `http://` endpoint (loopback only, checked by the settings and again here)
 gets the fixed development key `LOCAL_EVENT_GRID_KEY` in `aeg-sas-key`: azure-core refuses
@@ -59,6 +65,7 @@ from shared.domain.errors import EventGridRejected, EventGridUnavailable, Onboar
 from shared.domain.events import Event
 from shared.domain.personal import redact
 from shared.settings import LOCAL_EVENT_GRID_KEY, is_loopback
+from shared.telemetry import TelemetryEvent, emit
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -80,7 +87,6 @@ SERVERLESS_RETRY: Final[Mapping[str, Any]] = {
     "connection_timeout": 5,
     "read_timeout": 10,
 }
-log = logging.getLogger("user_onboarding")
 
 
 class EventGridSink:
@@ -153,47 +159,64 @@ class EventGridSink:
         where = f"Event Grid topic {self._host}"
         # Event Grid's words may quote what it was sent: never an identifier in the logs.
         said = redact(f"{status or 'no answer'} {code}: {message}".strip())
-        fields = {"eventId": event.id, "status": status, "errorCode": code}
+        fields = {"status": status, "errorCode": code, "requestId": event.subject}
         if status in (401, 403) or (status == 0 and code == "NoToken"):
-            who = (
-                f"the managed identity {self._identity}" if self._identity else "the app's identity"
-            )
-            log.error(
-                "%s refused %s (%s): grant it the role %s on the topic",
-                where,
-                who,
-                said,
-                ROLE,
-                extra={"onboardingEvent": "eventgrid.access_denied", "role": ROLE, **fields},
-            )
-            return EventGridUnavailable(
-                f"{where} refused the app ({said}); it needs the role {ROLE}",
-                status=status,
-                code=code,
-                access_denied=True,
-            )
+            return self._denied(event, where, said, status, code)
         if status == 0 or status in (404, 408, 429) or status >= 500:
-            level = logging.ERROR if status == 404 else logging.WARNING
             hint = " (check EVENT_GRID_TOPIC_ENDPOINT)" if status == 404 else ""
-            log.log(
-                level,
-                "%s did not take event %s: %s%s",
+            emit(
+                TelemetryEvent.EVENTS_TOPIC_UNAVAILABLE,
+                "%s did not take event %s: %s%s; it waits for the sweep",
                 where,
                 event.id,
                 said,
                 hint,
-                extra={"onboardingEvent": "eventgrid.unavailable", **fields},
+                level=logging.ERROR if status == 404 else logging.WARNING,
+                eventId=event.id,
+                accessDenied=False,
+                **fields,
             )
             return EventGridUnavailable(f"{where}: {said}{hint}", status=status, code=code)
-        log.error(
+        emit(
+            TelemetryEvent.EVENTS_TOPIC_REJECTED,
             "%s refused event %s as invalid (%s): a bug, the same bytes would be refused again",
             where,
             event.id,
             said,
-            extra={"onboardingEvent": "eventgrid.rejected", **fields},
+            level=logging.ERROR,
+            eventId=event.id,
+            **fields,
         )
         return EventGridRejected(
             f"{where} refused event {event.id}: {said}", status=status, code=code
+        )
+
+    def _denied(
+        self, event: Event, where: str, said: str, status: int, code: str
+    ) -> EventGridUnavailable:
+        """401/403, or no token: transient but loud, naming the role the identity needs."""
+        who = f"the managed identity {self._identity}" if self._identity else "the app's identity"
+        emit(
+            TelemetryEvent.EVENTS_TOPIC_UNAVAILABLE,
+            "%s refused %s (%s): grant it the role %s on the topic; event %s waits",
+            where,
+            who,
+            said,
+            ROLE,
+            event.id,
+            level=logging.ERROR,
+            status=status,
+            errorCode=code,
+            requestId=event.subject,
+            eventId=event.id,
+            accessDenied=True,
+            role=ROLE,
+        )
+        return EventGridUnavailable(
+            f"{where} refused the app ({said}); it needs the role {ROLE}",
+            status=status,
+            code=code,
+            access_denied=True,
         )
 
     def close(self) -> None:

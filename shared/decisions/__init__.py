@@ -1,5 +1,5 @@
 """Pure decisions: given a request's state, what Graph said and the time, what happens
-next. No I/O here; `shared.service.onboarding` carries the decisions out, one way: fetch, ask the
+next. No I/O here; `shared.service` carries the decisions out, one way: fetch, ask the
 decisions, write, publish, acknowledge. The policy numbers are one `Rules` object.
 
 A request's life, one module per question:

@@ -11,6 +11,7 @@ from shared.decisions import Backoff, Rules
 from shared.domain.requests import LicenseRequest
 from shared.domain.tenant import CloudSyncJob
 from shared.service.caches import CloudSync, SkuCache
+from shared.service.outbox import FanOut
 from shared.service.ports import (
     Clock,
     Directory,
@@ -52,6 +53,9 @@ class Policy:
     concurrency: int = 8
     # How long the ledger keeps a request after its terminal event (LEDGER_RETENTION).
     ledger_retention: timedelta = timedelta(days=90)
+    # With an Event Grid topic: how long an event held in the outbox is left to the
+    # invocation publishing it before the sweep takes it over (a crash, an outage).
+    outbox_grace: timedelta = timedelta(minutes=1)
 
     @property
     def rules(self) -> Rules:
@@ -88,3 +92,5 @@ class Context:
     # anything from the ledger (test harnesses that bring their own queues and ledger).
     intake: IntakeQueue | None = None
     retention: LedgerRetention | None = None
+    # With an Event Grid topic, `events` is this fan-out, which the sweep drains.
+    fanout: FanOut | None = None

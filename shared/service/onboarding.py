@@ -8,6 +8,7 @@ trigger), over one module per use case:
     settling      record, publish, acknowledge: the one order that is safe to crash in
     dead_letters  messages given up on: kept, held, replayed or reported
     caches        the SKU catalog and the Cloud Sync limiter, per process
+    outbox        every event to the queue and the Event Grid topic, at least once
 
 A message is acknowledged (deleted, or rescheduled with its new state) only after its
 outcome is durable; a terminal outcome is recorded in the ledger before it is published,
@@ -19,9 +20,11 @@ from __future__ import annotations
 from shared.service.caches import CloudSync, SkuCache
 from shared.service.context import Context, Policy
 from shared.service.intake import handle_message
+from shared.service.outbox import FanOut
 from shared.service.ports import (
     Clock,
     Directory,
+    EventOutbox,
     EventSink,
     IntakeQueue,
     LedgerRetention,
@@ -46,13 +49,22 @@ class OnboardingService:
         skus: SkuCache | None = None,
         intake: IntakeQueue | None = None,
         retention: LedgerRetention | None = None,
+        topic: EventSink | None = None,
+        outbox: EventOutbox | None = None,
     ) -> None:
+        """`events` is the events queue; with a `topic` (Event Grid), every event goes to
+        both, through the `outbox`, which is then required."""
         job = policy.cloud_sync_job
+        fanout = None
+        if topic is not None:
+            if outbox is None:
+                raise ValueError("publishing to a topic needs an outbox")
+            fanout = FanOut(events, topic, outbox, clock, grace=policy.outbox_grace)
         self._ctx = Context(
             directory=directory,
             pending=pending,
             poison=poison,
-            events=events,
+            events=fanout or events,
             ledger=ledger,
             clock=clock,
             policy=policy,
@@ -61,6 +73,7 @@ class OnboardingService:
             cloud_sync=CloudSync(directory, job, clock) if job else None,
             intake=intake,
             retention=retention,
+            fanout=fanout,
         )
 
     async def handle_request(self, body: bytes | str, message_id: str) -> str:
@@ -71,8 +84,9 @@ class OnboardingService:
         return await handle_message(self._ctx, body, message_id)
 
     async def sweep(self) -> SweepReport:
-        """Report the intake backlog and poisoned messages, recheck every due pending
-        request, then delete what the ledger keeps past LEDGER_RETENTION, within budget.
+        """Publish what the outbox holds (with a topic), report the intake backlog and
+        poisoned messages, recheck every due pending request, then delete what the ledger
+        keeps past LEDGER_RETENTION, within budget.
 
         Raises only StorageUnavailable (what was received comes back after its lease)."""
         return await Sweep(self._ctx).run()

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from shared.domain.codes import RequestStatus
 from shared.domain.events import Event
+from shared.domain.outbox import Held, Sink
 from shared.domain.records import (
     Decided,
     Expired,
@@ -198,6 +199,32 @@ class LedgerRetention(Protocol):
     async def index_legacy(self, limit: int) -> int | None:
         """Index, at most `limit` rows at a time, what was recorded before the index
         existed; how many rows this call read, or None once all of them are indexed."""
+
+
+class EventOutbox(Protocol):
+    """Events on their way to both sinks (the events queue and the Event Grid topic): each
+    is held before it is published and released once every sink has it, so a crash or a
+    topic outage between the two leaves it here for the sweep (Azure Table storage in
+    production: the ledger's table, partition `~outbox`)."""
+
+    async def hold(self, event: Event, now: datetime, due_at: datetime) -> str | None:
+        """Keep `event` as sent to no sink yet (again, if it was held before), due for the
+        sweep at `due_at`; returns the row's version."""
+        ...
+
+    async def keep(
+        self, event_id: str, sent: frozenset[Sink], due_at: datetime, problem: str
+    ) -> None:
+        """Note which sinks have the event, when the sweep should try the others, and why
+        they did not take it (nothing when it was released meanwhile)."""
+        ...
+
+    async def release(self, event_id: str, version: str | None) -> None:
+        """Every sink has it: forget it, unless it was held again since `version`."""
+        ...
+
+    async def due(self, now: datetime, limit: int) -> list[Held]:
+        """At most `limit` held events due by `now`."""
         ...
 
 

@@ -1,8 +1,10 @@
-"""The sweep (the timer trigger): report poisoned messages, then recheck every due pending
-request, 100 at a time (lookups batched 20 per `$batch`), within a time budget. No item
-stops the others (guarantee 6): one that cannot be read, reported or rewritten is set
-aside and counted; only a storage outage (`StorageUnavailable`) stops a sweep, and what it
-held comes back after its lease."""
+"""The sweep (the timer trigger): with an Event Grid topic, publish what the event outbox
+still holds (within a quarter of the budget); report poisoned messages, then recheck every
+due pending request, 100 at a time (lookups batched 20 per `$batch`), within a time
+budget. No item stops the others (guarantee 6): one that cannot be read, reported or
+rewritten is set aside and counted, and the outbox's trouble is logged and left for the
+next tick; only a storage outage (`StorageUnavailable`) stops a sweep, and what it held
+comes back after its lease."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from shared.service.context import Context
 from shared.service.dead_letters import give_up, report_held, take_poison
 from shared.service.housekeeping import Retained, expire, watch_intake
 from shared.service.licensing import check
+from shared.service.outbox import Drained
 from shared.service.reporting import Handled, report
 from shared.service.settling import carry_out, publish_decided
 from shared.telemetry import TelemetryEvent, emit, failure, stack
@@ -35,6 +38,8 @@ log = logging.getLogger("user_onboarding")
 
 LOOKUP_CHUNK: Final = 100  # pending messages looked up together: five full $batch requests
 RECEIVE_MAX: Final = 32  # Azure Storage returns at most 32 messages per receive
+# The share of the sweep's budget the event outbox may take: requests come first.
+OUTBOX_SHARE: Final = 0.25
 
 
 @dataclass
@@ -43,11 +48,15 @@ class SweepReport:
     set_aside: list[str] = field(default_factory=list)  # "<source>:<message id>: <why>"
     stopped_by_budget: bool = False
     retained: Retained | None = None  # what the ledger's retention did (None: not run)
+    outbox: Drained | None = None  # with a topic: what the outbox drain did
 
     def summary(self) -> str:
         parts = [f"{name}={count}" for name, count in sorted(self.outcomes.items())]
         if self.retained is not None and self.retained.expired.requests:
             parts.append(f"expired={self.retained.expired.requests}")
+        if self.outbox is not None and (self.outbox.published or self.outbox.kept):
+            parts.append(f"outbox_published={self.outbox.published}")
+            parts.append(f"outbox_kept={self.outbox.kept}")
         if self.stopped_by_budget:
             parts.append("stopped_by_budget")
         return " ".join(parts) or "nothing due"
@@ -66,8 +75,19 @@ class Sweep:
         self.report.stopped_by_budget = elapsed >= self._ctx.policy.sweep_budget_seconds
         return self.report.stopped_by_budget
 
+    def _outbox_out_of_time(self) -> bool:
+        elapsed = self._ctx.clock.monotonic() - self._started
+        return elapsed >= self._ctx.policy.sweep_budget_seconds * OUTBOX_SHARE
+
     async def run(self) -> SweepReport:
         ctx = self._ctx
+        if ctx.fanout is not None:
+            try:
+                self.report.outbox = await ctx.fanout.drain(self._outbox_out_of_time)
+            except StorageUnavailable:
+                raise
+            except Exception:  # a bug or a refused table call must not stop the requests
+                log.exception("the event outbox could not be drained; the next sweep tries")
         await watch_intake(ctx)
         while not self._out_of_time():
             poisoned = await ctx.poison.receive(RECEIVE_MAX, ctx.policy.pending_lease)
@@ -117,6 +137,8 @@ class Sweep:
             expiredRequests=expired.requests if expired is not None else None,
             expiredRows=expired.rows if expired is not None else None,
             legacyRowsIndexed=retained.legacy_indexed if retained is not None else None,
+            outboxPublished=self.report.outbox.published if self.report.outbox else None,
+            outboxKept=self.report.outbox.kept if self.report.outbox else None,
         )
 
     async def _receive_chunk(self) -> list[QueuedMessage]:

@@ -39,6 +39,8 @@ EVENTS = {
         "expiredRequests",
         "expiredRows",
         "legacyRowsIndexed",
+        "outboxPublished",  # with an Event Grid topic
+        "outboxKept",
     },
     "graph.access_denied": {"requestId", "call", "permission", "status"},
     "graph.trouble": {"call", "status", "kind"},
@@ -47,7 +49,8 @@ EVENTS = {
     "message.set_aside": {"source", "queueMessageId", "requestId"},
     # contract v1.2: once per sweep, and on a refused or unanswered publish to Event Grid
     "intake.backlog": {"oldestMessageAgeSeconds", "approximateMessageCount"},
-    "events.topic_unavailable": {"status", "requestId"},
+    "events.topic_unavailable": {"status", "requestId", "eventId", "accessDenied", "errorCode"},
+    "events.topic_rejected": {"status", "requestId", "eventId", "errorCode"},
 }
 OUTCOMES = {
     "licensed",

@@ -226,7 +226,8 @@ def test_a_topic_that_stalls_is_unavailable_after_the_read_timeout(
 def test_a_refused_key_is_access_denied_and_names_the_role(
     grid: EventGridStandIn, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """401: transient but loud: an ERROR names EventGrid Data Sender."""
+    """401: transient but loud: an ERROR names EventGrid Data Sender, recorded as
+    events.topic_unavailable with accessDenied, the status, the request and the event."""
     wrong = EventGridSink(grid.endpoint, AzureKeyCredential("d3Jvbmc="), retry=FAST)
     with (
         caplog.at_level(logging.ERROR, logger="user_onboarding"),
@@ -237,7 +238,10 @@ def test_a_refused_key_is_access_denied_and_names_the_role(
     assert refused.value.status == 401
     (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
     assert ROLE in record.getMessage()
-    assert record.__dict__["onboardingEvent"] == "eventgrid.access_denied"
+    fields = record.__dict__
+    assert fields["onboardingEvent"] == "events.topic_unavailable"
+    assert (fields["accessDenied"], fields["status"]) == ("true", "401")
+    assert (fields["requestId"], fields["eventId"]) == ("HR-EG-1", "HR-EG-1:licensed")
 
 
 def test_a_topic_whose_rules_refuse_the_app_is_access_denied(
@@ -300,13 +304,16 @@ def test_an_event_the_topic_refuses_is_a_rejection_not_an_outage(
     assert refused.value.status == status
     assert refused.value.code in ("BadRequest", "RequestEntityTooLarge")
     assert statuses(grid) == [status]
-    assert any(r.__dict__.get("onboardingEvent") == "eventgrid.rejected" for r in caplog.records)
+    (record,) = [r for r in caplog.records if r.__dict__.get("onboardingEvent")]
+    assert record.__dict__["onboardingEvent"] == "events.topic_rejected"
+    assert (record.__dict__["status"], record.__dict__["eventId"]) == (str(status), event.id)
 
 
 def test_a_wrong_endpoint_is_unavailable_and_loud(
     grid: EventGridStandIn, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """404: the topic is not there (a wrong setting, or not yet created): an ERROR."""
+    """404: the topic is not there (a wrong setting, or not yet created): an ERROR, recorded
+    as events.topic_unavailable without accessDenied."""
     wrong = grid.endpoint.replace("/api/events", "/api/evnts")
     sink = EventGridSink(wrong, AzureKeyCredential(grid.key), retry=FAST)
     with (
@@ -315,10 +322,11 @@ def test_a_wrong_endpoint_is_unavailable_and_loud(
     ):
         asyncio.run(sink.publish(licensed()))
     assert missing.value.status == 404
-    assert any(
-        r.levelno == logging.ERROR and "EVENT_GRID_TOPIC_ENDPOINT" in r.getMessage()
-        for r in caplog.records
-    )
+    (record,) = [r for r in caplog.records if r.__dict__.get("onboardingEvent")]
+    assert record.levelno == logging.ERROR
+    assert "EVENT_GRID_TOPIC_ENDPOINT" in record.getMessage()
+    assert record.__dict__["onboardingEvent"] == "events.topic_unavailable"
+    assert (record.__dict__["status"], record.__dict__["accessDenied"]) == ("404", "false")
 
 
 def test_the_stack_sets_the_setting_and_connect_publishes_with_the_development_key(

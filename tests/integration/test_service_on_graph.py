@@ -16,7 +16,7 @@ import pytest
 from local_stack.graph_emulator import Emulator
 from shared.bootstrap import build_service
 from shared.decisions import Backoff
-from shared.service.onboarding import OnboardingService, Policy
+from shared.service import OnboardingService, Policy
 from shared.settings import Settings
 from tests.fakes import FakeClock, FakeEventSink, FakeLedger, FakeQueue
 from tests.support.graph import E3_SKU, SAMPLE_DIRECTORY

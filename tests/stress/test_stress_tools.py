@@ -136,6 +136,39 @@ def test_crash_points_count_durable_calls_and_exit_at_the_chosen_one(tmp_path: P
     assert points.wrap("unknown", "port") == "port"
 
 
+def test_crash_points_on_one_call_count_only_that_call(tmp_path: Path) -> None:
+    """STRESS_CRASH_ON=topic.publish, STRESS_CRASH_AT=2: the second topic publish, however
+    many other durable calls came before it."""
+    exits: list[int] = []
+
+    class Sink:
+        async def publish(self, event: object) -> None:
+            return None
+
+    env = {
+        "STRESS_CRASH_AT": "2",
+        "STRESS_CRASH_WHEN": "before",
+        "STRESS_CRASH_ON": "topic.publish",
+        "STRESS_COUNT_FILE": str(tmp_path / "count"),
+    }
+    points = CrashPoints.from_env(env)
+    points._exit = exits.append
+    queue, topic = points.wrap("events", Sink()), points.wrap("topic", Sink())
+
+    async def run() -> None:
+        for n in range(3):
+            await queue.publish(n)
+            await topic.publish(n)
+
+    asyncio.run(run())
+    points.close()
+    crashed = [c for c in read_count_file(tmp_path / "count") if c.how.startswith("crash")]
+    assert [(c.n, c.what, c.how) for c in crashed] == [(4, "topic.publish", "crash-before")]
+    assert exits == [CRASH_EXIT_CODE]
+    with pytest.raises(ValueError, match="STRESS_CRASH_ON"):
+        CrashPoints(1, on="topic.send")
+
+
 def test_crash_points_refuse_an_unknown_moment() -> None:
     with pytest.raises(ValueError, match="before"):
         CrashPoints(1, "during")

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from shared.service import OnboardingService
 from shared.service.housekeeping import EXPIRE_PER_SWEEP
-from shared.service.onboarding import OnboardingService
 from shared.telemetry import TelemetryEvent
 from tests.fakes import FakeIntakeQueue, FakeRetention
 from tests.unit.test_service import World, jane, request

@@ -13,7 +13,7 @@ import pytest
 from shared.decisions import Backoff
 from shared.domain.errors import GraphCall, GraphErrorKind, StorageUnavailable
 from shared.domain.requests import LicenseRequest
-from shared.service.onboarding import OnboardingService, Policy
+from shared.service import OnboardingService, Policy
 from tests.fakes import (
     E3,
     MCOEV,
