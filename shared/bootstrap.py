@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from shared.adapters.graph import connect
+from shared.adapters.graph import GraphDirectory, GraphTeams, connect
 from shared.adapters.ledger import TableLedger, ensure_table
 from shared.adapters.queues import ensure_queues, storage_ports
 from shared.adapters.storage import queue_service, table_service
@@ -31,6 +31,7 @@ from shared.service.ports import (
     PendingQueue,
     PoisonQueue,
     RequestLedger,
+    TeamsPhone,
 )
 from shared.settings import Settings
 
@@ -54,6 +55,8 @@ def policy_from(config: Settings) -> Policy:
         cloud_sync_job=config.cloud_sync_job,
         license_lead_time=config.license_lead_time,
         license_groups=config.license_groups if config.licensing_mode == "group" else None,
+        teams_phone=config.teams_phone,
+        teams_ready_timeout=config.teams_ready_timeout,
     )
 
 
@@ -81,10 +84,11 @@ def build_service(
     clock: Clock | None = None,
     policy: Policy | None = None,
     decorate: Callable[[str, Any], Any] | None = None,
+    teams: TeamsPhone | None = None,
 ) -> Wiring:
-    """The service for `config`; every port given replaces the one built from settings.
-    `decorate(name, port)` may wrap each port (name: directory, pending, poison, events,
-    ledger) in an object with the same methods."""
+    """The service for `config`; every port given replaces the one built from settings
+    (the Teams port shares the Graph client). `decorate(name, port)` may wrap each port
+    (directory, pending, poison, events, ledger, teams) in an object with its methods."""
     closers: list[Callable[[], Awaitable[None]]] = []
     if pending is None or poison is None or events is None:
         queues = queue_service(config.storage)
@@ -101,11 +105,12 @@ def build_service(
         ledger = TableLedger(tables.get_table_client(TABLE_REQUESTS))
         closers.append(_closer(tables.close))
     if directory is None:
-        graph = connect(
+        directory = graph = connect(
             config.graph_base_url, local=config.graph_is_local, client_id=config.azure_client_id
         )
-        directory = graph
         closers.append(graph.aclose)
+    if teams is None and isinstance(directory, GraphDirectory):  # even with TEAMS_PHONE off:
+        teams = GraphTeams(directory.adapter)  # a request already in the step can finish
     wrap = decorate or _unchanged
     service = OnboardingService(
         directory=wrap("directory", directory),
@@ -115,6 +120,7 @@ def build_service(
         ledger=wrap("ledger", ledger),
         clock=clock or SystemClock(),
         policy=policy or policy_from(config),
+        teams=wrap("teams", teams) if teams is not None else None,
     )
     return Wiring(service, closers)
 

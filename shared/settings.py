@@ -66,6 +66,9 @@ class Settings:
     license_groups: Mapping[str, str]  # SKUPARTNUMBER (upper case) -> group object id
     # (v1.2) the Event Grid topic every event also goes to; http:// only on loopback
     event_grid_topic_endpoint: str | None = None
+    # (v1.2) the Teams Phone step: requests may carry `teams`; how long it may wait for Teams
+    teams_phone: bool = False
+    teams_ready_timeout: timedelta = timedelta(hours=24)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -100,6 +103,8 @@ class Settings:
             licensing_mode=mode,
             license_groups=_license_groups(env, required=mode == "group"),
             event_grid_topic_endpoint=_event_grid_topic_endpoint(env),
+            teams_phone=_boolean(env, "TEAMS_PHONE", default=False),
+            teams_ready_timeout=_duration(env, "TEAMS_READY_TIMEOUT", "PT24H"),
         )
 
 

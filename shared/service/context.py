@@ -18,6 +18,7 @@ from shared.service.ports import (
     PendingQueue,
     PoisonQueue,
     RequestLedger,
+    TeamsPhone,
 )
 
 
@@ -48,6 +49,11 @@ class Policy:
     # How soon to look again while Entra processes group licenses.
     group_recheck: timedelta = timedelta(seconds=30)
     concurrency: int = 8
+    # (v1.2) the Teams Phone step (TEAMS_PHONE, TEAMS_READY_TIMEOUT), and how soon to look
+    # again once an order is to be sent or while it runs.
+    teams_phone: bool = False
+    teams_ready_timeout: timedelta = timedelta(hours=24)
+    teams_recheck: timedelta = timedelta(seconds=30)
 
     @property
     def rules(self) -> Rules:
@@ -63,6 +69,9 @@ class Policy:
             can_force_sync=self.cloud_sync_job is not None,
             forced_sync_recheck=self.forced_sync_recheck,
             group_recheck=self.group_recheck,
+            teams_phone=self.teams_phone,
+            teams_ready_timeout=self.teams_ready_timeout,
+            teams_recheck=self.teams_recheck,
         )
 
 
@@ -80,3 +89,4 @@ class Context:
     rules: Rules
     skus: SkuCache
     cloud_sync: CloudSync | None
+    teams: TeamsPhone | None = None  # (v1.2) the Teams Phone step's Graph calls

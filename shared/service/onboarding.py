@@ -4,6 +4,7 @@ trigger), over one module per use case:
     intake        a `user-onboard` message: rejected, answered again, or checked
     sweep         poisoned messages, then every due pending request, within budget
     licensing     one check: lookup → force a sync, or plan and write the licenses
+    phone         (v1.2) the Teams Phone step, once the licenses are on
     settling      record, publish, acknowledge: the one order that is safe to crash in
     dead_letters  messages given up on: kept, held, replayed or reported
     caches        the SKU catalog and the Cloud Sync limiter, per process
@@ -25,6 +26,7 @@ from shared.service.ports import (
     PendingQueue,
     PoisonQueue,
     RequestLedger,
+    TeamsPhone,
 )
 from shared.service.sweep import Sweep, SweepReport
 
@@ -41,6 +43,7 @@ class OnboardingService:
         clock: Clock,
         policy: Policy,
         skus: SkuCache | None = None,
+        teams: TeamsPhone | None = None,
     ) -> None:
         job = policy.cloud_sync_job
         self._ctx = Context(
@@ -54,6 +57,7 @@ class OnboardingService:
             rules=policy.rules,
             skus=skus or SkuCache(directory, clock, policy.sku_cache_ttl),
             cloud_sync=CloudSync(directory, job, clock) if job else None,
+            teams=teams,
         )
 
     async def handle_request(self, body: bytes | str, message_id: str) -> str:
