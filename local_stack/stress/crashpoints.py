@@ -14,12 +14,13 @@ a small app folder (`write_app_folder`) holding
 storage or the tenant: the `DURABLE` methods below) takes the next number of a
 process-wide count. With `STRESS_CRASH_AT=K` the process calls `os._exit(137)` at the
 K-th durable call, `before` it is made or `after` it returned (`STRESS_CRASH_WHEN`,
-default `before`): a power cut between two durable steps. Without `STRESS_CRASH_AT` it
-only counts. Each call is appended to `STRESS_COUNT_FILE` (when set) as
+default `before`): a power cut between two durable steps; with `STRESS_CRASH_ON=<port>.
+<method>` (e.g. `teams.assign_number`) it does so at the first call of that method
+instead. Without either it only counts. Each call is appended to `STRESS_COUNT_FILE` (when set) as
 `<n> <port>.<method> <ok|error|crash-before|crash-after>`, so the harness knows how many
 durable steps a batch took and where each host died.
 
-Environment read by the shim: `STRESS_CRASH_AT`, `STRESS_CRASH_WHEN`,
+Environment read by the shim: `STRESS_CRASH_AT`, `STRESS_CRASH_ON`, `STRESS_CRASH_WHEN`,
 `STRESS_COUNT_FILE`, `STRESS_PENDING_LEASE_SECONDS` (default 5).
 """
 
@@ -56,6 +57,7 @@ DURABLE: Final[Mapping[str, frozenset[str]]] = {
             "provision_on_demand",
         }
     ),
+    "teams": frozenset({"assign_number"}),  # (v1.2) an order placed in Teams
 }
 
 SHIM: Final = '''"""Stress-suite shim (written by local_stack.stress.crashpoints; do not edit): the
@@ -76,10 +78,12 @@ class CrashPoints:
         when: str = "before",
         count_file: Path | None = None,
         exit: Callable[[int], object] = os._exit,
+        crash_on: str | None = None,
     ) -> None:
         if when not in ("before", "after"):
             raise ValueError("STRESS_CRASH_WHEN must be 'before' or 'after'")
         self.crash_at = crash_at
+        self.crash_on = crash_on
         self.when = when
         self.count = 0
         self._exit = exit
@@ -96,6 +100,7 @@ class CrashPoints:
             crash_at=int(at) if at else None,
             when=env.get("STRESS_CRASH_WHEN", "before").strip() or "before",
             count_file=Path(count_file) if count_file else None,
+            crash_on=env.get("STRESS_CRASH_ON", "").strip() or None,
         )
 
     def wrap(self, name: str, port: Any) -> Any:
@@ -125,14 +130,15 @@ class CrashPoints:
 
     async def call(self, what: str, method: Callable[..., Any], *args: Any, **kw: Any) -> Any:
         n = self._next()
-        if n == self.crash_at and self.when == "before":
+        chosen = n == self.crash_at or what == self.crash_on
+        if chosen and self.when == "before":
             self._crash(n, what, "crash-before")
         try:
             result = await method(*args, **kw)
         except BaseException:
             self._note(n, what, "error")
             raise
-        if n == self.crash_at and self.when == "after":
+        if chosen and self.when == "after":
             self._crash(n, what, "crash-after")
         self._note(n, what, "ok")
         return result
