@@ -1,10 +1,9 @@
 """The sweep (the timer trigger): report poisoned messages, then recheck every due pending
 request, 100 at a time (lookups batched 20 per `$batch`; requests in the Teams Phone step
 are not looked up again: their Teams configurations are read, 20 per `$batch`), within a
-time budget. No item
-stops the others (guarantee 6): one that cannot be read, reported or rewritten is set
-aside and counted; only a storage outage (`StorageUnavailable`) stops a sweep, and what it
-held comes back after its lease."""
+time budget. No item stops the others (guarantee 6): one that cannot be read, reported or
+rewritten is set aside and counted; only a storage outage (`StorageUnavailable`) stops a
+sweep, and what it held comes back after its lease."""
 
 from __future__ import annotations
 
