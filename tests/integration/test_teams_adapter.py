@@ -13,10 +13,11 @@ import pytest
 
 from local_stack.graph_emulator import Emulator, ManualClock
 from shared.adapters.graph import GraphTeams, connect
+from shared.adapters.graph.teams import _OPERATION_ID, _operation_of
 from shared.domain.errors import GraphCall, GraphError, GraphErrorKind
 from shared.domain.phone import TeamsRequest
 from shared.domain.teams import NumberType, OperationStatus
-from shared.domain.teams_tenant import TeamsUnknown, TeamsUnread, TeamsUser
+from shared.domain.teams_tenant import NumberOperation, TeamsUnknown, TeamsUnread, TeamsUser
 from tests.emulator.test_graph_emulator_teams import (
     ALICE,
     FREE,
@@ -268,3 +269,37 @@ def test_an_order_is_never_retried_inline_after_an_outage(graph_emulator: Emulat
     assert raised.value.kind == GraphErrorKind.UNAVAILABLE
     posts = [c for c in teams_calls(graph_emulator) if c["method"] == "POST"]
     assert len(posts) == 1
+
+
+def test_an_operation_in_the_get_pages_value_wrapper_or_with_a_new_status_is_read() -> None:
+    """The get page's example wraps the entity in `value`; a status added to the evolvable
+    enum later reads as unknownFutureValue (waited out), never as an error."""
+    wrapped = {
+        "value": {
+            "id": "QQ",
+            "status": "failed",
+            "numbers": [{"status": "failed", "statusDetail": "Service is unavailable"}],
+        }
+    }
+    failed = NumberOperation(OperationStatus.FAILED, "Service is unavailable")
+    assert _operation_of(wrapped) == failed
+    assert _operation_of({"status": "paused", "numbers": []}).status == (
+        OperationStatus.UNKNOWN_FUTURE_VALUE
+    )
+    with pytest.raises(GraphError):
+        _operation_of({"numbers": []})
+
+
+@pytest.mark.parametrize(
+    "location",
+    [
+        "https://graph.microsoft.com/v1.0/admin/teams/telephoneNumberManagement/operations('QQ1')",
+        "https://graph.microsoft.com/v1.0/admin/teams/telephoneNumberManagement/operations(%27QQ1%27)",
+        "https://graph.microsoft.com/v1.0/admin/teams/telephoneNumberManagement/operations/QQ1",
+    ],
+)
+def test_the_operation_id_is_read_from_each_form_of_location(location: str) -> None:
+    """The docs' `operations('{id}')`, percent-encoded or not, and `operations/{id}`."""
+    match = _OPERATION_ID.search(unquote(location))
+    assert match is not None
+    assert (match.group(1) or match.group(2)) == "QQ1"

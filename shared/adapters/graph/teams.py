@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from typing import Any, Final
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from kiota_abstractions.method import Method
 from kiota_abstractions.request_information import RequestInformation
@@ -150,7 +150,7 @@ class GraphTeams:
         await self._send.send(GraphCall.ASSIGN_NUMBER, build, expect_body=False)
         locations = inspect.response_headers.get("location") or set()
         for location in locations:
-            match = _OPERATION_ID.search(location)
+            match = _OPERATION_ID.search(unquote(location))
             if match:
                 return match.group(1) or match.group(2)
         return None
