@@ -12,7 +12,9 @@ event its filter allows.
 `python -m local_stack.run --mode group` (`make run MODE=group`) runs the same batch with
 LICENSING_MODE=group; a case's `expectGroup` replaces its `expect` there. A case's
 `startInSeconds` / `deadlineInSeconds` set `startDate` / `syncDeadline` that far after
-posting.
+posting; `moveToTeamsWhenBlocked` moves its user from Skype for Business Server to Teams
+(the emulator's control API, as an administrator's Move-CsUser) once the request is
+announced `blocked`; `expect.teams` is the status `licensed` must give the phone number.
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ def verdict(
         statuses = {lic["skuPartNumber"]: lic["status"] for lic in data["licenses"]}
         got += " " + ", ".join(f"{k}={v}" for k, v in statuses.items())
         ok = ok and statuses == expect.get("licenses")
+    if "teams" in data or "teams" in expect:
+        teams = data.get("teams") or {}
+        got += f" phone {teams.get('phoneNumber')}={teams.get('status')}"
+        ok = ok and teams.get("status") == expect.get("teams")
     if expect.get("after"):
         ok = ok and expect["after"] in seen
         got = f"{expect['after']} → {got}" if expect["after"] in seen else got
@@ -93,11 +99,20 @@ def main(argv: list[str] | None = None) -> int:
             ids.append(case["message"]["requestId"])
         print(f"Posted {len(cases)} requests to user-onboard; events as they arrive:", flush=True)
 
+        movers = {
+            c["message"]["requestId"]: c["message"]["userPrincipalName"]
+            for c in cases
+            if c.get("moveToTeamsWhenBlocked")
+        }
+
         def show(event: dict[str, Any]) -> None:
             elapsed = time.monotonic() - started
             reason = event["data"].get("reason", {}).get("code", "")
             who = event.get("subject", event["id"])
             print(f"  {elapsed:5.1f}s  {who:<12} {event['type']} {reason}", flush=True)
+            if event["type"].endswith(".blocked") and who in movers and stack.graph:
+                stack.graph.move_to_teams(movers.pop(who))
+                print(f"  {elapsed:5.1f}s  {who:<12} (moved to Teams: Move-CsUser)", flush=True)
 
         terminal = stack.wait_for_terminal(ids, TIMEOUT_SECONDS, on_event=show)
         by_request: dict[str, list[str]] = {}

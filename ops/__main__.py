@@ -3,8 +3,9 @@
   onboarding-ops show REQUEST_ID             where is request X: state, events, deadline
   onboarding-ops list [STATE ...] [--limit N]
                                              parked requests and kept messages; STATE:
-                                             pending (= scheduled, waiting, blocked),
-                                             held, set-aside; at most N of each (100; 0: all)
+                                             pending (= scheduled, waiting, blocked,
+                                             provisioning), held, set-aside; at most N of
+                                             each (100; 0: all)
   onboarding-ops replay MESSAGE_ID ...       re-post held poisoned messages after a fix
   onboarding-ops replay --all-held           every one still held
   onboarding-ops replay MESSAGE_ID --new-request-id NEW

@@ -184,12 +184,15 @@ def _count(shown: int, total: int, what: str) -> str:
     return f"{total:,} {what} ({total - shown:,} more than these {shown:,}: --limit 0 for all)"
 
 
-STATES = frozenset({"pending", "scheduled", "waiting", "blocked", "held", "set-aside"})
+STATES = frozenset(
+    {"pending", "scheduled", "waiting", "blocked", "provisioning", "held", "set-aside"}
+)
 _PARKED_STATES = {
-    "pending": {"waiting", "blocked", "scheduled"},
+    "pending": {"waiting", "blocked", "scheduled", "provisioning"},
     "waiting": {"waiting"},
     "blocked": {"blocked"},
     "scheduled": {"scheduled"},
+    "provisioning": {"provisioning"},  # (v1.2) licensed; the Teams Phone step waits for Teams
 }
 DEFAULT_LIMIT = 100
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from shared.adapters.graph import connect
+from shared.adapters.graph import GraphDirectory, GraphTeams, connect
 from shared.adapters.ledger import TableLedger, ensure_table
 from shared.adapters.outbox import TableOutbox
 from shared.adapters.queues import ensure_queues, intake_queue, storage_ports
@@ -36,6 +36,7 @@ from shared.service.ports import (
     PendingQueue,
     PoisonQueue,
     RequestLedger,
+    TeamsPhone,
 )
 from shared.settings import Settings
 
@@ -60,6 +61,8 @@ def policy_from(config: Settings) -> Policy:
         license_lead_time=config.license_lead_time,
         license_groups=config.license_groups if config.licensing_mode == "group" else None,
         ledger_retention=config.ledger_retention,
+        teams_phone=config.teams_phone,
+        teams_ready_timeout=config.teams_ready_timeout,
     )
 
 
@@ -91,6 +94,7 @@ def build_service(
     outbox: EventOutbox | None = None,
     intake: IntakeQueue | None = None,
     retention: LedgerRetention | None = None,
+    teams: TeamsPhone | None = None,
 ) -> Wiring:
     """The service for `config`; every port given replaces the one built from settings.
     `decorate(name, port)` may wrap each port (name: directory, pending, poison, events,
@@ -98,7 +102,9 @@ def build_service(
     with the same methods. The topic and its outbox exist only when
     `EVENT_GRID_TOPIC_ENDPOINT` is set (or a `topic` is given). The intake watch is built
     with the queues, and the retention with the ledger: a caller that brings its own queues
-    (or ledger) and not those gets none (no backlog record, nothing deleted)."""
+    (or ledger) and not those gets none (no backlog record, nothing deleted). The Teams
+    port shares the Graph client, and is built even with TEAMS_PHONE off (a request
+    already in the step can finish)."""
     closers: list[Callable[[], Awaitable[None]]] = []
     given: dict[str, Any] = {
         "directory": directory,
@@ -110,6 +116,7 @@ def build_service(
         "outbox": outbox,
         "intake": intake,
         "retention": retention,
+        "teams": teams,
     }
     ports = _completed(config, given, closers)
     wrap = decorate or _unchanged
@@ -149,6 +156,8 @@ def _completed(
         )
         closers.append(graph.aclose)
         ports["directory"] = graph
+    if ports["teams"] is None and isinstance(ports["directory"], GraphDirectory):
+        ports["teams"] = GraphTeams(ports["directory"].adapter)
     return ports
 
 

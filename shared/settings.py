@@ -100,6 +100,9 @@ class Settings:
     api_auth: ApiAuthSettings | None = None
     # (v1.2) how long the ledger keeps a request after its terminal event (LEDGER_RETENTION)
     ledger_retention: timedelta = timedelta(days=90)
+    # (v1.2) the Teams Phone step: requests may carry `teams`; how long it may wait for Teams
+    teams_phone: bool = False
+    teams_ready_timeout: timedelta = timedelta(hours=24)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -136,6 +139,8 @@ class Settings:
             event_grid_topic_endpoint=_event_grid_topic_endpoint(env),
             api_auth=_api_auth(env),
             ledger_retention=_duration(env, "LEDGER_RETENTION", "P90D"),
+            teams_phone=_boolean(env, "TEAMS_PHONE", default=False),
+            teams_ready_timeout=_duration(env, "TEAMS_READY_TIMEOUT", "PT24H"),
         )
 
 

@@ -22,6 +22,7 @@ from shared.domain.errors import (
 )
 from shared.domain.events import Event
 from shared.domain.outbox import Held, Sink
+from shared.domain.phone import TeamsRequest
 from shared.domain.records import (
     Decided,
     Expired,
@@ -33,6 +34,15 @@ from shared.domain.records import (
     SetAside,
 )
 from shared.domain.requests import UserIdentifiers
+from shared.domain.teams import OperationStatus
+from shared.domain.teams_tenant import (
+    NumberAssignment,
+    NumberOperation,
+    TeamsReading,
+    TeamsUnknown,
+    TeamsUnread,
+    TeamsUser,
+)
 from shared.domain.tenant import (
     Ambiguous,
     CloudSyncJob,
@@ -671,3 +681,105 @@ class FakeOutbox:
 
     def sent(self, event_id: str) -> frozenset[Sink]:
         return self.rows[event_id].held.sent
+
+
+class FakeTeams:
+    """Microsoft Teams in memory (the TeamsPhone port): user configurations, the number
+    inventory, and assignNumber orders decided when they are read (`running_reads` reads
+    say `running` first), against the tenant as it is then, as the emulator does."""
+
+    def __init__(self) -> None:
+        self.users: dict[str, TeamsUser] = {}  # user id -> configuration (absent: 404)
+        self.numbers: dict[str, NumberAssignment] = {}
+        self.orders: list[tuple[str, str, str]] = []  # (operation id, number, user id)
+        self.outcomes: dict[str, NumberOperation] = {}  # operation id -> decided outcome
+        self.reads: dict[str, int] = {}  # operation id -> reads so far
+        self.running_reads = 1
+        self.fail_next: list[str] = []  # statusDetails for the next orders to fail with
+        self.refuse: dict[GraphCall, GraphError] = {}  # calls answered with this error
+        self.crash_after_order = 0  # the next N orders kill the "process" once placed
+        self.give_location = True
+        self.configuration_calls: list[int] = []  # size of each configurations() call
+
+    def user(self, user_id: str, account_type: str = "user", *features: str) -> None:
+        numbers = self.users[user_id].telephone_numbers if user_id in self.users else ()
+        self.users[user_id] = TeamsUser(account_type, frozenset(features), numbers)
+
+    def ready(self, user_id: str) -> None:
+        self.user(user_id, "user", "Teams", "PhoneSystem")
+
+    def put_number(self, number: str, holder: str | None = None, status: str = "") -> None:
+        self.numbers[number] = NumberAssignment(
+            number,
+            "operatorConnect",
+            holder,
+            status or ("userAssigned" if holder else "unassigned"),
+            "activated",
+        )
+
+    def _refused(self, call: GraphCall) -> None:
+        if call in self.refuse:
+            raise self.refuse[call]
+
+    async def configurations(self, user_ids: Sequence[str]) -> list[TeamsReading]:
+        self.configuration_calls.append(len(user_ids))
+        try:
+            self._refused(GraphCall.TEAMS_CONFIGURATION)
+        except GraphError as exc:
+            return [TeamsUnread(exc) for _ in user_ids]
+        return [self.users.get(u, TeamsUnknown()) for u in user_ids]
+
+    async def number(self, phone_number: str) -> NumberAssignment | None:
+        self._refused(GraphCall.NUMBER_ASSIGNMENTS)
+        return self.numbers.get(phone_number)
+
+    async def assign_number(self, user_id: str, teams: TeamsRequest) -> str | None:
+        self._refused(GraphCall.ASSIGN_NUMBER)
+        operation_id = f"op{len(self.orders) + 1}"
+        self.orders.append((operation_id, teams.phone_number, user_id))
+        held = self.numbers.get(teams.phone_number)
+        self.numbers[teams.phone_number] = NumberAssignment(
+            teams.phone_number,
+            str(teams.number_type),
+            held.assignment_target_id if held else None,
+            held.assignment_status if held else "unassigned",
+            "assignmentPending",
+        )
+        if self.crash_after_order:
+            self.crash_after_order -= 1
+            raise Crash("killed after the order was placed, before it was recorded")
+        return operation_id if self.give_location else None
+
+    async def operation(self, operation_id: str) -> NumberOperation:
+        self._refused(GraphCall.NUMBER_OPERATION)
+        self.reads[operation_id] = self.reads.get(operation_id, 0) + 1
+        if operation_id not in self.outcomes and self.reads[operation_id] <= self.running_reads:
+            return NumberOperation(OperationStatus.RUNNING)
+        return self._decide(operation_id)
+
+    def decide_all(self) -> None:
+        """Decide every order still running (time passes in Teams)."""
+        for operation_id, _, _ in self.orders:
+            self._decide(operation_id)
+
+    def _decide(self, operation_id: str) -> NumberOperation:
+        if operation_id in self.outcomes:
+            return self.outcomes[operation_id]
+        _, number, user_id = next(o for o in self.orders if o[0] == operation_id)
+        held = self.numbers[number]
+        detail = self.fail_next.pop(0) if self.fail_next else None
+        if detail is None and held.taken_from(user_id):
+            detail = f"Telephone Number '{number}' has already been assigned to another user"
+        if detail is None:
+            self.numbers[number] = replace(
+                held,
+                assignment_target_id=user_id,
+                assignment_status="userAssigned",
+                activation_state="activated",
+            )
+            outcome = NumberOperation(OperationStatus.SUCCEEDED)
+        else:
+            self.numbers[number] = replace(held, activation_state="activated")
+            outcome = NumberOperation(OperationStatus.FAILED, detail)
+        self.outcomes[operation_id] = outcome
+        return outcome

@@ -16,8 +16,9 @@ process-wide count. With `STRESS_CRASH_AT=K` the process calls `os._exit(137)` a
 K-th durable call, `before` it is made or `after` it returned (`STRESS_CRASH_WHEN`,
 default `before`): a power cut between two durable steps. With `STRESS_CRASH_ON` naming
 one durable call (`events.publish`, `topic.publish`, `outbox.hold`...), K counts only the
-calls of that one: "die right after the first queue publish". Without `STRESS_CRASH_AT`
-it only counts. Each call is appended to `STRESS_COUNT_FILE` (when set) as
+calls of that one: "die right after the first queue publish" (without `STRESS_CRASH_AT`,
+its first call: `STRESS_CRASH_ON=teams.assign_number`). With neither it only counts.
+Each call is appended to `STRESS_COUNT_FILE` (when set) as
 `<n> <port>.<method> <ok|error|crash-before|crash-after>`, so the harness knows how many
 durable steps a batch took and where each host died.
 
@@ -63,6 +64,7 @@ DURABLE: Final[Mapping[str, frozenset[str]]] = {
             "provision_on_demand",
         }
     ),
+    "teams": frozenset({"assign_number"}),  # (v1.2) an order placed in Teams
 }
 
 SHIM: Final = '''"""Stress-suite shim (written by local_stack.stress.crashpoints; do not edit): the
@@ -131,7 +133,7 @@ class CrashPoints:
             if what != self.on:
                 return self.count, False
             self._counts_on += 1
-            return self.count, self._counts_on == self.crash_at
+            return self.count, self._counts_on == (self.crash_at or 1)
 
     def _note(self, n: int, what: str, how: str) -> None:
         if self._log is not None:

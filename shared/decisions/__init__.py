@@ -12,6 +12,8 @@ A request's life, one module per question:
     settling    the outcome turned into what to publish and keep (`settle`); what a message
                 gets when its request is known already (`redelivery`)
     giving_up   invalid and poisoned messages (`rejection`, `given_up`, `poison_hold`)
+    teams       (v1.2) the Teams Phone step: prerequisite, readiness, the number, the order
+                (`teams_waiting`: its waits, blocks and deadline)
     outcomes    the answers: Wait, Fail, License, Licensed, Park, Conclude...
 """
 
@@ -27,6 +29,7 @@ from shared.decisions.giving_up import (
 )
 from shared.decisions.groups import after_group_writes, plan_group_licensing
 from shared.decisions.outcomes import (
+    CheckNumber,
     Conclude,
     Decision,
     Fail,
@@ -37,14 +40,30 @@ from shared.decisions.outcomes import (
     License,
     Licensed,
     LicensePlan,
+    NumberAssigned,
+    OrderNumber,
     Outcome,
     Park,
     RefreshCatalog,
     Republish,
+    TeamsStep,
     Wait,
 )
 from shared.decisions.rules import Backoff, Rules
 from shared.decisions.settling import is_poisoned, redelivery, resume, settle
+from shared.decisions.teams import (
+    TeamsRead,
+    after_number,
+    after_operation,
+    after_order,
+    after_order_error,
+    after_readiness,
+    begin,
+    next_read,
+    operation_lost,
+    phone_system_missing,
+)
+from shared.decisions.teams_waiting import after_teams_error
 from shared.decisions.trouble import (
     access_denied_message,
     after_graph_error,
@@ -58,6 +77,7 @@ __all__ = [
     "MAX_ORIGINAL_CHARS",
     "MAX_START_AHEAD",
     "Backoff",
+    "CheckNumber",
     "Conclude",
     "Decision",
     "Fail",
@@ -68,11 +88,15 @@ __all__ = [
     "License",
     "LicensePlan",
     "Licensed",
+    "NumberAssigned",
+    "OrderNumber",
     "Outcome",
     "Park",
     "RefreshCatalog",
     "Republish",
     "Rules",
+    "TeamsRead",
+    "TeamsStep",
     "Wait",
     "access_denied_message",
     "admit",
@@ -82,11 +106,21 @@ __all__ = [
     "after_group_writes",
     "after_lookup",
     "after_no_seats",
+    "after_number",
+    "after_operation",
+    "after_order",
+    "after_order_error",
+    "after_readiness",
+    "after_teams_error",
     "after_write_error",
     "at_deadline",
     "before_check",
+    "begin",
     "given_up",
     "is_poisoned",
+    "next_read",
+    "operation_lost",
+    "phone_system_missing",
     "plan_group_licensing",
     "plan_licenses",
     "plan_licensing",

@@ -68,6 +68,14 @@ def _license_problems(
             for n, lic in enumerate(request.licenses or ())
             if lic.disabled_plans
         ]
+    if request.teams is not None and not rules.teams_phone:
+        errors.append(
+            FieldError(
+                "teams",
+                "is not accepted here: this deployment does not run the Teams Phone step "
+                "(TEAMS_PHONE is not true)",
+            )
+        )
     return errors
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from shared.domain.codes import Announcement
+from shared.domain.codes import Announcement, LicenseStatus
 from shared.domain.events import Event, LicenseOutcome, Reason
 from shared.domain.records import Progress
 from shared.domain.state import PendingState
@@ -19,19 +19,24 @@ from shared.domain.tenant import DirectoryUser, LicenseAssignment
 @dataclass(frozen=True)
 class Wait:
     """Park the request until `next_check`; publish `announce` (once) with `reason` and
-    `details` (extra `blocked` data) if set."""
+    `details` (extra `blocked` data) if set, then each of `more` (the Teams Phone step may
+    announce `provisioning` and `blocked` at the same check). A `reason` says the request
+    is blocked by it now."""
 
     state: PendingState
     next_check: datetime
     announce: Announcement | None = None
     reason: Reason | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    more: tuple[Announcement, ...] = ()
 
 
 @dataclass(frozen=True)
 class Fail:
     reason: Reason
     details: Mapping[str, Any] = field(default_factory=dict)
+    # The state it was decided in, when the events need it (the Teams Phone step's user).
+    state: PendingState | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +94,34 @@ class Licensed:
     plan: LicensePlan
 
 
-Outcome = Wait | Fail | Licensed
+@dataclass(frozen=True)
+class NumberAssigned:
+    """(v1.2) The Teams Phone step is done: the number is on the user; `status` is
+    `assigned` when this request's order put it there, else `already_assigned`."""
+
+    state: PendingState
+    status: LicenseStatus
+
+
+Outcome = Wait | Fail | Licensed | NumberAssigned
+
+
+@dataclass(frozen=True)
+class CheckNumber:
+    """(v1.2) Teams shows the user ready: read the number's assignment before ordering."""
+
+    state: PendingState
+
+
+@dataclass(frozen=True)
+class OrderNumber:
+    """(v1.2) The intent to order is on the pending queue and the number is free: send
+    assignNumber, then decide with `after_order`."""
+
+    state: PendingState
+
+
+TeamsStep = Wait | Fail | NumberAssigned | CheckNumber | OrderNumber
 
 
 @dataclass(frozen=True)

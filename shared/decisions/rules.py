@@ -40,6 +40,12 @@ class Rules:
     # How soon to look again after forcing a sync, and while Entra processes group licenses.
     forced_sync_recheck: timedelta = timedelta(seconds=30)
     group_recheck: timedelta = timedelta(seconds=30)
+    # (v1.2) the Teams Phone step: whether requests may carry `teams` (TEAMS_PHONE), how
+    # long after the licenses are on it may wait for Teams (TEAMS_READY_TIMEOUT), and how
+    # soon to look again once an order's intent is recorded or while the order runs.
+    teams_phone: bool = False
+    teams_ready_timeout: timedelta = timedelta(hours=24)
+    teams_recheck: timedelta = timedelta(seconds=30)
 
     @property
     def group_mode(self) -> bool:

@@ -11,6 +11,7 @@ from shared.decisions.outcomes import (
     Fail,
     Ignore,
     Licensed,
+    NumberAssigned,
     Outcome,
     Park,
     Republish,
@@ -25,6 +26,7 @@ from shared.domain.events import (
     blocked_event,
     failed_event,
     licensed_event,
+    provisioning_event,
     scheduled_event,
 )
 from shared.domain.records import Progress, RequestRecord
@@ -33,12 +35,7 @@ from shared.domain.state import PendingState
 
 def settle(state: PendingState, outcome: Outcome, now: datetime) -> Park | Conclude:
     """The events an outcome gives, and what is kept of the request."""
-    user = outcome.user if isinstance(outcome, Licensed) else None
-    who = Subject(
-        state.request.request_id,
-        user.user_principal_name if user else state.request.identifiers.user_principal_name,
-        user.id if user else None,
-    )
+    who = _subject(state, outcome)
     match outcome:
         case Licensed(plan=plan):
             return Conclude(
@@ -46,6 +43,8 @@ def settle(state: PendingState, outcome: Outcome, now: datetime) -> Park | Concl
                     who, now, licenses=plan.outcomes, usage_location=plan.usage_location or ""
                 )
             )
+        case NumberAssigned(state=done, status=status):
+            return Conclude(_number_assigned(who, done, status, now))
         case Fail(reason=reason, details=details):
             return Conclude(failed_event(who, now, reason=reason, details=details))
         case Wait() as wait:
@@ -53,26 +52,56 @@ def settle(state: PendingState, outcome: Outcome, now: datetime) -> Park | Concl
     raise AssertionError(f"unexpected outcome {outcome!r}")  # pragma: no cover
 
 
+def _subject(state: PendingState, outcome: Outcome) -> Subject:
+    """Who the events are about: the user licensing found, or the Teams step's user."""
+    request_id = state.request.request_id
+    if isinstance(outcome, Licensed):
+        return Subject(request_id, outcome.user.user_principal_name, outcome.user.id)
+    decided_in = outcome.state if outcome.state is not None else state
+    teams = decided_in.teams
+    if teams is not None:
+        return Subject(request_id, teams.user_principal_name, teams.user_id)
+    return Subject(request_id, state.request.identifiers.user_principal_name)
+
+
+def _number_assigned(who: Subject, state: PendingState, status: str, now: datetime) -> Event:
+    """`licensed` with `data.teams` (contract v1.2): the licenses as licensing left them."""
+    teams, asked = state.teams, state.request.teams
+    assert teams is not None
+    assert asked is not None
+    number = {"phoneNumber": asked.phone_number, "numberType": str(asked.number_type)}
+    return licensed_event(
+        who,
+        now,
+        licenses=teams.licenses,
+        usage_location=teams.usage_location,
+        teams={**number, "status": status},
+    )
+
+
 def _park(who: Subject, wait: Wait, now: datetime) -> Park:
-    state, next_check, announce = wait.state, wait.next_check, wait.announce
-    announcement = _announcement(who, wait, now) if announce is not None else None
+    state, next_check = wait.state, wait.next_check
+    kinds = [k for k in (wait.announce, *wait.more) if k is not None]
+    deadline = state.teams.deadline if state.teams is not None else state.deadline
     progress = Progress(
-        status=_status_of(state, now),
+        status=_status_of(wait, now),
         parked=True,
-        deadline=state.deadline,
+        deadline=deadline,
         next_check_at=next_check,
-        last_seen=state.last_seen,
+        last_seen=state.teams.last_seen if state.teams is not None else state.last_seen,
         last_error=state.last_error.to_json() if state.last_error else None,
-        sent={str(announce): now} if announce else {},
+        sent={str(kind): now for kind in kinds},
         not_before=state.not_before,
         reason=wait.reason.to_json() if wait.reason else None,
     )
-    return Park(tuple(filter(None, [announcement])), state, next_check, progress)
+    announcements = tuple(_announcement(who, wait, kind, now) for kind in kinds)
+    return Park(announcements, state, next_check, progress)
 
 
-def _announcement(who: Subject, wait: Wait, now: datetime) -> Event:
+def _announcement(who: Subject, wait: Wait, kind: Announcement, now: datetime) -> Event:
     state, next_check = wait.state, wait.next_check
-    match wait.announce:
+    deadline = state.teams.deadline if state.teams is not None else state.deadline
+    match kind:
         case Announcement.AWAITING_SYNC:
             forced = None
             if state.forced_sync is not None:
@@ -98,15 +127,23 @@ def _announcement(who: Subject, wait: Wait, now: datetime) -> Event:
                 now,
                 reason=wait.reason,
                 next_check=next_check,
-                deadline=state.deadline,
+                deadline=deadline,
                 details=wait.details,
             )
-    raise AssertionError(f"unexpected announcement {wait.announce!r}")  # pragma: no cover
+        case Announcement.PROVISIONING:
+            assert state.teams is not None
+            return provisioning_event(
+                who, now, licenses=state.teams.licenses, next_check=next_check, deadline=deadline
+            )
+    raise AssertionError(f"unexpected announcement {kind!r}")  # pragma: no cover
 
 
-def _status_of(state: PendingState, now: datetime) -> RequestStatus:
+def _status_of(wait: Wait, now: datetime) -> RequestStatus:
+    state = wait.state
     if state.not_before is not None and now < state.not_before:
         return RequestStatus.SCHEDULED
+    if state.teams is not None:  # blocked while a reason blocks it, else provisioning
+        return RequestStatus.BLOCKED if wait.reason else RequestStatus.PROVISIONING
     return RequestStatus.BLOCKED if state.blocked_sent else RequestStatus.WAITING
 
 
@@ -153,4 +190,5 @@ def resume(state: PendingState, record: RequestRecord) -> PendingState:
         scheduled_sent=state.scheduled_sent or Announcement.SCHEDULED in sent,
         awaiting_sync_sent=state.awaiting_sync_sent or Announcement.AWAITING_SYNC in sent,
         blocked_sent=state.blocked_sent or Announcement.BLOCKED in sent,
+        provisioning_sent=state.provisioning_sent or Announcement.PROVISIONING in sent,
     )

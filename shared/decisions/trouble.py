@@ -17,7 +17,7 @@ from typing import Any, Final
 from shared.decisions.outcomes import Fail, RefreshCatalog, Wait
 from shared.decisions.rules import Rules
 from shared.domain.codes import Announcement, FailureCode, LastSeen
-from shared.domain.errors import GraphError, GraphErrorKind
+from shared.domain.errors import PERMISSIONS, GraphCall, GraphError, GraphErrorKind
 from shared.domain.events import Reason
 from shared.domain.state import LastError, PendingState
 from shared.domain.tenant import DirectoryUser
@@ -134,10 +134,14 @@ def access_denied_message(error: GraphError | LastError) -> str:
             f"Graph refused the app's token on {call} (401 {error.code}); check the app's "
             f"identity and that it holds {call.permission}"
         )
-    return (
+    message = (
         f"Graph refused {call} ({error.status} {error.code}): grant the app's identity the "
         f"application permission {call.permission}"
     )
+    if call.teams_budget and call.permission != PERMISSIONS[GraphCall.ASSIGN_NUMBER]:
+        # The least privileged for a read; the step goes on to assign the number.
+        message += f" (the Teams Phone step also needs {PERMISSIONS[GraphCall.ASSIGN_NUMBER]})"
+    return message
 
 
 def _permission_details(error: LastError | None) -> dict[str, Any]:

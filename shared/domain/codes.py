@@ -13,6 +13,7 @@ class EventType(StrEnum):
     SCHEDULED = "onboarding.user.scheduled"
     AWAITING_SYNC = "onboarding.user.awaiting_sync"
     BLOCKED = "onboarding.user.blocked"
+    PROVISIONING = "onboarding.user.provisioning"  # (v1.2) licenses on, Teams not ready yet
     LICENSED = "onboarding.user.licensed"
     FAILED = "onboarding.user.failed"
     REJECTED = "onboarding.request.rejected"
@@ -41,6 +42,10 @@ class FailureCode(StrEnum):
     GRAPH_REJECTED = "graph_rejected"
     GRAPH_UNAVAILABLE = "graph_unavailable"
     GRAPH_ACCESS_DENIED = "graph_access_denied"
+    # (v1.2) the Teams Phone step: Teams never ready before its deadline (`lastSeen`), and
+    # a number assignment that waiting will not change (`graphError`).
+    TEAMS_NOT_READY = "teams_not_ready"
+    PHONE_NUMBER_REJECTED = "phone_number_rejected"
 
 
 class RejectionCode(StrEnum):
@@ -77,6 +82,16 @@ class LastSeen(StrEnum):
     UNREACHABLE = "unreachable"  # Graph never answered a lookup of this request
 
 
+class TeamsSeen(StrEnum):
+    """(v1.2) What Teams last said of the user in the Teams Phone step: the `lastSeen` of
+    `teams_not_ready`."""
+
+    NOT_FOUND = "not_found"  # Teams does not know the user (yet)
+    SFB_ONPREM_USER = "sfb_onprem_user"  # homed in Skype for Business Server
+    NO_PHONE_SYSTEM = "no_phone_system"  # known, but without Phone System (or not a user)
+    UNREACHABLE = "unreachable"  # Teams did not answer, or its number service did not finish
+
+
 class RequestStatus(StrEnum):
     """Where a request stands, as the ledger keeps it: the operators' view (`python -m
     ops`), and the `state` of the HTTP status query (contract v1.2). The terminal ones are
@@ -86,6 +101,7 @@ class RequestStatus(StrEnum):
     SCHEDULED = "scheduled"
     WAITING = "waiting"
     BLOCKED = "blocked"
+    PROVISIONING = "provisioning"  # (v1.2) licensed; the Teams Phone step waits for Teams
     LICENSED = "licensed"
     FAILED = "failed"
     REJECTED = "rejected"
@@ -97,6 +113,7 @@ class Announcement(StrEnum):
     SCHEDULED = "scheduled"
     AWAITING_SYNC = "awaiting_sync"
     BLOCKED = "blocked"
+    PROVISIONING = "provisioning"  # (v1.2)
 
 
 class ForcedSyncStatus(StrEnum):

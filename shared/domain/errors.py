@@ -94,6 +94,13 @@ class GraphCall(StrEnum):
     PROVISION_ON_DEMAND = "provisionOnDemand"
     ADD_GROUP_MEMBER = "addGroupMember"  # POST /groups/{id}/members/$ref
     REPROCESS_LICENSES = "reprocessLicenseAssignment"
+    # (v1.2) the Teams Phone step: GET /admin/teams/userConfigurations/{id} (and $batch of
+    # those), GET .../telephoneNumberManagement/numberAssignments?$filter=..., POST
+    # .../numberAssignments/assignNumber, GET .../telephoneNumberManagement/operations/{id}
+    TEAMS_CONFIGURATION = "teamsUserConfiguration"
+    NUMBER_ASSIGNMENTS = "numberAssignments"
+    ASSIGN_NUMBER = "assignNumber"
+    NUMBER_OPERATION = "assignNumberOperation"
 
     @property
     def permission(self) -> str:
@@ -107,13 +114,28 @@ class GraphCall(StrEnum):
             GraphCall.ASSIGN_LICENSE,
             GraphCall.ADD_GROUP_MEMBER,
             GraphCall.REPROCESS_LICENSES,
+            GraphCall.ASSIGN_NUMBER,
         )
 
     @property
     def directory_budget(self) -> bool:
         """Metered by the identity-and-access budget that throttles the app as a whole
-        (the synchronization API has limits of its own, per job)."""
-        return self not in (GraphCall.SYNC_SCHEMA, GraphCall.PROVISION_ON_DEMAND)
+        (the synchronization API has limits of its own, per job; Teams has its own)."""
+        return not self.teams_budget and self not in (
+            GraphCall.SYNC_SCHEMA,
+            GraphCall.PROVISION_ON_DEMAND,
+        )
+
+    @property
+    def teams_budget(self) -> bool:
+        """Metered by Microsoft Teams' own limits, not identity's (docs/teams-phone.md,
+        "Limits"): a 429 there pauses the Teams calls of the process, not the others."""
+        return self in (
+            GraphCall.TEAMS_CONFIGURATION,
+            GraphCall.NUMBER_ASSIGNMENTS,
+            GraphCall.ASSIGN_NUMBER,
+            GraphCall.NUMBER_OPERATION,
+        )
 
 
 # Microsoft's permission reference of each API ("Permissions" section, least privileged
@@ -131,6 +153,14 @@ PERMISSIONS: Final = {
     # reprocessLicenseAssignment's least privileged (learn.microsoft.com, user:
     # reprocessLicenseAssignment) is User.ReadWrite.All.
     GraphCall.REPROCESS_LICENSES: "User.ReadWrite.All",
+    # Teams Phone (docs/teams-phone.md): reading a user's configuration needs
+    # TeamsUserConfiguration.Read.All (no lower one); reading numbers and an order's
+    # operation, TeamsTelephoneNumber.Read.All (which the .ReadWrite.All the app is granted
+    # covers); assignNumber, TeamsTelephoneNumber.ReadWrite.All (no lower one).
+    GraphCall.TEAMS_CONFIGURATION: "TeamsUserConfiguration.Read.All",
+    GraphCall.NUMBER_ASSIGNMENTS: "TeamsTelephoneNumber.Read.All",
+    GraphCall.ASSIGN_NUMBER: "TeamsTelephoneNumber.ReadWrite.All",
+    GraphCall.NUMBER_OPERATION: "TeamsTelephoneNumber.Read.All",
 }
 
 

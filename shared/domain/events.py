@@ -136,6 +136,8 @@ def already_assigned(licensed: Event, now: datetime) -> Event:
         for lic in licensed.data.get("licenses", [])
     ]
     data = {**licensed.data, "licenses": licenses}
+    if isinstance(licensed.data.get("teams"), Mapping):  # (v1.2) the number is there too
+        data["teams"] = {**licensed.data["teams"], "status": LicenseStatus.ALREADY_ASSIGNED}
     return Event(licensed.type, licensed.id, now, data, licensed.subject)
 
 
@@ -204,15 +206,43 @@ def blocked_event(
     )
 
 
-def licensed_event(
-    who: Subject, now: datetime, *, licenses: Sequence[LicenseOutcome], usage_location: str
+def provisioning_event(
+    who: Subject,
+    now: datetime,
+    *,
+    licenses: Sequence[LicenseOutcome],
+    next_check: datetime,
+    deadline: datetime,
 ) -> Event:
+    """(v1.2) every license is on; the Teams Phone step waits for Teams (its deadline)."""
     return _user_event(
-        EventType.LICENSED,
+        EventType.PROVISIONING,
         who,
         now,
-        {"usageLocation": usage_location, "licenses": [lic.to_json() for lic in licenses]},
+        {
+            "licenses": [lic.to_json() for lic in licenses],
+            "nextCheckAt": format_time(next_check),
+            "deadline": format_time(deadline),
+        },
     )
+
+
+def licensed_event(
+    who: Subject,
+    now: datetime,
+    *,
+    licenses: Sequence[LicenseOutcome],
+    usage_location: str,
+    teams: Mapping[str, str] | None = None,
+) -> Event:
+    """Every license is on (and, with `teams`, v1.2, the phone number too)."""
+    data: dict[str, Any] = {
+        "usageLocation": usage_location,
+        "licenses": [lic.to_json() for lic in licenses],
+    }
+    if teams is not None:
+        data["teams"] = dict(teams)
+    return _user_event(EventType.LICENSED, who, now, data)
 
 
 def failed_event(

@@ -8,10 +8,11 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from shared.domain.codes import ForcedSyncStatus, LastSeen
+from shared.domain.codes import ForcedSyncStatus, LastSeen, LicenseStatus, TeamsSeen
 from shared.domain.errors import GraphCall, GraphErrorKind, InvalidRequest
+from shared.domain.events import LicenseOutcome
 from shared.domain.requests import validate_request
-from shared.domain.state import LastError, PendingState
+from shared.domain.state import LastError, NumberOrder, PendingState, TeamsProgress
 from shared.domain.times import format_time, parse_time
 
 STATE_VERSION: Final = 1
@@ -39,6 +40,8 @@ def to_message(state: PendingState) -> str:
             if state.forced_sync is not None
             else None
         ),
+        "teams": _teams_to_json(state.teams) if state.teams else None,
+        "provisioningSent": state.provisioning_sent,
     }
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
 
@@ -72,6 +75,9 @@ def from_message(text: str) -> PendingState:
             groups_joined=frozenset(str(s) for s in document.get("groupsJoined") or ()),
             forced_sync=ForcedSyncStatus(forced["status"]) if forced else None,
             forced_sync_message=str(forced.get("message", "")) if forced else None,
+            # Parked before v1.2 (or before the licenses were on): no Teams step yet.
+            teams=_teams_from_json(document["teams"]) if document.get("teams") else None,
+            provisioning_sent=bool(document.get("provisioningSent")),
         )
     except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
         raise ValueError(f"not a pending state: {exc}") from None
@@ -91,4 +97,47 @@ def _error_from_json(document: Mapping[str, Any]) -> LastError:
         code=str(document["code"]),
         message=str(document["message"]),
         request_id=document.get("requestId"),
+    )
+
+
+def _teams_to_json(teams: TeamsProgress) -> dict[str, Any]:
+    order = teams.order
+    return {
+        "startedAt": format_time(teams.started_at),
+        "deadline": format_time(teams.deadline),
+        "userId": teams.user_id,
+        "userPrincipalName": teams.user_principal_name,
+        "usageLocation": teams.usage_location,
+        "licenses": [lic.to_json() for lic in teams.licenses],
+        "checks": teams.checks,
+        "lastSeen": teams.last_seen,
+        "order": (
+            {"intendedAt": format_time(order.intended_at), "operationId": order.operation_id}
+            if order is not None
+            else None
+        ),
+    }
+
+
+def _teams_from_json(document: Mapping[str, Any]) -> TeamsProgress:
+    order = document.get("order")
+    return TeamsProgress(
+        started_at=parse_time(document["startedAt"]),
+        deadline=parse_time(document["deadline"]),
+        user_id=str(document["userId"]),
+        user_principal_name=str(document["userPrincipalName"]),
+        usage_location=str(document.get("usageLocation") or ""),
+        licenses=tuple(
+            LicenseOutcome(
+                str(lic["skuPartNumber"]), str(lic["skuId"]), LicenseStatus(lic["status"])
+            )
+            for lic in document["licenses"]
+        ),
+        checks=int(document.get("checks", 0)),
+        last_seen=TeamsSeen(document["lastSeen"]) if document.get("lastSeen") else None,
+        order=(
+            NumberOrder(parse_time(order["intendedAt"]), order.get("operationId") or None)
+            if order
+            else None
+        ),
     )

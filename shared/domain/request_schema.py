@@ -15,6 +15,7 @@ from shared.domain.identifiers import (
     REQUEST_ID,
     SKU_PART,
 )
+from shared.domain.phone import LOCATION_ID, NUMBER_TYPES, PHONE_NUMBER
 from shared.domain.requests import MAX_DISABLED_PLANS, MAX_LICENSES
 
 
@@ -24,8 +25,8 @@ def json_schema() -> dict[str, Any]:
 
     A schema cannot say everything the app checks: RFC 4514 beyond its shape, a SKU listed
     twice in another case, `startDate` at most 400 days ahead, a `syncDeadline` not before
-    the start window, `disabledPlans` refused in group mode. Those answer `rejected` all
-    the same, field by field.
+    the start window, `disabledPlans` refused in group mode, `teams` where TEAMS_PHONE is
+    not true. Those answer `rejected` all the same, field by field.
 
     Every `pattern` is in the syntax common to ECMA-262 and RE2 (no look-around, no
     backreference: RE2-based validators, as in many iPaaS tools, refuse them) and uses
@@ -33,7 +34,7 @@ def json_schema() -> dict[str, Any]:
     published at a URL, and needs none (it has no `$ref`)."""
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": "user-onboard request (contract v1.1)",
+        "title": "user-onboard request (contract v1.2)",
         "description": (
             "One onboarding request, posted as UTF-8 JSON text (at most "
             f"{MAX_MESSAGE_BYTES} bytes) to the user-onboard queue. Some rules are checked "
@@ -84,6 +85,25 @@ def _properties() -> dict[str, Any]:
             "maxLength": MAX_DN_CHARS,
             "pattern": f"(^|[,+])[{_DN_SPACE}]*[Dd][Cc][{_DN_SPACE}]*=",
             "description": "RFC 4514 with a DC= component; the app checks it fully.",
+        },
+        "teams": _teams(),
+    }
+
+
+def _teams() -> dict[str, Any]:
+    string = {"type": "string"}
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["phoneNumber", "numberType"],
+        "description": (
+            "(v1.2) The Teams Phone step: the number to assign once the licenses are on. "
+            "Accepted only where the deployment sets TEAMS_PHONE=true."
+        ),
+        "properties": {
+            "phoneNumber": {**string, "pattern": f"^{PHONE_NUMBER.pattern}$"},
+            "numberType": {**string, "enum": list(NUMBER_TYPES)},
+            "locationId": {**string, "pattern": f"^{LOCATION_ID.pattern}$"},
         },
     }
 

@@ -25,6 +25,7 @@ from shared.domain.identifiers import (
     dn_problem,
     upn_problem,
 )
+from shared.domain.phone import TeamsRequest, parse_teams
 from shared.domain.times import format_time, parse_time
 
 MAX_LICENSES: Final = 10
@@ -40,6 +41,7 @@ _KNOWN_FIELDS: Final = frozenset(
         "syncDeadline",
         "onPremisesDistinguishedName",
         "startDate",
+        "teams",
     }
 )
 _IDENTIFIERS: Final = ("userPrincipalName", "employeeId", "onPremisesImmutableId")
@@ -81,6 +83,7 @@ class OnboardingRequest:
     # Only ever sent in the JSON body of a forced sync (provisionOnDemand), never in a URL.
     distinguished_name: str | None = None
     start_date: datetime | None = None  # the new hire's first day (a date is 00:00 UTC)
+    teams: TeamsRequest | None = None  # (v1.2) the Teams Phone step: a number to assign
 
     def to_json(self) -> dict[str, Any]:
         """The request in contract form; `parse_request` reads it back unchanged."""
@@ -102,6 +105,8 @@ class OnboardingRequest:
             out["onPremisesDistinguishedName"] = self.distinguished_name
         if self.start_date is not None:
             out["startDate"] = format_time(self.start_date)
+        if self.teams is not None:
+            out["teams"] = self.teams.to_json()
         return out
 
 
@@ -158,6 +163,7 @@ def validate_request(document: Any) -> OnboardingRequest:
     deadline = _moment(document, "syncDeadline", parse_time, errors)
     start = _moment(document, "startDate", parse_start_date, errors)
     dn = _checked(document, "onPremisesDistinguishedName", dn_problem, errors)
+    teams = parse_teams(document, errors)
     if errors:
         raise InvalidRequest(errors)
     assert request_id is not None
@@ -169,6 +175,7 @@ def validate_request(document: Any) -> OnboardingRequest:
         sync_deadline=deadline,
         distinguished_name=dn,
         start_date=start,
+        teams=teams,
     )
 
 

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.domain.codes import ForcedSyncStatus, LastSeen
+from shared.domain.codes import ForcedSyncStatus, LastSeen, TeamsSeen
 from shared.domain.errors import GraphCall, GraphError, GraphErrorKind
+from shared.domain.events import LicenseOutcome
 from shared.domain.requests import LicenseRequest, OnboardingRequest
 
 
@@ -45,6 +46,35 @@ class LastError:
 
 
 @dataclass(frozen=True)
+class NumberOrder:
+    """The Teams Phone step's assignNumber order. The intent is written to the pending
+    queue before the order is sent; the operation id after Graph accepted it. A copy of
+    the state with an intent and no operation id (a crash in between, or an answer that
+    never came) never orders blindly: the number's own state says whether an order of
+    ours is under way or done (`shared.decisions.teams`)."""
+
+    intended_at: datetime
+    operation_id: str | None = None
+
+
+@dataclass(frozen=True)
+class TeamsProgress:
+    """The Teams Phone step (contract v1.2), from the moment every license is on the user:
+    who the user is, what licensing gave (for the events that follow), the step's own
+    deadline (`TEAMS_READY_TIMEOUT` from `started_at`), and where the number stands."""
+
+    started_at: datetime
+    deadline: datetime
+    user_id: str
+    user_principal_name: str
+    usage_location: str
+    licenses: tuple[LicenseOutcome, ...]
+    checks: int = 0
+    last_seen: TeamsSeen | None = None
+    order: NumberOrder | None = None
+
+
+@dataclass(frozen=True)
 class PendingState:
     """A parked request: what the pending queue message holds (an internal format)."""
 
@@ -72,6 +102,9 @@ class PendingState:
     scheduled_sent: bool = False
     # Group mode: the SKUs (ids) whose licensing group the app added the user to.
     groups_joined: frozenset[str] = frozenset()
+    # (v1.2) the Teams Phone step, once every license is on; `provisioning` sent once.
+    teams: TeamsProgress | None = None
+    provisioning_sent: bool = False
 
     @property
     def deadline(self) -> datetime:

@@ -5,6 +5,7 @@ workflow.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from shared.domain.codes import ForcedSyncStatus
@@ -22,6 +23,10 @@ class DirectoryUser:
     assigned_sku_ids: frozenset[str] = frozenset()
     # Group-based licensing's outcome per SKU (read with $select=licenseAssignmentStates).
     license_states: tuple[LicenseState, ...] = ()
+    # The plans left off in each directly assigned SKU (skuId -> servicePlanIds, lower
+    # case), from `assignedLicenses[].disabledPlans`: what the Teams Phone step's
+    # prerequisite check reads (is Phone System really on?).
+    disabled_plans: Mapping[str, frozenset[str]] = field(default_factory=dict, compare=False)
 
     @property
     def synced(self) -> bool:

@@ -21,6 +21,7 @@ from shared.service.ports import (
     PendingQueue,
     PoisonQueue,
     RequestLedger,
+    TeamsPhone,
 )
 
 
@@ -56,6 +57,11 @@ class Policy:
     # With an Event Grid topic: how long an event held in the outbox is left to the
     # invocation publishing it before the sweep takes it over (a crash, an outage).
     outbox_grace: timedelta = timedelta(minutes=1)
+    # (v1.2) the Teams Phone step (TEAMS_PHONE, TEAMS_READY_TIMEOUT), and how soon to look
+    # again once an order is to be sent or while it runs.
+    teams_phone: bool = False
+    teams_ready_timeout: timedelta = timedelta(hours=24)
+    teams_recheck: timedelta = timedelta(seconds=30)
 
     @property
     def rules(self) -> Rules:
@@ -71,6 +77,9 @@ class Policy:
             can_force_sync=self.cloud_sync_job is not None,
             forced_sync_recheck=self.forced_sync_recheck,
             group_recheck=self.group_recheck,
+            teams_phone=self.teams_phone,
+            teams_ready_timeout=self.teams_ready_timeout,
+            teams_recheck=self.teams_recheck,
         )
 
 
@@ -94,3 +103,4 @@ class Context:
     retention: LedgerRetention | None = None
     # With an Event Grid topic, `events` is this fan-out, which the sweep drains.
     fanout: FanOut | None = None
+    teams: TeamsPhone | None = None  # (v1.2) the Teams Phone step's Graph calls

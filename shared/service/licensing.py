@@ -24,6 +24,7 @@ from shared.decisions import (
     after_group_writes,
     after_lookup,
     after_write_error,
+    phone_system_missing,
     plan_group_licensing,
     plan_licensing,
 )
@@ -32,6 +33,7 @@ from shared.domain.personal import redact, values_of
 from shared.domain.state import PendingState
 from shared.domain.tenant import DirectoryUser, Lookup, LookupFailed
 from shared.service.context import Context
+from shared.service.phone import after_licensed
 from shared.service.reporting import log_access_denied
 
 log = logging.getLogger("user_onboarding")
@@ -45,7 +47,10 @@ async def check(ctx: Context, state: PendingState, lookup: Lookup, now: datetime
     if isinstance(decision, ForceSync):
         return await _force_sync(ctx, decision.state)
     if isinstance(decision, License):
-        return await _license(ctx, decision.state, decision.user)
+        outcome = await _license(ctx, decision.state, decision.user)
+        if isinstance(outcome, Licensed):  # (v1.2) then, with `teams`, the Teams Phone step
+            return await after_licensed(ctx, decision.state, outcome)
+        return outcome
     return decision
 
 
@@ -89,7 +94,10 @@ async def _plan(
         _log_if_denied(state, exc)
         return after_graph_error(state, exc, ctx.clock.now(), ctx.rules)
     plan = plan_group_licensing if ctx.rules.group_mode else plan_licensing
-    return plan(state, user, catalog, ctx.clock.now(), ctx.rules, refreshed=refreshed)
+    planned = plan(state, user, catalog, ctx.clock.now(), ctx.rules, refreshed=refreshed)
+    if isinstance(planned, LicensePlan | GroupPlan | Licensed):  # before any write
+        return phone_system_missing(state, user, catalog) or planned
+    return planned
 
 
 async def _write(

@@ -5,6 +5,7 @@ trigger), over one module per use case:
     sweep         poisoned messages, then every due pending request, within budget
     housekeeping  the sweep's other duties: the intake backlog, the ledger's retention
     licensing     one check: lookup → force a sync, or plan and write the licenses
+    phone         (v1.2) the Teams Phone step, once the licenses are on
     settling      record, publish, acknowledge: the one order that is safe to crash in
     dead_letters  messages given up on: kept, held, replayed or reported
     caches        the SKU catalog and the Cloud Sync limiter, per process
@@ -31,6 +32,7 @@ from shared.service.ports import (
     PendingQueue,
     PoisonQueue,
     RequestLedger,
+    TeamsPhone,
 )
 from shared.service.sweep import Sweep, SweepReport
 
@@ -51,6 +53,7 @@ class OnboardingService:
         retention: LedgerRetention | None = None,
         topic: EventSink | None = None,
         outbox: EventOutbox | None = None,
+        teams: TeamsPhone | None = None,
     ) -> None:
         """`events` is the events queue; with a `topic` (Event Grid), every event goes to
         both, through the `outbox`, which is then required."""
@@ -74,6 +77,7 @@ class OnboardingService:
             intake=intake,
             retention=retention,
             fanout=fanout,
+            teams=teams,
         )
 
     async def handle_request(self, body: bytes | str, message_id: str) -> str:

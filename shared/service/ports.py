@@ -12,6 +12,7 @@ from typing import Protocol
 from shared.domain.codes import RequestStatus
 from shared.domain.events import Event
 from shared.domain.outbox import Held, Sink
+from shared.domain.phone import TeamsRequest
 from shared.domain.records import (
     Decided,
     Expired,
@@ -24,6 +25,7 @@ from shared.domain.records import (
     SetAsideStatus,
 )
 from shared.domain.requests import UserIdentifiers
+from shared.domain.teams_tenant import NumberAssignment, NumberOperation, TeamsReading
 from shared.domain.tenant import (
     CloudSyncJob,
     ForcedSyncResult,
@@ -82,6 +84,30 @@ class Directory(Protocol):
     ) -> ForcedSyncResult:
         """Ask Cloud Sync to provision one AD user now; GraphError when Graph refuses the
         call (a per-object failure in its reply is a `failed` result, not an error)."""
+        ...
+
+
+class TeamsPhone(Protocol):
+    """(v1.2) Microsoft Teams through Graph, as far as the Teams Phone step needs it."""
+
+    async def configurations(self, user_ids: Sequence[str]) -> list[TeamsReading]:
+        """Each user's Teams configuration, with as few requests as possible (`$batch`);
+        same order as `user_ids`; never raises GraphError (a failed read is `TeamsUnread`)."""
+        ...
+
+    async def number(self, phone_number: str) -> NumberAssignment | None:
+        """The number's assignment in the tenant's inventory (None: not in it); raises
+        GraphError."""
+        ...
+
+    async def assign_number(self, user_id: str, teams: TeamsRequest) -> str | None:
+        """Order the number for the user (assignNumber); the order's operation id, or None
+        when Graph accepted it without saying where the operation is. Raises GraphError."""
+        ...
+
+    async def operation(self, operation_id: str) -> NumberOperation:
+        """An order's operation; raises GraphError (kind NOT_FOUND: Graph no longer knows
+        it)."""
         ...
 
 

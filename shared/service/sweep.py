@@ -1,28 +1,30 @@
 """The sweep (the timer trigger): with an Event Grid topic, publish what the event outbox
 still holds (within a quarter of the budget); report poisoned messages, then recheck every
-due pending request, 100 at a time (lookups batched 20 per `$batch`), within a time
-budget. No item stops the others (guarantee 6): one that cannot be read, reported or
-rewritten is set aside and counted, and the outbox's trouble is logged and left for the
-next tick; only a storage outage (`StorageUnavailable`) stops a sweep, and what it held
-comes back after its lease."""
+due pending request, 100 at a time (lookups batched 20 per `$batch`; requests in the Teams
+Phone step are not looked up again: their Teams configurations are read, 20 per `$batch`),
+within a time budget. No item stops the others (guarantee 6): one that cannot be read,
+reported or rewritten is set aside and counted, and the outbox's trouble is logged and left
+for the next tick; only a storage outage (`StorageUnavailable`) stops a sweep, and what it
+held comes back after its lease."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from shared.decisions import before_check
+from shared.decisions import Outcome, TeamsRead, before_check, next_read
 from shared.domain.errors import LeaseLost, StorageUnavailable
 from shared.domain.pending import from_message
 from shared.domain.personal import values_in
 from shared.domain.records import MessageSource, QueuedMessage
 from shared.domain.requests import request_id_in
 from shared.domain.state import PendingState
+from shared.domain.teams_tenant import TeamsReading
 from shared.domain.tenant import Lookup
 from shared.domain.times import format_time
 from shared.service.context import Context
@@ -30,6 +32,7 @@ from shared.service.dead_letters import give_up, report_held, take_poison
 from shared.service.housekeeping import Retained, expire, watch_intake
 from shared.service.licensing import check
 from shared.service.outbox import Drained
+from shared.service.phone import recheck as teams_recheck
 from shared.service.reporting import Handled, report
 from shared.service.settling import carry_out, publish_decided
 from shared.telemetry import TelemetryEvent, emit, failure, stack
@@ -107,39 +110,8 @@ class Sweep:
             await self._recheck(chunk)
         if not self._out_of_time():  # requests first: the retention can wait a tick
             self.report.retained = await expire(ctx)
-        await self._summarize(ctx.clock.monotonic() - self._started)
+        await _summarize(self._ctx, self.report, ctx.clock.monotonic() - self._started)
         return self.report
-
-    async def _summarize(self, seconds: float) -> None:
-        """One `sweep.summary` record: what was done, within which budget, and what waits."""
-        ctx = self._ctx
-        overview = await ctx.ledger.parked()
-        now = ctx.clock.now()
-        oldest = overview.oldest_deadline
-        budget = ctx.policy.sweep_budget_seconds
-        retained = self.report.retained
-        expired = retained.expired if retained is not None else None
-        emit(
-            TelemetryEvent.SWEEP_SUMMARY,
-            "sweep: %s in %.1fs (budget %.0fs); %d parked, earliest deadline %s",
-            self.report.summary(),
-            seconds,
-            budget,
-            overview.count,
-            format_time(oldest) if oldest else "none",
-            sweepSeconds=round(seconds, 3),
-            sweepBudgetSeconds=budget,
-            stoppedByBudget=self.report.stopped_by_budget,
-            setAside=len(self.report.set_aside),
-            pendingCount=overview.count,
-            oldestDeadline=format_time(oldest) if oldest else None,
-            oldestDeadlineInSeconds=round((oldest - now).total_seconds()) if oldest else None,
-            expiredRequests=expired.requests if expired is not None else None,
-            expiredRows=expired.rows if expired is not None else None,
-            legacyRowsIndexed=retained.legacy_indexed if retained is not None else None,
-            outboxPublished=self.report.outbox.published if self.report.outbox else None,
-            outboxKept=self.report.outbox.kept if self.report.outbox else None,
-        )
 
     async def _receive_chunk(self) -> list[QueuedMessage]:
         chunk: list[QueuedMessage] = []
@@ -170,22 +142,54 @@ class Sweep:
             else:  # a hop towards the start window: re-park, no Graph call
                 hop = carry_out(ctx, state, held, by=message.id, message=message)
                 jobs.append(self._isolated(hop, pending, message, state.request.request_id))
-        identifiers = [s.request.identifiers for _, s in due]
-        lookups = await ctx.directory.find_users(identifiers) if due else []
-        now = ctx.clock.now()
+        steps = await self._read_ahead(due)
         jobs += [
             self._isolated(
-                self._recheck_one(message, state, lookup, now),
+                self._recheck_one(message, state, step),
                 pending,
                 message,
                 state.request.request_id,
             )
-            for (message, state), lookup in zip(due, lookups, strict=True)
+            for (message, state), step in zip(due, steps, strict=True)
         ]
         await self._bounded(jobs)
 
+    async def _read_ahead(
+        self, due: Sequence[tuple[QueuedMessage, PendingState]]
+    ) -> list[Callable[[], Awaitable[Outcome]]]:
+        """What each due request's check starts from, read for all of them at once: a
+        lookup of its user (in `$batch`es), or, in the Teams Phone step, the user's Teams
+        configuration (in `$batch`es too) when that is what its check reads first."""
+        ctx = self._ctx
+        licensing = [s for _, s in due if s.teams is None]
+        readiness = [
+            s.teams.user_id
+            for _, s in due
+            if s.teams is not None and next_read(s) == TeamsRead.CONFIGURATION
+        ]
+        lookups = iter(
+            await ctx.directory.find_users([s.request.identifiers for s in licensing])
+            if licensing
+            else []
+        )
+        teams = ctx.teams  # without one, each such check fails on its own (set aside)
+        readings = iter(await teams.configurations(readiness) if teams and readiness else [])
+        now = ctx.clock.now()
+        steps = []
+        for _, state in due:
+            if state.teams is None:
+                steps.append(_checking(ctx, state, next(lookups), now))
+            else:
+                first = next_read(state) == TeamsRead.CONFIGURATION
+                reading = next(readings, None) if first else None
+                steps.append(_teams_checking(ctx, state, reading))
+        return steps
+
     async def _recheck_one(
-        self, message: QueuedMessage, state: PendingState, lookup: Lookup, now: datetime
+        self,
+        message: QueuedMessage,
+        state: PendingState,
+        step: Callable[[], Awaitable[Outcome]],
     ) -> str:
         ctx = self._ctx
         if message.dequeue_count > state.receipts + 1:
@@ -199,7 +203,7 @@ class Sweep:
                     await publish_decided(ctx, record.request_id, record.decided.event)
                 await ctx.pending.complete(message)
                 return Handled.REPLAYED
-        outcome = await check(ctx, state, lookup, now)
+        outcome = await step()
         return await carry_out(ctx, state, outcome, by=message.id, message=message)
 
     async def _isolated(
@@ -236,6 +240,49 @@ class Sweep:
         for result in results:
             if isinstance(result, BaseException):
                 raise result  # StorageUnavailable: stop the sweep
+
+
+async def _summarize(ctx: Context, report: SweepReport, seconds: float) -> None:
+    """One `sweep.summary` record: what was done, within which budget, and what waits."""
+    overview = await ctx.ledger.parked()
+    now = ctx.clock.now()
+    oldest = overview.oldest_deadline
+    budget = ctx.policy.sweep_budget_seconds
+    retained = report.retained
+    expired = retained.expired if retained is not None else None
+    emit(
+        TelemetryEvent.SWEEP_SUMMARY,
+        "sweep: %s in %.1fs (budget %.0fs); %d parked, earliest deadline %s",
+        report.summary(),
+        seconds,
+        budget,
+        overview.count,
+        format_time(oldest) if oldest else "none",
+        sweepSeconds=round(seconds, 3),
+        sweepBudgetSeconds=budget,
+        stoppedByBudget=report.stopped_by_budget,
+        setAside=len(report.set_aside),
+        pendingCount=overview.count,
+        oldestDeadline=format_time(oldest) if oldest else None,
+        oldestDeadlineInSeconds=round((oldest - now).total_seconds()) if oldest else None,
+        expiredRequests=expired.requests if expired is not None else None,
+        expiredRows=expired.rows if expired is not None else None,
+        legacyRowsIndexed=retained.legacy_indexed if retained is not None else None,
+        outboxPublished=report.outbox.published if report.outbox else None,
+        outboxKept=report.outbox.kept if report.outbox else None,
+    )
+
+
+def _checking(
+    ctx: Context, state: PendingState, lookup: Lookup, now: datetime
+) -> Callable[[], Awaitable[Outcome]]:
+    return lambda: check(ctx, state, lookup, now)
+
+
+def _teams_checking(
+    ctx: Context, state: PendingState, reading: TeamsReading | None
+) -> Callable[[], Awaitable[Outcome]]:
+    return lambda: teams_recheck(ctx, state, reading)
 
 
 def _lease_lost(

@@ -1,6 +1,7 @@
 """The `Directory` port on Microsoft Graph, through msgraph-sdk, one module per job:
 
     directory  GraphDirectory: lookups, SKUs, writes, group licensing, Cloud Sync
+    teams      GraphTeams (v1.2): Teams readiness, numbers, assignNumber and its operation
     probes     lookup URLs (`Probe.relative_url`), OData literals
     sender     one call: the throttling gate, short retries, raw JSON answers
     gate       the process's throttling gate
@@ -28,6 +29,7 @@ from shared.adapters.graph.client import GRAPH_SCOPE, build_adapter
 from shared.adapters.graph.directory import BATCH_LIMIT, SKU_FIELDS, GraphDirectory, connect
 from shared.adapters.graph.gate import DEFAULT_THROTTLE_SECONDS, ThrottleGate
 from shared.adapters.graph.probes import USER_FIELDS, odata_literal
+from shared.adapters.graph.teams import GraphTeams
 
 __all__ = [
     "BATCH_LIMIT",
@@ -36,6 +38,7 @@ __all__ = [
     "SKU_FIELDS",
     "USER_FIELDS",
     "GraphDirectory",
+    "GraphTeams",
     "ThrottleGate",
     "build_adapter",
     "connect",

@@ -61,6 +61,7 @@ class GraphDirectory:
         closers: Sequence[Callable[[], Awaitable[None]]] = (),
         **options: Any,
     ) -> None:
+        self.adapter = adapter  # shared with the Teams port (`GraphTeams`)
         self._send = GraphSender(adapter, **options)
         self._closers = closers
         self._client = GraphServiceClient(request_adapter=adapter)

@@ -48,6 +48,13 @@ def user_of(body: Any) -> DirectoryUser:
             str(item.get("skuId", "")).lower() for item in licenses if isinstance(item, dict)
         ),
         license_states=tuple(_license_state(item) for item in states if isinstance(item, dict)),
+        disabled_plans={
+            str(item.get("skuId", "")).lower(): frozenset(
+                str(plan).lower() for plan in item.get("disabledPlans") or () if plan
+            )
+            for item in licenses
+            if isinstance(item, dict) and isinstance(item.get("disabledPlans") or [], list)
+        },
     )
 
 

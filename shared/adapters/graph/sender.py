@@ -95,7 +95,7 @@ class GraphSender:
                 return await self._once(build, expect_body, call)
             except (APIError, httpx.HTTPError) as exc:
                 error = translate(exc, call)
-            if error.kind == GraphErrorKind.THROTTLED and call.directory_budget:
+            if error.kind == GraphErrorKind.THROTTLED and _paced(call):
                 self.gate.close(error, write=call.is_write)
             record(error)
             wait = error.retry_after if error.retry_after is not None else 0.5 * 2**attempt
@@ -117,7 +117,7 @@ class GraphSender:
                 await self._sleep(wait)
 
     async def _wait_for_gate(self, call: GraphCall) -> None:
-        closed = self.gate.closed_for(write=call.is_write) if call.directory_budget else 0
+        closed = self.gate.closed_for(write=call.is_write) if _paced(call) else 0
         if closed > self._max_inline_wait:
             raise self.gate.refusal(call, closed)
         if closed > 0:
@@ -139,9 +139,20 @@ class GraphSender:
             self.gate.close(error, write=False)
 
 
+def _paced(call: GraphCall) -> bool:
+    """Calls whose 429s pause the sender's gate: the identity budget's, and (in a sender of
+    their own, with a gate of its own) Teams'."""
+    return call.directory_budget or call.teams_budget
+
+
 def _retryable(call: GraphCall, also_retry: Sequence[GraphErrorKind]) -> set[GraphErrorKind]:
-    if not call.directory_budget:  # its own limits; the caller decides about retries
+    if not _paced(call):  # its own limits; the caller decides about retries
         return set()
+    if call == GraphCall.ASSIGN_NUMBER:
+        # An order: only a 429 proves it was not placed. A timeout or a 5xx may have placed
+        # it, and sending it again would be a second order (the decisions read the number
+        # before ordering again).
+        return {GraphErrorKind.THROTTLED, *also_retry}
     retryable = {GraphErrorKind.THROTTLED, GraphErrorKind.UNAVAILABLE, *also_retry}
     if call.is_write:
         retryable.add(GraphErrorKind.NOT_FOUND)
