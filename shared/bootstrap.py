@@ -17,20 +17,28 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from azure.data.tables import TableClient
+
+from shared.adapters.access_tokens import AccessTokenValidator
 from shared.adapters.graph import connect
 from shared.adapters.ledger import TableLedger, ensure_table
-from shared.adapters.queues import ensure_queues, storage_ports
+from shared.adapters.queues import StorageRequestQueue, ensure_queues, storage_ports
 from shared.adapters.storage import queue_service, table_service
+from shared.adapters.submissions import TableSubmissions
 from shared.decisions import Backoff
-from shared.names import ALL_QUEUES, TABLE_REQUESTS
+from shared.names import ALL_QUEUES, QUEUE_REQUESTS, TABLE_REQUESTS
+from shared.service.front_door import FrontDoor
 from shared.service.onboarding import OnboardingService, Policy
 from shared.service.ports import (
+    Authenticator,
     Clock,
     Directory,
     EventSink,
     PendingQueue,
     PoisonQueue,
     RequestLedger,
+    RequestQueue,
+    Submissions,
 )
 from shared.settings import Settings
 
@@ -59,10 +67,12 @@ def policy_from(config: Settings) -> Policy:
 
 @dataclass
 class Wiring:
-    """A built service and what must be closed when the process is done with it."""
+    """A built service (and front door) and what must be closed when the process is done
+    with them."""
 
     service: OnboardingService
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    front_door: FrontDoor | None = None
 
     async def aclose(self) -> None:
         for close in reversed(self.closers):
@@ -81,42 +91,95 @@ def build_service(
     clock: Clock | None = None,
     policy: Policy | None = None,
     decorate: Callable[[str, Any], Any] | None = None,
+    submissions: Submissions | None = None,
+    requests_queue: RequestQueue | None = None,
+    authenticator: Authenticator | None = None,
 ) -> Wiring:
-    """The service for `config`; every port given replaces the one built from settings.
+    """The service for `config`, with the HTTP front door when there are `submissions`
+    and a `requests_queue`; every port given replaces the one built from settings.
     `decorate(name, port)` may wrap each port (name: directory, pending, poison, events,
-    ledger) in an object with the same methods."""
+    ledger, submissions, requests) in an object with the same methods."""
     closers: list[Callable[[], Awaitable[None]]] = []
     if pending is None or poison is None or events is None:
-        queues = queue_service(config.storage)
-        if config.storage.connection_string is not None:
-            # Local and key-based storage: create what Bicep creates in Azure.
-            ensure_queues(queues, ALL_QUEUES)
-        built = storage_ports(queues)
+        built = _queue_ports(config, closers)
         pending, poison, events = pending or built[0], poison or built[1], events or built[2]
-        closers.append(_closer(queues.close))
+        requests_queue = requests_queue or built[3]
     if ledger is None:
-        tables = table_service(config.storage)
-        if config.storage.connection_string is not None:
-            ensure_table(tables)
-        ledger = TableLedger(tables.get_table_client(TABLE_REQUESTS))
-        closers.append(_closer(tables.close))
-    if directory is None:
-        graph = connect(
-            config.graph_base_url, local=config.graph_is_local, client_id=config.azure_client_id
-        )
-        directory = graph
-        closers.append(graph.aclose)
+        table = _ledger_table(config, closers)
+        ledger, submissions = TableLedger(table), submissions or TableSubmissions(table)
+    directory = directory if directory is not None else _graph(config, closers)
     wrap = decorate or _unchanged
+    clock, policy = clock or SystemClock(), policy or policy_from(config)
+    ledger = wrap("ledger", ledger)
+    submissions = wrap("submissions", submissions) if submissions is not None else None
     service = OnboardingService(
         directory=wrap("directory", directory),
         pending=wrap("pending", pending),
         poison=wrap("poison", poison),
         events=wrap("events", events),
-        ledger=wrap("ledger", ledger),
-        clock=clock or SystemClock(),
-        policy=policy or policy_from(config),
+        ledger=ledger,
+        clock=clock,
+        policy=policy,
+        submissions=submissions,
     )
-    return Wiring(service, closers)
+    requests = wrap("requests", requests_queue) if requests_queue is not None else None
+    door = _front_door(config, authenticator, submissions, requests, ledger, clock, policy)
+    return Wiring(service, closers, door)
+
+
+def _front_door(
+    config: Settings,
+    authenticator: Authenticator | None,
+    submissions: Submissions | None,
+    requests: RequestQueue | None,
+    ledger: RequestLedger,
+    clock: Clock,
+    policy: Policy,
+) -> FrontDoor | None:
+    if submissions is None or requests is None:
+        return None
+    return FrontDoor(
+        authenticator=authenticator or _validator(config),
+        submissions=submissions,
+        ledger=ledger,
+        queue=requests,
+        clock=clock,
+        rules=policy.rules,
+    )
+
+
+def _queue_ports(
+    config: Settings, closers: list[Callable[[], Awaitable[None]]]
+) -> tuple[PendingQueue, PoisonQueue, EventSink, RequestQueue]:
+    queues = queue_service(config.storage)
+    if config.storage.connection_string is not None:
+        # Local and key-based storage: create what Bicep creates in Azure.
+        ensure_queues(queues, ALL_QUEUES)
+    closers.append(_closer(queues.close))
+    pending, poison, events = storage_ports(queues)
+    return pending, poison, events, StorageRequestQueue(queues.get_queue_client(QUEUE_REQUESTS))
+
+
+def _graph(config: Settings, closers: list[Callable[[], Awaitable[None]]]) -> Directory:
+    graph = connect(
+        config.graph_base_url, local=config.graph_is_local, client_id=config.azure_client_id
+    )
+    closers.append(graph.aclose)
+    return graph
+
+
+def _ledger_table(config: Settings, closers: list[Callable[[], Awaitable[None]]]) -> TableClient:
+    tables = table_service(config.storage)
+    if config.storage.connection_string is not None:
+        ensure_table(tables)
+    closers.append(_closer(tables.close))
+    return tables.get_table_client(TABLE_REQUESTS)
+
+
+def _validator(config: Settings) -> Authenticator | None:
+    """One validator per process (it caches the tenant's keys); None: the front door is
+    off."""
+    return AccessTokenValidator(config.api_auth) if config.api_auth is not None else None
 
 
 T = TypeVar("T")
@@ -152,6 +215,15 @@ def service() -> OnboardingService:
     if _wiring is None:
         _wiring = build_service(settings())
     return _wiring.service
+
+
+def front_door() -> FrontDoor:
+    """The process's HTTP front door, beside its service (the same clients)."""
+    service()
+    assert _wiring is not None
+    if _wiring.front_door is None:  # a wiring installed by `use` without one
+        raise RuntimeError("this process's wiring has no HTTP front door")
+    return _wiring.front_door
 
 
 def use(wiring: Wiring) -> None:

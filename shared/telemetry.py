@@ -40,6 +40,7 @@ class TelemetryEvent(StrEnum):
     POISON_HELD = "poison.held"
     POISON_REPORTED = "poison.reported"
     MESSAGE_SET_ASIDE = "message.set_aside"
+    HTTP_CALL = "http.call"  # one per call of the HTTP front door: its answer, and who
 
 
 def emit(

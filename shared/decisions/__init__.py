@@ -10,7 +10,8 @@ A request's life, one module per question:
     groups      in group mode, through licensing groups (`plan_group_licensing`)
     trouble     a Graph failure at any step (`after_graph_error`), no seats, the deadline
     settling    the outcome turned into what to publish and keep (`settle`); what a message
-                gets when its request is known already (`redelivery`)
+                gets when its request is known already (`redelivery`), and whether it may
+                carry on a request posted over HTTP or poisoned (`awaiting_carrier`)
     giving_up   invalid and poisoned messages (`rejection`, `given_up`, `poison_hold`)
     outcomes    the answers: Wait, Fail, License, Licensed, Park, Conclude...
 """
@@ -41,10 +42,18 @@ from shared.decisions.outcomes import (
     Park,
     RefreshCatalog,
     Republish,
+    TakeOver,
     Wait,
 )
 from shared.decisions.rules import Backoff, Rules
-from shared.decisions.settling import is_poisoned, redelivery, resume, settle
+from shared.decisions.settling import (
+    Carrier,
+    awaiting_carrier,
+    is_poisoned,
+    redelivery,
+    resume,
+    settle,
+)
 from shared.decisions.trouble import (
     access_denied_message,
     after_graph_error,
@@ -58,6 +67,7 @@ __all__ = [
     "MAX_ORIGINAL_CHARS",
     "MAX_START_AHEAD",
     "Backoff",
+    "Carrier",
     "Conclude",
     "Decision",
     "Fail",
@@ -73,6 +83,7 @@ __all__ = [
     "RefreshCatalog",
     "Republish",
     "Rules",
+    "TakeOver",
     "Wait",
     "access_denied_message",
     "admit",
@@ -84,6 +95,7 @@ __all__ = [
     "after_no_seats",
     "after_write_error",
     "at_deadline",
+    "awaiting_carrier",
     "before_check",
     "given_up",
     "is_poisoned",

@@ -18,6 +18,7 @@ from shared.service.ports import (
     PendingQueue,
     PoisonQueue,
     RequestLedger,
+    Submissions,
 )
 
 
@@ -80,3 +81,5 @@ class Context:
     rules: Rules
     skus: SkuCache
     cloud_sync: CloudSync | None
+    # Requests posted over HTTP (the front door's ledger); None in wirings without it.
+    submissions: Submissions | None = None

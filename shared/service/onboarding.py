@@ -25,6 +25,7 @@ from shared.service.ports import (
     PendingQueue,
     PoisonQueue,
     RequestLedger,
+    Submissions,
 )
 from shared.service.sweep import Sweep, SweepReport
 
@@ -41,6 +42,7 @@ class OnboardingService:
         clock: Clock,
         policy: Policy,
         skus: SkuCache | None = None,
+        submissions: Submissions | None = None,
     ) -> None:
         job = policy.cloud_sync_job
         self._ctx = Context(
@@ -54,6 +56,7 @@ class OnboardingService:
             rules=policy.rules,
             skus=skus or SkuCache(directory, clock, policy.sku_cache_ttl),
             cloud_sync=CloudSync(directory, job, clock) if job else None,
+            submissions=submissions,
         )
 
     async def handle_request(self, body: bytes | str, message_id: str) -> str:
