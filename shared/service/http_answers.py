@@ -24,7 +24,7 @@ from urllib.parse import quote
 from shared.domain.access import AccessTokenError
 from shared.domain.codes import EventType, RequestStatus
 from shared.domain.errors import InvalidRequest
-from shared.domain.events import MAX_ERRORS, event_id
+from shared.domain.events import MAX_ERRORS, carryable, event_id
 from shared.domain.records import RequestRecord
 from shared.domain.times import format_time
 
@@ -52,9 +52,9 @@ class HttpAnswer:
     code: str = ""  # what the http.call record names (the refusal's code, or the state)
 
     def content(self) -> bytes:
-        """The body as JSON text; ASCII, so a lone surrogate in an echoed field name
-        travels as its escape."""
-        return json.dumps(self.body).encode("ascii")
+        """The body as ASCII JSON, an echoed lone surrogate (which no UTF-8 text holds)
+        written out as the six characters of its escape: as a `rejected` event has it."""
+        return json.dumps(carryable(self.body)).encode("ascii")
 
     def all_headers(self) -> dict[str, str]:
         return {

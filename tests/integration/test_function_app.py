@@ -56,9 +56,29 @@ def test_the_sweep_runs_on_the_sweep_schedule_setting_and_not_at_every_cold_star
 
 
 def test_these_are_the_only_functions(functions: dict[str, Any]) -> None:
-    """No output bindings: the app writes its queues itself, after Graph, in order."""
-    assert set(functions) == {"user_onboard", "sweep"}
-    assert all(len(bindings(f)) == 1 for f in functions.values())
+    """No output bindings besides the HTTP answers: the app writes its queues itself,
+    after Graph, in order."""
+    assert set(functions) == {"user_onboard", "sweep", "submit_request", "request_status"}
+    assert all(len(bindings(functions[name])) == 1 for name in ("user_onboard", "sweep"))
+
+
+@pytest.mark.parametrize(
+    ("name", "route", "method"),
+    [
+        ("submit_request", "onboarding-requests", "POST"),
+        ("request_status", "onboarding-requests/{requestId}", "GET"),
+    ],
+)
+def test_the_http_routes_are_the_contracts_and_the_app_checks_callers_itself(
+    functions: dict[str, Any], name: str, route: str, method: str
+) -> None:
+    """One method per route; anonymous to the host (no function key as the only guard):
+    the app validates each Entra ID token and role."""
+    trigger, answer = bindings(functions[name])
+    assert trigger["type"] == "httpTrigger"
+    assert (trigger["route"], trigger["methods"]) == (route, [method])
+    assert trigger["authLevel"] == "ANONYMOUS"
+    assert (answer["type"], answer["direction"]) == ("http", "OUT")
 
 
 @pytest.fixture
