@@ -14,6 +14,7 @@ import httpx
 import pytest
 from azure.data.tables import TableServiceClient
 
+from local_stack import post as post_tool
 from local_stack.stack import LocalStack
 from local_stack.stress.bodies import carriable_text, generate, raw_bytes
 from shared.domain.errors import InvalidRequest
@@ -285,3 +286,21 @@ def test_a_refused_status_query_says_nothing_of_whether_the_request_exists(
         unknown[1],
         unknown[2].get("WWW-Authenticate"),
     )
+
+
+def test_make_post_http_sends_a_file_through_the_front_door(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: Any
+) -> None:
+    """`make post HTTP=1`: the sample HR system's token, one POST, the answer printed, and
+    the request handled like any other."""
+    for name, value in stack.api_settings().items():
+        monkeypatch.setenv(name, value)
+    add_user(stack, "posted.file@contoso.com")
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps(onboard("FD-POST", "posted.file@contoso.com")), encoding="utf-8")
+
+    assert post_tool.main(["--http", "--host-url", stack.http_url(), str(path)]) == 0
+
+    assert "FD-POST: 202 Location: /api/onboarding-requests/FD-POST" in capsys.readouterr().out
+    settle(stack, ["FD-POST"])
+    assert event_ids(stack, "FD-POST") == ["FD-POST:licensed"]

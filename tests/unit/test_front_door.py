@@ -14,14 +14,16 @@ import pytest
 
 from shared.decisions import Backoff
 from shared.domain.access import READ_ROLE, SUBMIT_ROLE, Caller, Refusal
-from shared.domain.codes import RequestStatus
-from shared.domain.events import MAX_ERRORS
+from shared.domain.codes import EventType, RequestStatus
+from shared.domain.events import MAX_ERRORS, Event
 from shared.domain.fingerprint import fingerprint
+from shared.domain.records import Decided, Progress
 from shared.domain.requests import LicenseRequest, parse_request
 from shared.service.front_door import FrontDoor
 from shared.service.http_answers import AnswerCode, HttpAnswer
 from shared.service.onboarding import OnboardingService, Policy
 from tests.fakes import (
+    T0,
     FakeAuthenticator,
     FakeClock,
     FakeDirectory,
@@ -32,7 +34,7 @@ from tests.fakes import (
     FakeSubmissions,
     FakeUser,
 )
-from tests.support.http_schemas import assert_valid
+from tests.support.http_schemas import SCHEMA_DIR, assert_valid
 from tests.unit.test_service_guarantees import HOSTILE_BODIES
 
 TENANT = "6b0f3c2e-1d4a-4f5b-9c8e-7a6d5b4c3e2f"
@@ -484,3 +486,36 @@ def test_a_request_id_with_an_encoded_slash_is_found() -> None:
     world.post(request("HR/2026/5"))
     assert world.get("HR%2F2026%2F5").body["requestId"] == "HR/2026/5"
     assert world.get("HR/2026/5").status == 200
+
+
+# --------------------------------------------------------------------------- schemas
+
+
+def test_the_problem_schema_lists_exactly_the_codes_the_front_door_answers() -> None:
+    """Every refusal code (a token's, the front door's own) and no other."""
+    schema = json.loads((SCHEMA_DIR / "problem.schema.json").read_text(encoding="utf-8"))
+    codes = {str(r) for r in Refusal} | {str(c) for c in AnswerCode}
+    assert set(schema["properties"]["code"]["enum"]) == codes
+
+
+def test_every_state_the_ledger_can_hold_is_a_state_word_of_the_schemas() -> None:
+    """What `public_state` can say is in the contract's list, in both answers."""
+    world = Door()
+    words = set()
+    terminal = {kind.word: kind for kind in EventType if kind.terminal}
+    for n, status in enumerate(RequestStatus):
+        request_id = f"HR-S{n}"
+        if status in terminal:
+            data: dict[str, Any] = {"requestId": request_id}
+            if status != RequestStatus.LICENSED:
+                data["reason"] = {"code": "sync_timeout", "message": "never synced"}
+            event = Event(terminal[status], f"{request_id}:{status}", T0, data)
+            asyncio.run(world.ledger.decide(request_id, Decided(event, "q")))
+        else:
+            asyncio.run(world.ledger.note(request_id, Progress(status, parked=False)))
+        words.add(world.get(request_id).body["state"])
+    for name in ("accepted", "status"):
+        schema = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text(encoding="utf-8"))
+        enum = schema["properties"]["state"].get("enum") or schema["$defs"]["state"]["enum"]
+        assert words <= set(enum)
+    assert "received" not in words
