@@ -1,14 +1,16 @@
 """`make bench`: cold start (with and without Application Insights), intake throughput, a
-1,000-user sweep, a 503 storm, and a forced sync against the regular sync cycle, measured
-on the local stack (Azurite, the Graph emulator, the development host).
+1,000-user sweep, a 503 storm, a forced sync against the regular sync cycle, and requests
+per second through the HTTP front door against the queue, measured on the local stack
+(Azurite, the Graph emulator, the development host).
 
 Every figure in docs/benchmarks.md comes from this module; it prints a table and writes
 the raw figures to `.state/bench/results.json`. There are no timing assertions: figures
 depend on the machine. Each benchmark starts (and always stops) a stack of its own under
 `.state/bench/<name>`, so one benchmark's warm caches never flatter the next.
 
-    python -m local_stack.bench [--only coldstart,intake,sweep,storm,forcedsync] [--runs 3]
-        [--users 200] [--pending 1000] [--storm-users 100] [--forced-users 20]
+    python -m local_stack.bench [--only coldstart,intake,sweep,storm,forcedsync,frontdoor]
+        [--runs 3] [--users 200] [--pending 1000] [--storm-users 100] [--forced-users 20]
+        [--http-requests 300] [--http-clients 8]
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ TELEMETRY_SETTINGS = {
         "IngestionEndpoint=http://127.0.0.1:9/"
     )
 }
-BENCHMARKS = ("coldstart", "intake", "sweep", "storm", "forcedsync")
+BENCHMARKS = ("coldstart", "intake", "sweep", "storm", "forcedsync", "frontdoor")
 
 
 # --- shared helpers -------------------------------------------------------------------
@@ -512,6 +514,62 @@ def show_forced(result: Mapping[str, Any]) -> None:
 # --- output ---------------------------------------------------------------------------
 
 
+# --- 6. the HTTP front door against the queue -------------------------------------------
+
+
+def front_door(count: int, clients: int, timeout: float = 180.0) -> dict[str, Any]:
+    """The same `count` requests posted over HTTP and to the queue, each path on a fresh
+    stack (`local_stack.bench_front_door`)."""
+    from local_stack.bench_front_door import run_path
+
+    sample = json.loads(SAMPLE_DIRECTORY.read_text())
+    result: dict[str, Any] = {}
+    for path in ("http", "queue"):
+        users = upns(f"door-{path}", count)
+        tenant = {**directory(users, synced=True), "identity": sample["identity"]}
+        with LocalStack(
+            fresh_state(f"frontdoor-{path}"),
+            tenant,
+            settings=HOST_SETTINGS,
+            emulator_options=NO_THROTTLE,
+        ) as stack:
+            stack.start_host()
+            wait_for_host(stack)
+            requests = [request(f"DOOR-{path}-{n:05d}", upn) for n, upn in enumerate(users)]
+            result[path] = run_path(stack, path, requests, clients, timeout)
+    return result
+
+
+def show_front_door(result: Mapping[str, Any]) -> None:
+    http, queue = result["http"], result["queue"]
+
+    def both(cell: Any) -> tuple[str, str]:
+        return cell(http), cell(queue)
+
+    rows = [
+        ("figure", "POST /api/onboarding-requests", "send_message to user-onboard"),
+        ("requests / clients", *both(lambda r: f"{r['requests']} / {r['clients']}")),
+        ("answers", *both(lambda r: " ".join(f"{k}={v}" for k, v in r["statuses"].items()))),
+        ("accepting all of them (s)", *both(lambda r: f"{r['accept_seconds']:.2f}")),
+        ("accepted per second", *both(lambda r: f"{r['accepted_per_second']:.1f}")),
+        (
+            "latency per call, median / p95 (ms)",
+            *both(lambda r: f"{r['latency_ms_median']:.1f} / {r['latency_ms_p95']:.1f}"),
+        ),
+        ("outcomes", *both(lambda r: " ".join(f"{k}={v}" for k, v in r["outcomes"].items()))),
+        (
+            "first post to last terminal event (s)",
+            *both(lambda r: f"{r['seconds_to_last_terminal']:.2f}"),
+        ),
+        ("handled per second", *both(lambda r: f"{r['handled_per_second']:.1f}")),
+    ]
+    table(
+        f"6. The HTTP front door against the queue ({http['requests']} requests, "
+        f"{http['clients']} clients)",
+        rows,
+    )
+
+
 def table(title: str, rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     print(f"\n{title}")
@@ -631,6 +689,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--forced-users", type=int, default=20, help="requests in the forced-sync benchmark"
     )
+    parser.add_argument("--http-requests", type=int, default=300, help="front door requests")
+    parser.add_argument("--http-clients", type=int, default=8, help="front door clients")
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(chosen) - set(BENCHMARKS)
@@ -671,6 +731,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "forcedsync" in chosen:
         results["forcedsync"] = forced_sync(args.forced_users)
         show_forced(results["forcedsync"])
+    if "frontdoor" in chosen:
+        results["frontdoor"] = front_door(args.http_requests, args.http_clients)
+        show_front_door(results["frontdoor"])
     (STATE / "results.json").write_text(json.dumps(results, indent=2, default=str))
     print(
         f"\nDone in {time.monotonic() - started:.0f} s; raw figures in "
