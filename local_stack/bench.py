@@ -514,29 +514,39 @@ def show_forced(result: Mapping[str, Any]) -> None:
 # --- output ---------------------------------------------------------------------------
 
 
-# --- 6. the HTTP front door against the queue -------------------------------------------
+# --- 7. the HTTP front door against the queue -------------------------------------------
 
 
-def front_door(count: int, clients: int, timeout: float = 180.0) -> dict[str, Any]:
-    """The same `count` requests posted over HTTP and to the queue, each path on a fresh
-    stack (`local_stack.bench_front_door`)."""
+def front_door(count: int, clients: int, runs: int, timeout: float = 180.0) -> dict[str, Any]:
+    """The same `count` requests posted over HTTP and to the queue, `runs` times each,
+    alternating, each on a fresh stack (`local_stack.bench_front_door`); per path, the run
+    with the median acceptance rate, and every run's rates."""
     from local_stack.bench_front_door import run_path
 
     sample = json.loads(SAMPLE_DIRECTORY.read_text())
+    done: dict[str, list[dict[str, Any]]] = {"http": [], "queue": []}
+    for run in range(runs):
+        for path in done:
+            users = upns(f"door-{path}-{run}", count)
+            tenant = {**directory(users, synced=True), "identity": sample["identity"]}
+            with LocalStack(
+                fresh_state(f"frontdoor-{path}"),
+                tenant,
+                settings=HOST_SETTINGS,
+                emulator_options=NO_THROTTLE,
+            ) as stack:
+                stack.start_host()
+                wait_for_host(stack)
+                requests = [request(f"DOOR-{path}-{n:05d}", u) for n, u in enumerate(users)]
+                done[path].append(run_path(stack, path, requests, clients, timeout))
     result: dict[str, Any] = {}
-    for path in ("http", "queue"):
-        users = upns(f"door-{path}", count)
-        tenant = {**directory(users, synced=True), "identity": sample["identity"]}
-        with LocalStack(
-            fresh_state(f"frontdoor-{path}"),
-            tenant,
-            settings=HOST_SETTINGS,
-            emulator_options=NO_THROTTLE,
-        ) as stack:
-            stack.start_host()
-            wait_for_host(stack)
-            requests = [request(f"DOOR-{path}-{n:05d}", upn) for n, upn in enumerate(users)]
-            result[path] = run_path(stack, path, requests, clients, timeout)
+    for path, results in done.items():
+        ranked = sorted(results, key=lambda r: float(r["accepted_per_second"]))
+        result[path] = {
+            **ranked[len(ranked) // 2],
+            "runs_accepted_per_second": [r["accepted_per_second"] for r in results],
+            "runs_handled_per_second": [r["handled_per_second"] for r in results],
+        }
     return result
 
 
@@ -553,6 +563,10 @@ def show_front_door(result: Mapping[str, Any]) -> None:
         ("accepting all of them (s)", *both(lambda r: f"{r['accept_seconds']:.2f}")),
         ("accepted per second", *both(lambda r: f"{r['accepted_per_second']:.1f}")),
         (
+            "  every run",
+            *both(lambda r: ", ".join(f"{v:.1f}" for v in r["runs_accepted_per_second"])),
+        ),
+        (
             "latency per call, median / p95 (ms)",
             *both(lambda r: f"{r['latency_ms_median']:.1f} / {r['latency_ms_p95']:.1f}"),
         ),
@@ -562,10 +576,15 @@ def show_front_door(result: Mapping[str, Any]) -> None:
             *both(lambda r: f"{r['seconds_to_last_terminal']:.2f}"),
         ),
         ("handled per second", *both(lambda r: f"{r['handled_per_second']:.1f}")),
+        (
+            "  every run",
+            *both(lambda r: ", ".join(f"{v:.1f}" for v in r["runs_handled_per_second"])),
+        ),
     ]
     table(
-        f"6. The HTTP front door against the queue ({http['requests']} requests, "
-        f"{http['clients']} clients)",
+        f"7. The HTTP front door against the queue ({http['requests']} requests, "
+        f"{http['clients']} clients; the median of {len(http['runs_accepted_per_second'])} "
+        "runs by acceptance rate)",
         rows,
     )
 
@@ -732,7 +751,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["forcedsync"] = forced_sync(args.forced_users)
         show_forced(results["forcedsync"])
     if "frontdoor" in chosen:
-        results["frontdoor"] = front_door(args.http_requests, args.http_clients)
+        results["frontdoor"] = front_door(args.http_requests, args.http_clients, args.runs)
         show_front_door(results["frontdoor"])
     (STATE / "results.json").write_text(json.dumps(results, indent=2, default=str))
     print(
