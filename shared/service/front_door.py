@@ -15,8 +15,9 @@ POST, in order (the same rules as the queue, answered at once instead of by an e
    409, nothing queued; with the same one, 202 again with its state now (and the message
    sent again if the request is still `queued`: a crash may have lost the first; the
    queue intake takes a `queued` request over once, so a copy is only a duplicate);
-5. the body as it was posted, put on `user-onboard` (plain text, never expiring), where
-   the queue trigger handles it exactly like a queued request: 202 + Location.
+5. the body as it was posted, put on `user-onboard` (plain text, never expiring; see
+   `queue_text` for the one exception), where the queue trigger handles it exactly like a
+   queued request: 202 + Location.
 
 A storage outage is 503 with Retry-After (nothing half-done is lost: a repeat of the
 same POST finishes the job). GET needs `Onboarding.Read` or `Onboarding.Submit`, and
@@ -25,7 +26,9 @@ reads the ledger only.
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from urllib.parse import unquote
 
 from shared.decisions import Rules, admit
@@ -139,7 +142,7 @@ class FrontDoor:
                 "send a new request with a new requestId",
             )
         if known is None or known.status == RequestStatus.QUEUED:
-            await self._queue.send(body.decode("utf-8"))  # valid, so UTF-8 (decode_body)
+            await self._queue.send(queue_text(body, request))
         return answers.accepted(known, request_id)
 
     async def _status(self, request_id: str) -> HttpAnswer:
@@ -151,6 +154,21 @@ class FrontDoor:
         except StorageUnavailable:
             return _storage_unavailable()
         return answers.status(record) if record is not None else unknown
+
+
+def queue_text(body: bytes, request: OnboardingRequest) -> str:
+    """The message for `user-onboard`: the body as posted (valid, so UTF-8 text), unless
+    it holds a character an XML body cannot carry (the queue service's REST API is XML:
+    U+FFFE or U+FFFF, which a distinguished name may hold); then the request's canonical
+    JSON, all ASCII, which the intake reads back as the same request (same fingerprint)."""
+    text = body.decode("utf-8")
+    if all(_XML_CHAR.fullmatch(ch) for ch in set(text)):
+        return text
+    return json.dumps(request.to_json())
+
+
+# XML 1.0's Char production (www.w3.org/TR/xml/#charsets), less what UTF-8 cannot hold.
+_XML_CHAR = re.compile("[\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _route_value(value: str) -> str:

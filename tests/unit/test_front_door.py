@@ -165,6 +165,22 @@ def test_a_posted_request_is_carried_on_by_its_message_exactly_like_a_queued_one
     assert "deadline" not in status.body
 
 
+def test_a_body_the_queue_cannot_carry_as_is_is_queued_as_its_canonical_ascii_form() -> None:
+    """U+FFFF in a distinguished name is valid, but no XML body (the queue's REST API) can
+    hold it: the message is the request's canonical JSON, read back as the same request,
+    so its message still takes it over."""
+    world = Door()
+    body = request(onPremisesDistinguishedName="CN=Jane\uffffDoe,DC=contoso,DC=com")
+    text = json.dumps(body, ensure_ascii=False)
+    assert "\uffff" in text
+
+    assert world.post(text).status == 202
+    (sent,) = world.queue.sent
+    assert sent.isascii()
+    assert fingerprint(parse_request(sent)) == fingerprint(parse_request(text))
+    assert world.deliver() == ["licensed"]
+
+
 def test_whitespace_key_order_escapes_and_offsets_do_not_change_a_fingerprint() -> None:
     """The canonical form decides: the same request written differently is the same."""
     base = request(syncDeadline="2026-11-25T09:00:00Z", startDate="2026-11-30")
