@@ -19,13 +19,13 @@ from typing import Any, TypeVar
 
 from azure.data.tables import TableClient
 
-from shared.adapters.access_tokens import AccessTokenValidator
 from shared.adapters.graph import connect
 from shared.adapters.ledger import TableLedger, ensure_table
 from shared.adapters.queues import StorageRequestQueue, ensure_queues, storage_ports
 from shared.adapters.storage import queue_service, table_service
 from shared.adapters.submissions import TableSubmissions
 from shared.decisions import Backoff
+from shared.domain.access import Caller
 from shared.names import ALL_QUEUES, QUEUE_REQUESTS, TABLE_REQUESTS
 from shared.service.front_door import FrontDoor
 from shared.service.onboarding import OnboardingService, Policy
@@ -40,7 +40,7 @@ from shared.service.ports import (
     RequestQueue,
     Submissions,
 )
-from shared.settings import Settings
+from shared.settings import ApiAuthSettings, Settings
 
 
 class SystemClock:
@@ -177,9 +177,25 @@ def _ledger_table(config: Settings, closers: list[Callable[[], Awaitable[None]]]
 
 
 def _validator(config: Settings) -> Authenticator | None:
-    """One validator per process (it caches the tenant's keys); None: the front door is
-    off."""
-    return AccessTokenValidator(config.api_auth) if config.api_auth is not None else None
+    """One validator per process (it caches the tenant's keys), built at the first HTTP
+    call; None: the front door is off."""
+    return _FirstCall(config.api_auth) if config.api_auth is not None else None
+
+
+class _FirstCall:
+    """The access token validator, imported and built on the first HTTP call, so that a
+    worker that only handles the queue does not import PyJWT and its crypto at start."""
+
+    def __init__(self, settings: ApiAuthSettings) -> None:
+        self._settings = settings
+        self._validator: Authenticator | None = None
+
+    async def authenticate(self, authorization: str | None) -> Caller:
+        if self._validator is None:
+            from shared.adapters.access_tokens import AccessTokenValidator
+
+            self._validator = AccessTokenValidator(self._settings)
+        return await self._validator.authenticate(authorization)
 
 
 T = TypeVar("T")

@@ -151,7 +151,12 @@ def test_a_graph_503_and_429_storm_poisons_nothing(stack: LocalStack) -> None:
     stack.start_host()
     for request_id, upn in zip(ids, upns, strict=True):
         stack.post(onboard(request_id, upn))
-    time.sleep(3)
+    # The storm lasts until Graph has answered both 503 and 429, counted from the host's
+    # first calls rather than from posting: a loaded machine may start the host late.
+    storm_end = time.monotonic() + 30
+    while not {429, 503} <= {r["status"] for r in stack.graph.requests()}:
+        assert time.monotonic() < storm_end, "the storm never reached Graph"
+        time.sleep(0.05)
     stack.graph.clear_faults()  # the storm passes before the deadline
     terminal = stack.wait_for_terminal(ids, 40)
     assert {outcome(terminal[i]) for i in ids} == {"licensed"}

@@ -138,3 +138,28 @@ def test_a_malformed_setting_stops_the_app_at_start_up_naming_it() -> None:
     )
     assert result.returncode != 0
     assert "app setting SYNC_TIMEOUT" in result.stderr
+
+
+def test_a_worker_that_only_imports_the_app_does_not_load_the_token_library() -> None:
+    """PyJWT and its crypto are imported at the first HTTP call, not at every cold start."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, function_app; from shared import bootstrap; bootstrap.front_door(); "
+            "print('jwt' in sys.modules)",
+        ],
+        cwd=REPO,
+        env={
+            "PATH": "/usr/bin:/bin",
+            # Identity-based storage: the clients are built without a call (nothing to create).
+            "AzureWebJobsStorage__queueServiceUri": "https://account.queue.core.windows.net",
+            "AzureWebJobsStorage__tableServiceUri": "https://account.table.core.windows.net",
+            "API_AUDIENCE": "04b5f840-6455-49d1-b5e2-f7f15ce5b2f9",
+            "API_TENANT_ID": "200d1715-8843-42a8-92c2-6da554acc700",
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, "False"), result.stderr
