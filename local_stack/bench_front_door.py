@@ -9,7 +9,8 @@ through the development host on loopback, or `send_message` to `user-onboard` wi
 azure-storage-queue. Measured: how fast the requests are accepted (202s, or messages
 sent, per second, and each call's latency), and how fast they are then handled (first
 post to last terminal event). The host handles the queue while the posts arrive, in both
-paths, as it would in Azure. A benchmark, not a test: the figures depend on the machine.
+paths (over HTTP, on the same event loop that answers the posts). A benchmark, not a test:
+the figures depend on the machine.
 """
 
 from __future__ import annotations
