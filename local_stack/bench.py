@@ -1,6 +1,7 @@
 """`make bench`: cold start (with and without Application Insights), intake throughput, a
-1,000-user sweep, a 503 storm, a forced sync against the regular sync cycle, and a big
-day under Graph's throttling (`local_stack.bench_bigday`), measured on the local stack
+1,000-user sweep, a 503 storm, a forced sync against the regular sync cycle, a big
+day under Graph's throttling (`local_stack.bench_bigday`), and requests per second
+through the HTTP front door against the queue, measured on the local stack
 (Azurite, the Graph emulator, the development host).
 
 Every figure in docs/benchmarks.md comes from this module; it prints a table and writes
@@ -8,10 +9,10 @@ the raw figures to `.state/bench/results.json`. There are no timing assertions: 
 depend on the machine. Each benchmark starts (and always stops) a stack of its own under
 `.state/bench/<name>`, so one benchmark's warm caches never flatter the next.
 
-    python -m local_stack.bench [--only coldstart,intake,sweep,storm,forcedsync,bigday]
+    python -m local_stack.bench [--only coldstart,intake,sweep,storm,forcedsync,bigday,frontdoor]
         [--runs 3] [--users 200] [--pending 1000] [--storm-users 100] [--forced-users 20]
         [--bigday-users 3000] [--bigday-processes 1,4,8] [--time-scale 5]
-        [--bigday-throttle bucket|window|off]
+        [--bigday-throttle bucket|window|off] [--http-requests 300] [--http-clients 8]
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ TELEMETRY_SETTINGS = {
         "IngestionEndpoint=http://127.0.0.1:9/"
     )
 }
-BENCHMARKS = ("coldstart", "intake", "sweep", "storm", "forcedsync", "bigday")
+BENCHMARKS = ("coldstart", "intake", "sweep", "storm", "forcedsync", "bigday", "frontdoor")
 
 
 # --- shared helpers -------------------------------------------------------------------
@@ -515,6 +516,81 @@ def show_forced(result: Mapping[str, Any]) -> None:
 # --- output ---------------------------------------------------------------------------
 
 
+# --- 7. the HTTP front door against the queue -------------------------------------------
+
+
+def front_door(count: int, clients: int, runs: int, timeout: float = 180.0) -> dict[str, Any]:
+    """The same `count` requests posted over HTTP and to the queue, `runs` times each,
+    alternating, each on a fresh stack (`local_stack.bench_front_door`); per path, the run
+    with the median acceptance rate, and every run's rates."""
+    from local_stack.bench_front_door import run_path
+
+    sample = json.loads(SAMPLE_DIRECTORY.read_text())
+    done: dict[str, list[dict[str, Any]]] = {"http": [], "queue": []}
+    for run in range(runs):
+        for path in done:
+            users = upns(f"door-{path}-{run}", count)
+            tenant = {**directory(users, synced=True), "identity": sample["identity"]}
+            with LocalStack(
+                fresh_state(f"frontdoor-{path}"),
+                tenant,
+                settings=HOST_SETTINGS,
+                emulator_options=NO_THROTTLE,
+            ) as stack:
+                stack.start_host()
+                wait_for_host(stack)
+                requests = [request(f"DOOR-{path}-{n:05d}", u) for n, u in enumerate(users)]
+                done[path].append(run_path(stack, path, requests, clients, timeout))
+    result: dict[str, Any] = {}
+    for path, results in done.items():
+        ranked = sorted(results, key=lambda r: float(r["accepted_per_second"]))
+        result[path] = {
+            **ranked[len(ranked) // 2],
+            "runs_accepted_per_second": [r["accepted_per_second"] for r in results],
+            "runs_handled_per_second": [r["handled_per_second"] for r in results],
+        }
+    return result
+
+
+def show_front_door(result: Mapping[str, Any]) -> None:
+    http, queue = result["http"], result["queue"]
+
+    def both(cell: Any) -> tuple[str, str]:
+        return cell(http), cell(queue)
+
+    rows = [
+        ("figure", "POST /api/onboarding-requests", "send_message to user-onboard"),
+        ("requests / clients", *both(lambda r: f"{r['requests']} / {r['clients']}")),
+        ("answers", *both(lambda r: " ".join(f"{k}={v}" for k, v in r["statuses"].items()))),
+        ("accepting all of them (s)", *both(lambda r: f"{r['accept_seconds']:.2f}")),
+        ("accepted per second", *both(lambda r: f"{r['accepted_per_second']:.1f}")),
+        (
+            "  every run",
+            *both(lambda r: ", ".join(f"{v:.1f}" for v in r["runs_accepted_per_second"])),
+        ),
+        (
+            "latency per call, median / p95 (ms)",
+            *both(lambda r: f"{r['latency_ms_median']:.1f} / {r['latency_ms_p95']:.1f}"),
+        ),
+        ("outcomes", *both(lambda r: " ".join(f"{k}={v}" for k, v in r["outcomes"].items()))),
+        (
+            "first post to last terminal event (s)",
+            *both(lambda r: f"{r['seconds_to_last_terminal']:.2f}"),
+        ),
+        ("handled per second", *both(lambda r: f"{r['handled_per_second']:.1f}")),
+        (
+            "  every run",
+            *both(lambda r: ", ".join(f"{v:.1f}" for v in r["runs_handled_per_second"])),
+        ),
+    ]
+    table(
+        f"7. The HTTP front door against the queue ({http['requests']} requests, "
+        f"{http['clients']} clients; the median of {len(http['runs_accepted_per_second'])} "
+        "runs by acceptance rate)",
+        rows,
+    )
+
+
 def table(title: str, rows: Sequence[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     print(f"\n{title}")
@@ -647,6 +723,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="bucket",
         help="big day: the emulator's throttling model",
     )
+    parser.add_argument("--http-requests", type=int, default=300, help="front door requests")
+    parser.add_argument("--http-clients", type=int, default=8, help="front door clients")
     args = parser.parse_args(argv)
     chosen = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = set(chosen) - set(BENCHMARKS)
@@ -697,6 +775,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.bigday_throttle,
         )
         bench_bigday.show(results["bigday"])
+    if "frontdoor" in chosen:
+        results["frontdoor"] = front_door(args.http_requests, args.http_clients, args.runs)
+        show_front_door(results["frontdoor"])
     (STATE / "results.json").write_text(json.dumps(results, indent=2, default=str))
     print(
         f"\nDone in {time.monotonic() - started:.0f} s; raw figures in "

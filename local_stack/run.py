@@ -1,13 +1,15 @@
 """`make run`: the sample batch through the whole local stack, with an outcome table.
 
-Starts Azurite, the Graph emulator (loaded with `samples/directory.json`), the Event Grid
-stand-in with its two sample consumers (`samples/event-grid-subscriptions.json`) and the
-development host running `function_app.py`; posts every message of `samples/batch.json`
-to `user-onboard`; prints each event as it arrives; then a table of each request's
-outcome against the expected one, and a table of what each Event Grid consumer received
-against what its filter allows of the events queue. Stops everything it started and
-exits 0 only if every sample reached its expected outcome and each consumer got every
-event its filter allows.
+Starts Azurite, the Graph emulator (loaded with `samples/directory.json`; also the local
+Entra ID issuer), the Event Grid stand-in with its two sample consumers
+(`samples/event-grid-subscriptions.json`) and the development host running
+`function_app.py`; posts every message of `samples/batch.json` to `user-onboard`, or, for a
+case with `"via": "http"`, to the HTTP front door with the sample HR system's token; prints
+each event as it arrives; then a table of each request's outcome against the expected one
+(for an HTTP case, also what the status query says at the end), and a table of what each
+Event Grid consumer received against what its filter allows of the events queue. Stops
+everything it started and exits 0 only if every sample reached its expected outcome and
+each consumer got every event its filter allows.
 
 `python -m local_stack.run --mode group` (`make run MODE=group`) runs the same batch with
 LICENSING_MODE=group; a case's `expectGroup` replaces its `expect` there. A case's
@@ -29,10 +31,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+
+import httpx
 
 from local_stack.stack import REPO, LocalStack
 
 SAMPLES = Path(__file__).resolve().parent / "samples"
+ROUTE = "/api/onboarding-requests"
 TIMEOUT_SECONDS = 75.0
 TOPIC_TIMEOUT_SECONDS = 20.0
 
@@ -78,6 +84,28 @@ def verdict(
     return got, ok
 
 
+def post_over_http(stack: LocalStack, text: str) -> str:
+    """POST a request to the front door as an HR system does (the sample `hr` client's
+    token); its status and Location, in a few words."""
+    answer = httpx.post(
+        stack.http_url() + ROUTE,
+        content=text.encode("utf-8"),
+        headers={"Authorization": f"Bearer {stack.token('hr')}"},
+        timeout=30,
+    )
+    return f"{answer.status_code} Location: {answer.headers.get('Location', '-')}"
+
+
+def status_over_http(stack: LocalStack, request_id: str) -> str:
+    """The request's state as the status query gives it (the sample reporting client)."""
+    answer = httpx.get(
+        f"{stack.http_url()}{ROUTE}/{quote(request_id, safe='')}",
+        headers={"Authorization": f"Bearer {stack.token('reporting')}"},
+        timeout=30,
+    )
+    return str(answer.json().get("state", answer.status_code))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local_stack.run", description=__doc__)
     parser.add_argument("--mode", choices=["direct", "group"], default="direct")
@@ -94,10 +122,18 @@ def main(argv: list[str] | None = None) -> int:
     with LocalStack(state, SAMPLES / "directory.json", settings=settings, event_grid=True) as stack:
         stack.start_host()
         ids = []
+        posted = {}  # requestId -> its answer, for the cases posted over HTTP
         for case in cases:
-            stack.post(encode(case))
+            if case.get("via") == "http":
+                posted[case["message"]["requestId"]] = post_over_http(stack, encode(case))
+            else:
+                stack.post(encode(case))
             ids.append(case["message"]["requestId"])
-        print(f"Posted {len(cases)} requests to user-onboard; events as they arrive:", flush=True)
+        queued = len(cases) - len(posted)
+        print(f"Posted {queued} requests to user-onboard and {len(posted)} over HTTP:", flush=True)
+        for request_id, answer in posted.items():
+            print(f"  {request_id}: POST {ROUTE} -> {answer}", flush=True)
+        print("Events as they arrive:", flush=True)
 
         movers = {
             c["message"]["requestId"]: c["message"]["userPrincipalName"]
@@ -127,6 +163,12 @@ def main(argv: list[str] | None = None) -> int:
         for case, request_id in zip(cases, ids, strict=True):
             seen = by_request.get(request_id, [])
             got, ok = verdict(case, terminal.get(request_id), seen, mode)
+            if request_id in posted:  # accepted, and the status query agrees with the event
+                said = status_over_http(stack, request_id)
+                event = terminal.get(request_id) or {"type": "-"}
+                ok = ok and posted[request_id].startswith("202")
+                ok = ok and said == event["type"].rsplit(".", 1)[-1]
+                got = f"HTTP 202 → {got}; GET: {said}"
             rows.append((request_id, case["case"], got, ok))
         log_tail = stack.host_log()[-2000:]
 

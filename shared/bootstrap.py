@@ -4,8 +4,9 @@ service wired to them. Nothing here runs at import time.
 `build_service(settings, ...)` wires a service from settings and takes any port as an
 override (benchmarks and test harnesses swap in their own pieces), and `decorate` wraps
 every port on its way in (instrumentation, fault injection); `service()` is the process's
-cached one, which the triggers use, and `use()` installs one built elsewhere (a host that
-wires the service itself, such as the stress suite's crash-point app).
+cached one, which the triggers use (`front_door()` for the HTTP triggers), and `use()`
+installs one built elsewhere (a host that wires the service itself, such as the stress
+suite's crash-point app).
 """
 
 from __future__ import annotations
@@ -20,13 +21,22 @@ from typing import Any, TypeVar
 from shared.adapters.graph import GraphDirectory, GraphTeams, connect
 from shared.adapters.ledger import TableLedger, ensure_table
 from shared.adapters.outbox import TableOutbox
-from shared.adapters.queues import ensure_queues, intake_queue, storage_ports
+from shared.adapters.queues import (
+    StorageRequestQueue,
+    ensure_queues,
+    intake_queue,
+    storage_ports,
+)
 from shared.adapters.retention import TableRetention
 from shared.adapters.storage import queue_service, table_service
+from shared.adapters.submissions import TableSubmissions
 from shared.decisions import Backoff
-from shared.names import ALL_QUEUES, TABLE_REQUESTS
+from shared.domain.access import Caller
+from shared.names import ALL_QUEUES, QUEUE_REQUESTS, TABLE_REQUESTS
 from shared.service import OnboardingService, Policy
+from shared.service.front_door import FrontDoor
 from shared.service.ports import (
+    Authenticator,
     Clock,
     Directory,
     EventOutbox,
@@ -36,9 +46,11 @@ from shared.service.ports import (
     PendingQueue,
     PoisonQueue,
     RequestLedger,
+    RequestQueue,
+    Submissions,
     TeamsPhone,
 )
-from shared.settings import Settings
+from shared.settings import ApiAuthSettings, Settings
 
 
 class SystemClock:
@@ -68,10 +80,12 @@ def policy_from(config: Settings) -> Policy:
 
 @dataclass
 class Wiring:
-    """A built service and what must be closed when the process is done with it."""
+    """A built service (and front door) and what must be closed when the process is done
+    with them."""
 
     service: OnboardingService
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    front_door: FrontDoor | None = None
 
     async def aclose(self) -> None:
         for close in reversed(self.closers):
@@ -95,16 +109,14 @@ def build_service(
     intake: IntakeQueue | None = None,
     retention: LedgerRetention | None = None,
     teams: TeamsPhone | None = None,
+    submissions: Submissions | None = None,
+    requests_queue: RequestQueue | None = None,
+    authenticator: Authenticator | None = None,
 ) -> Wiring:
-    """The service for `config`; every port given replaces the one built from settings.
-    `decorate(name, port)` may wrap each port (name: directory, pending, poison, events,
-    ledger, intake, retention, and with an Event Grid topic: topic, outbox) in an object
-    with the same methods. The topic and its outbox exist only when
-    `EVENT_GRID_TOPIC_ENDPOINT` is set (or a `topic` is given). The intake watch is built
-    with the queues, and the retention with the ledger: a caller that brings its own queues
-    (or ledger) and not those gets none (no backlog record, nothing deleted). The Teams
-    port shares the Graph client, and is built even with TEAMS_PHONE off (a request
-    already in the step can finish)."""
+    """The service for `config`, and its HTTP front door. A port given replaces the one built
+    from the settings; `decorate(name, port)` wraps each (`requests` is `requests_queue`).
+    Built where they apply: the topic and outbox with EVENT_GRID_TOPIC_ENDPOINT, the intake
+    watch with the queues, retention and submissions with the ledger, Teams with Graph."""
     closers: list[Callable[[], Awaitable[None]]] = []
     given: dict[str, Any] = {
         "directory": directory,
@@ -117,18 +129,19 @@ def build_service(
         "intake": intake,
         "retention": retention,
         "teams": teams,
+        "submissions": submissions,
+        "requests": requests_queue,
     }
-    ports = _completed(config, given, closers)
     wrap = decorate or _unchanged
-    wrapped: dict[str, Any] = {
-        name: None if port is None else wrap(name, port) for name, port in ports.items()
+    ports: dict[str, Any] = {
+        name: None if port is None else wrap(name, port)
+        for name, port in _completed(config, given, closers).items()
     }
-    service = OnboardingService(
-        **wrapped,
-        clock=clock or SystemClock(),
-        policy=policy or policy_from(config),
-    )
-    return Wiring(service, closers)
+    requests = ports.pop("requests")
+    clock, policy = clock or SystemClock(), policy or policy_from(config)
+    service = OnboardingService(**ports, clock=clock, policy=policy)
+    door = _front_door(config, authenticator, ports, requests, clock, policy)
+    return Wiring(service, closers, door)
 
 
 def _completed(
@@ -136,18 +149,20 @@ def _completed(
 ) -> dict[str, Any]:
     """The ports given, and those built from the settings for the ones not given."""
     if ports["pending"] is None or ports["poison"] is None or ports["events"] is None:
-        built, intake = _queue_ports(config, closers)
+        built, intake, requests = _queue_ports(config, closers)
         for name, port in zip(("pending", "poison", "events"), built, strict=True):
             ports[name] = ports[name] or port
         ports["intake"] = ports["intake"] or intake
+        ports["requests"] = ports["requests"] or requests
     if ports["topic"] is None and config.event_grid_topic_endpoint is not None:
         ports["topic"] = _topic(config.event_grid_topic_endpoint, config.azure_client_id, closers)
     if ports["topic"] is None:
         ports["outbox"] = None
     if ports["ledger"] is None or (ports["topic"] is not None and ports["outbox"] is None):
-        ledger, outbox, retention = _table_ports(config, closers)
+        ledger, outbox, retention, submissions = _table_ports(config, closers)
         if ports["ledger"] is None:
             ports["ledger"], ports["retention"] = ledger, ports["retention"] or retention
+            ports["submissions"] = ports["submissions"] or submissions
         if ports["topic"] is not None:
             ports["outbox"] = ports["outbox"] or outbox
     if ports["directory"] is None:
@@ -161,15 +176,38 @@ def _completed(
     return ports
 
 
+def _front_door(
+    config: Settings,
+    authenticator: Authenticator | None,
+    ports: dict[str, Any],
+    requests: RequestQueue | None,
+    clock: Clock,
+    policy: Policy,
+) -> FrontDoor | None:
+    """The HTTP front door on the service's own ledger, when there are submissions and a
+    queue to put requests on."""
+    if ports["submissions"] is None or requests is None:
+        return None
+    return FrontDoor(
+        authenticator=authenticator or _validator(config),
+        submissions=ports["submissions"],
+        ledger=ports["ledger"],
+        queue=requests,
+        clock=clock,
+        rules=policy.rules,
+    )
+
+
 def _queue_ports(
     config: Settings, closers: list[Callable[[], Awaitable[None]]]
-) -> tuple[tuple[PendingQueue, PoisonQueue, EventSink], IntakeQueue]:
+) -> tuple[tuple[PendingQueue, PoisonQueue, EventSink], IntakeQueue, RequestQueue]:
     queues = queue_service(config.storage)
     if config.storage.connection_string is not None:
         # Local and key-based storage: create what Bicep creates in Azure.
         ensure_queues(queues, ALL_QUEUES)
     closers.append(_closer(queues.close))
-    return storage_ports(queues), intake_queue(queues)
+    requests = StorageRequestQueue(queues.get_queue_client(QUEUE_REQUESTS))
+    return storage_ports(queues), intake_queue(queues), requests
 
 
 def _topic(
@@ -185,14 +223,15 @@ def _topic(
 
 def _table_ports(
     config: Settings, closers: list[Callable[[], Awaitable[None]]]
-) -> tuple[RequestLedger, EventOutbox, LedgerRetention]:
-    """The ledger, the event outbox and the retention index, on one table client."""
+) -> tuple[RequestLedger, EventOutbox, LedgerRetention, Submissions]:
+    """The ledger, the event outbox, the retention index and the front door's submissions,
+    on one table client."""
     tables = table_service(config.storage)
     if config.storage.connection_string is not None:
         ensure_table(tables)
     table = tables.get_table_client(TABLE_REQUESTS)
     closers.append(_closer(tables.close))
-    return TableLedger(table), TableOutbox(table), TableRetention(table)
+    return TableLedger(table), TableOutbox(table), TableRetention(table), TableSubmissions(table)
 
 
 T = TypeVar("T")
@@ -230,6 +269,15 @@ def service() -> OnboardingService:
     return _wiring.service
 
 
+def front_door() -> FrontDoor:
+    """The process's HTTP front door, beside its service (the same clients)."""
+    service()
+    assert _wiring is not None
+    if _wiring.front_door is None:  # a wiring installed by `use` without one
+        raise RuntimeError("this process's wiring has no HTTP front door")
+    return _wiring.front_door
+
+
 def use(wiring: Wiring) -> None:
     """Make `wiring` the process's service (a host that wires the service itself)."""
     global _wiring
@@ -242,3 +290,25 @@ async def aclose() -> None:
     if _wiring is not None:
         await _wiring.aclose()
     _settings = _wiring = None
+
+
+def _validator(config: Settings) -> Authenticator | None:
+    """One validator per process (it caches the tenant's keys), built at the first HTTP
+    call; None: the front door is off."""
+    return _FirstCall(config.api_auth) if config.api_auth is not None else None
+
+
+class _FirstCall:
+    """The access token validator, imported and built on the first HTTP call, so that a
+    worker that only handles the queue does not import PyJWT and its crypto at start."""
+
+    def __init__(self, settings: ApiAuthSettings) -> None:
+        self._settings = settings
+        self._validator: Authenticator | None = None
+
+    async def authenticate(self, authorization: str | None) -> Caller:
+        if self._validator is None:
+            from shared.adapters.access_tokens import AccessTokenValidator
+
+            self._validator = AccessTokenValidator(self._settings)
+        return await self._validator.authenticate(authorization)

@@ -58,6 +58,7 @@ class TelemetryEvent(StrEnum):
     EVENTS_TOPIC_UNAVAILABLE = "events.topic_unavailable"
     # (v1.2) the topic refused an event as such (400, 413, another 4xx): a bug
     EVENTS_TOPIC_REJECTED = "events.topic_rejected"
+    HTTP_CALL = "http.call"  # one per call of the HTTP front door: its answer, and who
 
 
 def emit(

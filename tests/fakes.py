@@ -10,7 +10,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from shared.domain.codes import ForcedSyncStatus
+from shared.domain.access import AccessTokenError, Caller, Refusal
+from shared.domain.codes import ForcedSyncStatus, RequestStatus
 from shared.domain.errors import (
     EventGridRejected,
     EventGridUnavailable,
@@ -451,11 +452,13 @@ class FakeLedger:
         self.set_aside_items_kept: list[SetAside] = []
         self.crash_on_close = 0  # the next N closes kill the "process" instead
 
-    async def open(self, request_id: str, message_id: str, now: datetime) -> RequestRecord | None:
+    async def open(
+        self, request_id: str, message_id: str, now: datetime, *, fingerprint: str | None = None
+    ) -> RequestRecord | None:
         if request_id in self.records:
             return self.records[request_id]
         self.records[request_id] = RequestRecord(
-            request_id, message_id, now, Progress("received", parked=False)
+            request_id, message_id, now, Progress("received", parked=False), None, fingerprint
         )
         return None
 
@@ -783,3 +786,70 @@ class FakeTeams:
             outcome = NumberOperation(OperationStatus.FAILED, detail)
         self.outcomes[operation_id] = outcome
         return outcome
+
+
+class FakeSubmissions:
+    """The front door's side of the ledger, on a FakeLedger's records (the table adapter's
+    semantics: insert-if-absent, and one carrier per request)."""
+
+    def __init__(self, ledger: FakeLedger) -> None:
+        self.ledger = ledger
+        self.carriers: dict[str, str] = {}
+
+    async def submit(
+        self, request_id: str, fingerprint: str, submitted_by: str, now: datetime
+    ) -> RequestRecord | None:
+        known = self.ledger.records.get(request_id)
+        if known is not None:
+            return known
+        self.ledger.records[request_id] = RequestRecord(
+            request_id,
+            "",
+            now,
+            Progress(RequestStatus.QUEUED, parked=False),
+            fingerprint=fingerprint,
+            submitted_by=submitted_by,
+        )
+        return None
+
+    async def take_over(self, request_id: str, message_id: str) -> bool:
+        if self.carriers.setdefault(request_id, message_id) != message_id:
+            return False
+        record = self.ledger.records[request_id]
+        progress = replace(record.progress, status=RequestStatus.RECEIVED)
+        self.ledger.records[request_id] = replace(record, owner=message_id, progress=progress)
+        return True
+
+
+class FakeRequestQueue:
+    """`user-onboard` as the front door writes it; `fail` makes the next sends an outage."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.fail = 0
+
+    async def send(self, text: str) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise StorageUnavailable("queue down")
+        self.sent.append(text)
+
+
+class FakeAuthenticator:
+    """Tokens as names: `Bearer <name>` is the caller registered under that name; anything
+    else is refused as the validator would (no header: missing_token, else invalid)."""
+
+    def __init__(self, callers: dict[str, Caller]) -> None:
+        self.callers = callers
+        self.seen: list[str | None] = []
+
+    async def authenticate(self, authorization: str | None) -> Caller:
+        self.seen.append(authorization)
+        if not authorization:
+            raise AccessTokenError(
+                Refusal.MISSING_TOKEN, "an Authorization: Bearer token is required"
+            )
+        caller = self.callers.get(authorization.removeprefix("Bearer "))
+        if caller is None:
+            raise AccessTokenError(Refusal.INVALID_SIGNATURE, "the token's signature is invalid")
+        return caller

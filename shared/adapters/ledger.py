@@ -5,8 +5,10 @@ One partition per request (PartitionKey = the requestId, `/` written as `|` beca
 keys cannot hold it):
 
 - row `request`: who opened it (`Owner`, the queue message id of its first valid
-  delivery), `ReceivedAt`, and the operators' view (`Status`, `Parked`, `Deadline`,
-  `NextCheckAt`, `NotBefore`, `LastSeen`, `LastError`, `UserId`, `Sent_<event>`);
+  delivery; empty while a request posted over HTTP waits for its message, see
+  `shared.adapters.submissions`), `ReceivedAt`, the request's `Fingerprint`, and the
+  operators' view (`Status`, `Parked`, `Deadline`, `NextCheckAt`, `NotBefore`,
+  `LastSeen`, `LastError`, `UserId`, `Sent_<event>`);
 - row `terminal`: the decided terminal event (`Event`, its JSON), `DecidedBy`,
   `DecidedAt`. It is only ever *inserted*: the first decision wins, and an insert that
   finds one returns it, so a replay after a crash publishes the same outcome.
@@ -101,7 +103,9 @@ class TableLedger:
     def __init__(self, table: TableClient) -> None:
         self._table = table
 
-    async def open(self, request_id: str, message_id: str, now: datetime) -> RequestRecord | None:
+    async def open(
+        self, request_id: str, message_id: str, now: datetime, *, fingerprint: str | None = None
+    ) -> RequestRecord | None:
         entity = {
             "PartitionKey": partition(request_id),
             "RowKey": REQUEST_ROW,
@@ -111,6 +115,7 @@ class TableLedger:
             "Status": "received",
             "Parked": False,
             "UpdatedAt": format_time(now),
+            "Fingerprint": fingerprint or "",
         }
         try:
             await storage_call(self._table.create_entity, entity, **RETRY_IDEMPOTENT)
@@ -324,6 +329,8 @@ def record_of(request_id: str, rows: Mapping[str, Mapping[str, Any]]) -> Request
         received_at=parse_time(str(received)),
         progress=progress,
         decided=decided,
+        fingerprint=request.get("Fingerprint") or None,
+        submitted_by=request.get("SubmittedBy") or None,
     )
 
 

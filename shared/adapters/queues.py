@@ -154,6 +154,18 @@ def intake_queue(service: QueueServiceClient) -> StorageIntakeQueue:
     return StorageIntakeQueue(service.get_queue_client(QUEUE_REQUESTS))
 
 
+class StorageRequestQueue:
+    """`user-onboard`, written by the HTTP front door as an HR system writes it: plain text.
+    A request the front door accepted must not expire before the app takes it (Storage's
+    default time to live is 7 days), so it never does."""
+
+    def __init__(self, queue: QueueClient) -> None:
+        self._queue = queue
+
+    async def send(self, text: str) -> None:
+        await storage_call(self._queue.send_message, text, time_to_live=NEVER_EXPIRES)
+
+
 def storage_ports(
     service: QueueServiceClient,
 ) -> tuple[StoragePendingQueue, StoragePoisonQueue, StorageEventSink]:

@@ -10,7 +10,8 @@ A request's life, one module per question:
     groups      in group mode, through licensing groups (`plan_group_licensing`)
     trouble     a Graph failure at any step (`after_graph_error`), no seats, the deadline
     settling    the outcome turned into what to publish and keep (`settle`); what a message
-                gets when its request is known already (`redelivery`)
+                gets when its request is known already (`redelivery`), and whether it may
+                carry on a request posted over HTTP or poisoned (`awaiting_carrier`)
     giving_up   invalid and poisoned messages (`rejection`, `given_up`, `poison_hold`)
     teams       (v1.2) the Teams Phone step: prerequisite, readiness, the number, the order
                 (`teams_waiting`: its waits, blocks and deadline)
@@ -46,11 +47,19 @@ from shared.decisions.outcomes import (
     Park,
     RefreshCatalog,
     Republish,
+    TakeOver,
     TeamsStep,
     Wait,
 )
 from shared.decisions.rules import Backoff, Rules
-from shared.decisions.settling import is_poisoned, redelivery, resume, settle
+from shared.decisions.settling import (
+    Carrier,
+    awaiting_carrier,
+    is_poisoned,
+    redelivery,
+    resume,
+    settle,
+)
 from shared.decisions.teams import (
     TeamsRead,
     after_number,
@@ -77,6 +86,7 @@ __all__ = [
     "MAX_ORIGINAL_CHARS",
     "MAX_START_AHEAD",
     "Backoff",
+    "Carrier",
     "CheckNumber",
     "Conclude",
     "Decision",
@@ -95,6 +105,7 @@ __all__ = [
     "RefreshCatalog",
     "Republish",
     "Rules",
+    "TakeOver",
     "TeamsRead",
     "TeamsStep",
     "Wait",
@@ -114,6 +125,7 @@ __all__ = [
     "after_teams_error",
     "after_write_error",
     "at_deadline",
+    "awaiting_carrier",
     "before_check",
     "begin",
     "given_up",

@@ -157,6 +157,12 @@ class Ignore:
 
 
 @dataclass(frozen=True)
+class TakeOver:
+    """The request was posted over HTTP and waits for its message, which this one may be:
+    take it over (one message wins; any other copy is a duplicate), then handle it."""
+
+
+@dataclass(frozen=True)
 class Hold:
     """A poisoned message held for replay: announce `event` (blocked/poisoned) and show
     `progress` in the ledger (contract v1.2, "Poison hold")."""

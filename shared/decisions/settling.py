@@ -1,10 +1,12 @@
 """What an outcome gives: the events to publish and what is kept of the request (`settle`),
-and what a message gets when the ledger already knows its request (`redelivery`)."""
+and what a message gets when the ledger already knows its request (`redelivery`,
+`awaiting_carrier`)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from enum import StrEnum
 
 from shared.decisions.outcomes import (
     Conclude,
@@ -15,6 +17,7 @@ from shared.decisions.outcomes import (
     Outcome,
     Park,
     Republish,
+    TakeOver,
     Wait,
 )
 from shared.domain.codes import Announcement, BlockedCode, EventType, LastSeen, RequestStatus
@@ -147,10 +150,13 @@ def _status_of(wait: Wait, now: datetime) -> RequestStatus:
     return RequestStatus.BLOCKED if state.blocked_sent else RequestStatus.WAITING
 
 
-def redelivery(record: RequestRecord, message_id: str, now: datetime) -> Republish | Ignore | None:
-    """What a valid message gets when the ledger already knows its request; None: handle
-    it (a redelivery of the message that opened it, before it was parked; or a replay of a
-    poisoned one).
+def redelivery(
+    record: RequestRecord, message_id: str, now: datetime, *, fingerprint: str | None = None
+) -> Republish | Ignore | TakeOver | None:
+    """What a valid message (its request's `fingerprint`) gets when the ledger already
+    knows its request; None: handle it (a redelivery of the message that opened it,
+    before it was parked; or a replay of a poisoned one); TakeOver: it may be the message
+    a request posted over HTTP waits for.
 
     A new delivery of a licensed request reports its licenses `already_assigned` (they
     are, and no second seat is used); a replay of the deciding message repeats its event
@@ -161,12 +167,48 @@ def redelivery(record: RequestRecord, message_id: str, now: datetime) -> Republi
             return Republish(event)
         return Republish(already_assigned(event, now))
     if record.owner != message_id:
-        if is_poisoned(record):
-            return None  # a replay (or a new delivery) carries the held request on
-        return Ignore(f"already in progress, opened by message {record.owner}")
+        match awaiting_carrier(record, fingerprint):
+            case Carrier.POISONED:
+                return None  # a replay (or a new delivery) carries the held request on
+            case Carrier.POSTED:
+                return TakeOver()
+        return Ignore(f"already in progress, opened by {_opener(record)}")
     if record.progress.parked:
         return Ignore("already parked by this same message")
     return None
+
+
+class Carrier(StrEnum):
+    """Why a request recorded by someone else is waiting for a message to carry it on."""
+
+    POISONED = "poisoned"  # its message was poisoned and is held: a replay carries it on
+    POSTED = "posted"  # posted over HTTP: the message with the same request takes it over
+
+
+def awaiting_carrier(record: RequestRecord, fingerprint: str | None) -> Carrier | None:
+    """Whether a message other than the request's opener may carry the request on, and
+    why; None: it is in another message's hands (the message is a duplicate).
+
+    A request posted over HTTP is carried on only by a message holding the same request
+    (fingerprint): a message with another body under its requestId is a duplicate, as on
+    the queue, where the first message owns a requestId."""
+    if record.decided is not None or record.progress.parked:
+        return None
+    if is_poisoned(record):
+        return Carrier.POISONED
+    if (
+        record.progress.status == RequestStatus.QUEUED
+        and fingerprint is not None
+        and record.fingerprint == fingerprint
+    ):
+        return Carrier.POSTED
+    return None
+
+
+def _opener(record: RequestRecord) -> str:
+    if record.owner:
+        return f"message {record.owner}"
+    return "an HTTP caller, with another body"
 
 
 def is_poisoned(record: RequestRecord) -> bool:

@@ -95,8 +95,10 @@ class TeamsSeen(StrEnum):
 class RequestStatus(StrEnum):
     """Where a request stands, as the ledger keeps it: the operators' view (`python -m
     ops`), and the `state` of the HTTP status query (contract v1.2). The terminal ones are
-    the last words of the terminal event types."""
+    the last words of the terminal event types. `received` is internal: the status query
+    says `queued` for it (nothing has been checked yet)."""
 
+    QUEUED = "queued"  # accepted by the HTTP front door; no queue message has taken it yet
     RECEIVED = "received"  # opened by its message, not parked yet
     SCHEDULED = "scheduled"
     WAITING = "waiting"

@@ -54,10 +54,15 @@ class RequestRecord:
     """One request as the ledger knows it."""
 
     request_id: str
-    owner: str  # the queue message that opened it (its first valid delivery)
+    owner: str  # the queue message that opened it (its first valid delivery); "" if none yet
     received_at: datetime
     progress: Progress
     decided: Decided | None = None
+    # `shared.domain.fingerprint` of the valid request that opened it (None: an invalid
+    # message's claim, or a row older than contract v1.2), and the application id of the
+    # HTTP caller that posted it (None: it came through the queue).
+    fingerprint: str | None = None
+    submitted_by: str | None = None
 
     @property
     def status(self) -> RequestStatus:

@@ -21,6 +21,7 @@ from shared.service.ports import (
     PendingQueue,
     PoisonQueue,
     RequestLedger,
+    Submissions,
     TeamsPhone,
 )
 
@@ -104,3 +105,5 @@ class Context:
     # With an Event Grid topic, `events` is this fan-out, which the sweep drains.
     fanout: FanOut | None = None
     teams: TeamsPhone | None = None  # (v1.2) the Teams Phone step's Graph calls
+    # Requests posted over HTTP (the front door's ledger); None in wirings without it.
+    submissions: Submissions | None = None

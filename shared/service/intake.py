@@ -8,8 +8,18 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from shared.decisions import Ignore, Republish, admit, before_check, redelivery, rejection, resume
+from shared.decisions import (
+    Ignore,
+    Republish,
+    TakeOver,
+    admit,
+    before_check,
+    redelivery,
+    rejection,
+    resume,
+)
 from shared.domain.errors import FieldError, InvalidRequest
+from shared.domain.fingerprint import fingerprint
 from shared.domain.personal import values_in
 from shared.domain.records import Decided
 from shared.domain.requests import parse_request
@@ -32,7 +42,8 @@ async def handle_message(ctx: Context, body: bytes | str, message_id: str) -> st
 async def _handle(ctx: Context, body: bytes | str, message_id: str) -> tuple[str | None, str]:
     now = ctx.clock.now()
     try:
-        state = admit(parse_request(body), now, ctx.rules)
+        request = parse_request(body)
+        state = admit(request, now, ctx.rules)
     except InvalidRequest as exc:
         return exc.request_id, await _reject(ctx, exc, message_id, now)
     except Exception as exc:  # a bug must not turn a message into poison: answer it
@@ -45,22 +56,18 @@ async def _handle(ctx: Context, body: bytes | str, message_id: str) -> tuple[str
         )
         unreadable = InvalidRequest([FieldError("", "the app could not read this message")])
         return None, await _reject(ctx, unreadable, message_id, now)
-    request_id = state.request.request_id
-    known = await ctx.ledger.open(request_id, message_id, now)
+    request_id = request.request_id
+    mark = fingerprint(request)  # the request as sent, before admission fills it in
+    known = await ctx.ledger.open(request_id, message_id, now, fingerprint=mark)
     if known is not None:
-        match redelivery(known, message_id, now):
+        match redelivery(known, message_id, now, fingerprint=mark):
             case Republish(event=event):
                 await publish_decided(ctx, request_id, event)
                 return request_id, Handled.REDELIVERED
             case Ignore(why=why):
-                log.warning(
-                    "user-onboard message %s: request %s %s",
-                    message_id,
-                    request_id,
-                    why,
-                    extra={"requestId": request_id, "queueMessageId": message_id},
-                )
-                return request_id, Handled.DUPLICATE
+                return request_id, _duplicate(request_id, message_id, why)
+            case TakeOver() if not await _take_over(ctx, request_id, message_id):
+                return request_id, _duplicate(request_id, message_id, "taken by another copy")
         state = resume(state, known)
     held = before_check(state, now)
     if held is not None:  # the start window is ahead: no Graph call before it
@@ -68,6 +75,25 @@ async def _handle(ctx: Context, body: bytes | str, message_id: str) -> tuple[str
     lookup = await ctx.directory.find_user(state.request.identifiers)
     outcome = await check(ctx, state, lookup, now)
     return request_id, await carry_out(ctx, state, outcome, by=message_id)
+
+
+async def _take_over(ctx: Context, request_id: str, message_id: str) -> bool:
+    """Be the one message that carries on a request posted over HTTP. A wiring without the
+    front door's ledger (a test's) has no copies to race against."""
+    if ctx.submissions is None:
+        return True
+    return await ctx.submissions.take_over(request_id, message_id)
+
+
+def _duplicate(request_id: str, message_id: str, why: str) -> str:
+    log.warning(
+        "user-onboard message %s: request %s %s",
+        message_id,
+        request_id,
+        why,
+        extra={"requestId": request_id, "queueMessageId": message_id},
+    )
+    return Handled.DUPLICATE
 
 
 async def _reject(ctx: Context, problem: InvalidRequest, message_id: str, now: datetime) -> str:

@@ -32,6 +32,7 @@ from shared.service.ports import (
     PendingQueue,
     PoisonQueue,
     RequestLedger,
+    Submissions,
     TeamsPhone,
 )
 from shared.service.sweep import Sweep, SweepReport
@@ -54,6 +55,7 @@ class OnboardingService:
         topic: EventSink | None = None,
         outbox: EventOutbox | None = None,
         teams: TeamsPhone | None = None,
+        submissions: Submissions | None = None,
     ) -> None:
         """`events` is the events queue; with a `topic` (Event Grid), every event goes to
         both, through the `outbox`, which is then required."""
@@ -78,6 +80,7 @@ class OnboardingService:
             retention=retention,
             fanout=fanout,
             teams=teams,
+            submissions=submissions,
         )
 
     async def handle_request(self, body: bytes | str, message_id: str) -> str:

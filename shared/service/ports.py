@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from shared.domain.access import Caller
 from shared.domain.codes import RequestStatus
 from shared.domain.events import Event
 from shared.domain.outbox import Held, Sink
@@ -148,9 +149,12 @@ class EventSink(Protocol):
 class RequestLedger(Protocol):
     """A record of requests keyed by requestId (Azure Table storage in production)."""
 
-    async def open(self, request_id: str, message_id: str, now: datetime) -> RequestRecord | None:
-        """Record the request as received by `message_id`; None when this created it,
-        else what was already recorded (a redelivery, a duplicate, or a decided request)."""
+    async def open(
+        self, request_id: str, message_id: str, now: datetime, *, fingerprint: str | None = None
+    ) -> RequestRecord | None:
+        """Record the request as received by `message_id` (with the valid request's
+        `fingerprint`); None when this created it, else what was already recorded (a
+        redelivery, a duplicate, a decided request, or one posted over HTTP)."""
         ...
 
     async def read(self, request_id: str) -> RequestRecord | None: ...
@@ -251,6 +255,41 @@ class EventOutbox(Protocol):
 
     async def due(self, now: datetime, limit: int) -> list[Held]:
         """At most `limit` held events due by `now`."""
+
+
+class Submissions(Protocol):
+    """Requests posted over HTTP (contract v1.2, "HTTP front door"), as the request ledger
+    keeps them: a request row in status `queued` until a `user-onboard` message takes it
+    over."""
+
+    async def submit(
+        self, request_id: str, fingerprint: str, submitted_by: str, now: datetime
+    ) -> RequestRecord | None:
+        """Record the request as `queued`, posted by the application `submitted_by`, only
+        if nothing is recorded under `request_id`, in one step; None when this created
+        it, else what is recorded (whoever opened it, queue or HTTP)."""
+        ...
+
+    async def take_over(self, request_id: str, message_id: str) -> bool:
+        """Make `message_id` the one queue message that carries a `queued` request on:
+        True for that message (again on its redelivery), False for any other (the request
+        is another message's now: a duplicate)."""
+        ...
+
+
+class RequestQueue(Protocol):
+    """`user-onboard`, as the HTTP front door writes it (as an HR system would)."""
+
+    async def send(self, text: str) -> None:
+        """Put one request on the queue, as plain text; it never expires."""
+        ...
+
+
+class Authenticator(Protocol):
+    """Checks an HTTP call's `Authorization` header (the access token validator)."""
+
+    async def authenticate(self, authorization: str | None) -> Caller:
+        """The caller of a valid token; AccessTokenError (with its reason) otherwise."""
         ...
 
 

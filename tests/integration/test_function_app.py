@@ -56,9 +56,29 @@ def test_the_sweep_runs_on_the_sweep_schedule_setting_and_not_at_every_cold_star
 
 
 def test_these_are_the_only_functions(functions: dict[str, Any]) -> None:
-    """No output bindings: the app writes its queues itself, after Graph, in order."""
-    assert set(functions) == {"user_onboard", "sweep"}
-    assert all(len(bindings(f)) == 1 for f in functions.values())
+    """No output bindings besides the HTTP answers: the app writes its queues itself,
+    after Graph, in order."""
+    assert set(functions) == {"user_onboard", "sweep", "submit_request", "request_status"}
+    assert all(len(bindings(functions[name])) == 1 for name in ("user_onboard", "sweep"))
+
+
+@pytest.mark.parametrize(
+    ("name", "route", "method"),
+    [
+        ("submit_request", "onboarding-requests", "POST"),
+        ("request_status", "onboarding-requests/{requestId}", "GET"),
+    ],
+)
+def test_the_http_routes_are_the_contracts_and_the_app_checks_callers_itself(
+    functions: dict[str, Any], name: str, route: str, method: str
+) -> None:
+    """One method per route; anonymous to the host (no function key as the only guard):
+    the app validates each Entra ID token and role."""
+    trigger, answer = bindings(functions[name])
+    assert trigger["type"] == "httpTrigger"
+    assert (trigger["route"], trigger["methods"]) == (route, [method])
+    assert trigger["authLevel"] == "ANONYMOUS"
+    assert (answer["type"], answer["direction"]) == ("http", "OUT")
 
 
 @pytest.fixture
@@ -118,3 +138,28 @@ def test_a_malformed_setting_stops_the_app_at_start_up_naming_it() -> None:
     )
     assert result.returncode != 0
     assert "app setting SYNC_TIMEOUT" in result.stderr
+
+
+def test_a_worker_that_only_imports_the_app_does_not_load_the_token_library() -> None:
+    """PyJWT and its crypto are imported at the first HTTP call, not at every cold start."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, function_app; from shared import bootstrap; bootstrap.front_door(); "
+            "print('jwt' in sys.modules)",
+        ],
+        cwd=REPO,
+        env={
+            "PATH": "/usr/bin:/bin",
+            # Identity-based storage: the clients are built without a call (nothing to create).
+            "AzureWebJobsStorage__queueServiceUri": "https://account.queue.core.windows.net",
+            "AzureWebJobsStorage__tableServiceUri": "https://account.table.core.windows.net",
+            "API_AUDIENCE": "04b5f840-6455-49d1-b5e2-f7f15ce5b2f9",
+            "API_TENANT_ID": "200d1715-8843-42a8-92c2-6da554acc700",
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, "False"), result.stderr
