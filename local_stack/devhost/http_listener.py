@@ -31,11 +31,13 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from http.server import ThreadingHTTPServer
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
+
+from local_stack.http_handler import DispatchingHandler
 
 from .config import FunctionSpec, HttpTrigger
 from .errors import describe, format_traceback
@@ -226,7 +228,7 @@ class HttpListener:
         done.set_result(answer)
 
 
-def _handler_for(listener: HttpListener) -> type[BaseHTTPRequestHandler]:
+def _handler_for(listener: HttpListener) -> type[DispatchingHandler]:
     class Handler(_Handler):
         pass
 
@@ -234,21 +236,10 @@ def _handler_for(listener: HttpListener) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(DispatchingHandler):
     listener: HttpListener
-    protocol_version = "HTTP/1.1"
     server_version = "devhost"
-    sys_version = ""
     timeout = KEEP_ALIVE_SECONDS
-    disable_nagle_algorithm = True
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_GET
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: each invocation is logged once by the host."""
 
     def _dispatch(self) -> None:
         listener = self.listener

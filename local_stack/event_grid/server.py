@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Mapping, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from local_stack.graph_emulator.server import ensure_loopback
+from local_stack.http_handler import DispatchingHandler
 
 from .auth import DEFAULT_KEY, DEFAULT_TOKEN, Credentials
 from .control import handle_control
@@ -188,7 +189,7 @@ def start_event_grid(**options: Any) -> EventGridStandIn:
     return EventGridStandIn(**options).start()
 
 
-def _handler_for(standin: EventGridStandIn) -> type[BaseHTTPRequestHandler]:
+def _handler_for(standin: EventGridStandIn) -> type[DispatchingHandler]:
     class Handler(_Handler):
         pass
 
@@ -196,27 +197,9 @@ def _handler_for(standin: EventGridStandIn) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(DispatchingHandler):
     standin: EventGridStandIn
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True
     server_version = "event-grid-stand-in"
-    sys_version = ""
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_PUT(self) -> None:
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        self._dispatch()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the publish and delivery logs are the record."""
 
     def _dispatch(self) -> None:
         split = urlsplit(self.path)

@@ -12,10 +12,12 @@ import copy
 import ipaddress
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from local_stack.http_handler import DispatchingHandler
 
 from .clock import Clock, SystemClock
 from .control import Controls, handle_control
@@ -162,7 +164,7 @@ def start_emulator(
     return Emulator(directory, host=host, port=port, **options).start()
 
 
-def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
+def _handler_for(emulator: Emulator) -> type[DispatchingHandler]:
     class Handler(_GraphHandler):
         pass
 
@@ -170,33 +172,11 @@ def _handler_for(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class _GraphHandler(BaseHTTPRequestHandler):
+class _GraphHandler(DispatchingHandler):
     """Bytes in, bytes out; everything else is delegated."""
 
     emulator: Emulator
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes; with Nagle on, keep-alive clients wait ~40 ms each.
-    disable_nagle_algorithm = True
     server_version = "graph-emulator"
-    sys_version = ""
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    def do_PATCH(self) -> None:
-        self._dispatch()
-
-    def do_PUT(self) -> None:
-        self._dispatch()
-
-    def do_DELETE(self) -> None:
-        self._dispatch()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Stay quiet: the request log is the record, stderr noise helps nobody."""
 
     def _dispatch(self) -> None:
         split = urlsplit(self.path)
