@@ -12,6 +12,13 @@ NODE_STAMP := node_modules/.installed-stamp
 FILE ?= local_stack/samples/one-request.json
 MODE ?= direct
 ARGS ?= list
+# make bench: ONLY=a,b picks benchmarks (coldstart,intake,sweep,storm,forcedsync,bigday); the
+# big day's users, queue-trigger process counts, time scale and throttling model.
+ONLY ?=
+USERS ?= 3000
+PROCESSES ?= 1,4,8
+SCALE ?= 5
+THROTTLE ?= bucket
 
 .PHONY: help setup lint typecheck test unit run serve post watch ops ops-demo bench stress clean
 
@@ -25,7 +32,8 @@ help:
 	@echo "make watch  - print events from user-onboard-events as they arrive"
 	@echo "make ops ARGS='show HR-RUN-002' - the on-call tool (default ARGS=list) on the running local stack"
 	@echo "make ops-demo - a request in every state on a stack of its own, and the on-call tool's answers"
-	@echo "make bench  - run the benchmarks (figures go in docs/benchmarks.md)"
+	@echo "make bench  - run the benchmarks (figures go in docs/benchmarks.md); ONLY=bigday runs one,"
+	@echo "              USERS=3000 PROCESSES=1,4,8 SCALE=5 THROTTLE=bucket set the big day's (docs/benchmarks.md)"
 	@echo "make stress - the full stress suite, about 15 min (docs/reliability.md); make test runs only its short versions"
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -76,7 +84,8 @@ ops-demo: $(STAMP) $(NODE_STAMP)
 	$(PY) -m local_stack.ops_demo
 
 bench: $(STAMP) $(NODE_STAMP)
-	$(PY) -m local_stack.bench
+	$(PY) -m local_stack.bench $(if $(ONLY),--only $(ONLY)) --bigday-users $(USERS) \
+		--bigday-processes $(PROCESSES) --time-scale $(SCALE) --bigday-throttle $(THROTTLE)
 
 stress: $(STAMP) $(NODE_STAMP)
 	$(PY) -m local_stack.stress

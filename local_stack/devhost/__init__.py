@@ -42,6 +42,7 @@ What it does, like the real host:
   message that is not valid base64 goes to poison at once without running (the host's
   decoding-failure handler; a plain text that happens to be valid base64, such as
   ``test``, is decoded into garbage bytes instead, as in the real host).
+* ``AzureWebJobs.<name>.Disabled`` (``true`` or ``1``) switches a function off.
 * Timer triggers: NCRONTAB (six fields) or TimeSpan schedules, UTC; ``runOnStartup``;
   a ``azure.functions.TimerRequest``; an invocation never overlaps itself, and ticks
   missed while it ran are coalesced into one immediate invocation with
@@ -81,7 +82,7 @@ What it does NOT do (differences from the real host):
 * The idle exit (``--once-idle-seconds``) only knows about messages it has received: one
   posted during a poll back-off may be left for the next run.
 * No Application Insights, no host keys, no admin API, no ``WEBSITE_TIME_ZONE`` (UTC only),
-  no function-level ``disabled`` settings, no host.json logging configuration,
+  no host.json logging configuration,
   no jitter in the polling back-off, no ``ConnectionStrings`` section of the settings file.
 """
 

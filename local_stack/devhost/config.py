@@ -34,6 +34,7 @@ __all__ = [
     "QueuesOptions",
     "TimerTrigger",
     "apply_settings",
+    "disabled_functions",
     "find_settings_file",
     "load_functions",
     "load_host_options",
@@ -222,6 +223,17 @@ def _override_value(raw: str) -> Any:
 
 
 # --------------------------------------------------------------------------- settings
+
+
+def disabled_functions(names: list[str], environ: Mapping[str, str]) -> set[str]:
+    """The functions the app setting ``AzureWebJobs.<name>.Disabled`` (``true`` or ``1``)
+    switches off: the host indexes them but never triggers them
+    (learn.microsoft.com/azure/azure-functions/disable-function)."""
+    return {
+        name
+        for name in names
+        if environ.get(f"AzureWebJobs.{name}.Disabled", "").strip().lower() in ("true", "1")
+    }
 
 
 def find_settings_file(app_dir: Path, settings_path: Path | None = None) -> Path | None:

@@ -34,7 +34,8 @@ Start it in-process::
 
 or as a process: `python -m local_stack.graph_emulator --directory FILE --port N
 [--host 127.0.0.1] [--token T] [--ready-file PATH] [--units-per-10s N]
-[--writes-per-150s N] [--fault-seed N] [--no-shuffle-batch] [--manual-clock]`,
+[--writes-per-150s N] [--time-scale S] [--throttle-model window|bucket]
+[--fault-seed N] [--no-shuffle-batch] [--manual-clock]`,
 which prints `graph-emulator listening on <base_url>` once ready.
 
 Graph calls need `Authorization: Bearer local-graph-emulator-token` (or the
@@ -45,7 +46,9 @@ the batch's `responses` come back shuffled (see `service`).
 
 `start_emulator` / `Emulator` options: `token`, `clock`, `units_per_10s`
 (3500), `writes_per_150s` (3000), `fault_seed` (seeds fault rates and the
-batch shuffle), `shuffle_batch` (True). In-process helpers on `Emulator`:
+batch shuffle), `shuffle_batch` (True), `time_scale` (1: throttling windows and
+Retry-After S times shorter), `throttle_model` (`window`, or Graph's documented
+token `bucket`; see `throttle`). In-process helpers on `Emulator`:
 `add_user`, `sync_user`, `user_record`, `requests`, `clear_requests`,
 `add_fault`, `clear_faults`, `set_seats`, `set_throttle`, `advance_clock`,
 `reset`, `set_consistency(write_not_found=None, usage_location_lag=None,

@@ -19,7 +19,7 @@ from .clock import ManualClock
 from .directory import DirectoryFormatError
 from .server import start_emulator
 from .service import DEFAULT_TOKEN
-from .throttle import DEFAULT_UNITS_PER_10S, DEFAULT_WRITES_PER_150S
+from .throttle import DEFAULT_UNITS_PER_10S, DEFAULT_WRITES_PER_150S, MODELS
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -33,6 +33,15 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ready-file", type=Path, help="write the bound port here when ready")
     parser.add_argument("--units-per-10s", type=int, default=DEFAULT_UNITS_PER_10S)
     parser.add_argument("--writes-per-150s", type=int, default=DEFAULT_WRITES_PER_150S)
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=1.0,
+        help="Graph's throttling clock runs this many times faster (windows, Retry-After)",
+    )
+    parser.add_argument(
+        "--throttle-model", choices=MODELS, default="window", help="see throttle.py"
+    )
     parser.add_argument(
         "--fault-seed", type=int, help="seeds fault rates and the $batch shuffle (reproducible)"
     )
@@ -61,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             writes_per_150s=args.writes_per_150s,
             fault_seed=args.fault_seed,
             shuffle_batch=not args.no_shuffle_batch,
+            time_scale=args.time_scale,
+            throttle_model=args.throttle_model,
             clock=ManualClock() if args.manual_clock else None,
         )
     except (OSError, ValueError, DirectoryFormatError) as exc:

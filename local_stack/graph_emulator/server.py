@@ -59,6 +59,8 @@ class Emulator(Controls):
         writes_per_150s: int = DEFAULT_WRITES_PER_150S,
         fault_seed: int | None = None,
         shuffle_batch: bool = True,
+        time_scale: float = 1.0,
+        throttle_model: str = "window",
     ) -> None:
         bind_host = ensure_loopback(host)
         self.clock: Clock = clock or SystemClock()
@@ -68,7 +70,13 @@ class Emulator(Controls):
             self.directory,
             self.clock,
             token=token,
-            throttle=Throttle(self.clock, units_per_10s, writes_per_150s),
+            throttle=Throttle(
+                self.clock,
+                units_per_10s,
+                writes_per_150s,
+                time_scale=time_scale,
+                model=throttle_model,
+            ),
             faults=Faults(fault_seed),
             shuffle_batch=shuffle_batch,
             batch_seed=fault_seed,
@@ -145,7 +153,8 @@ def start_emulator(
     """Start an emulator on a background thread; `directory` is a dict or a JSON file path.
 
     Options: `token`, `clock` (e.g. `ManualClock()`), `units_per_10s`,
-    `writes_per_150s`, `fault_seed` (also seeds the `$batch` shuffle), `shuffle_batch`.
+    `writes_per_150s`, `fault_seed` (also seeds the `$batch` shuffle), `shuffle_batch`,
+    `time_scale` and `throttle_model` (`window` | `bucket`; see `throttle`).
     """
     if isinstance(directory, str | Path):
         directory = json.loads(Path(directory).read_text(encoding="utf-8"))

@@ -19,16 +19,33 @@ microsoft-graph-docs-contrib includes/throttling-identity-and-access.md):
 So `GET /users/{id}` costs 1 with or without `$select` (only the collection is
 listed at 2), and `GET /users?$filter=...&$select=...` costs 1.
 
-The emulator's simplifications: fixed windows per client instead of Graph's
-token bucket (so `Retry-After` is the time to the end of the window, in whole
-seconds), one application+tenant budget (no per-app-across-tenants or
-per-tenant write limits), and a refusal blocks the app: once over the
-resource-unit budget every call of that token is refused until the window
-ends ("A 429 applies to the app as a whole", docs/graph-facts.md), once
-over the write quota every write is refused while reads still pass (Graph
-throttling guidance: "you could encounter a scenario where writes are
-throttled but reads are still permitted"; scope `.../Write/...`). A refused
-call charges nothing: inside a fixed window it would change nothing visible.
+Two models (`model`), one application+tenant budget in both (no
+per-app-across-tenants or per-tenant write limits):
+
+- `window` (the default): fixed windows per client instead of Graph's token
+  bucket (so `Retry-After` is the time to the end of the window), and a refusal
+  blocks the app: once over the resource-unit budget every call of that token is
+  refused until the window ends ("A 429 applies to the app as a whole",
+  docs/graph-facts.md), once over the write quota every write is refused while
+  reads still pass (Graph throttling guidance: "you could encounter a scenario
+  where writes are throttled but reads are still permitted"; scope
+  `.../Write/...`). A refused call charges nothing: inside a fixed window it
+  would change nothing visible.
+- `bucket`: what the limits page says Graph does ("Throttling is based on a
+  token bucket algorithm ... Only the requests exceeding the limits will be
+  throttled"): each budget is a bucket of that many tokens refilled evenly over
+  its window (3,000 writes per 150 s: 20 a second), a call is admitted while
+  its bucket holds its cost, and `Retry-After` is the time until it will. A
+  refused call is charged all the same (down to one bucket of debt), because
+  "Microsoft Graph continues to log resource usage while a client is being
+  throttled" and "all requests accrue against your usage limits" (Graph
+  throttling guidance, learn.microsoft.com/graph/throttling): calls sent while
+  throttled push the app's next success further away.
+
+`time_scale` S (default 1) runs Graph's clock S times faster for benchmarks:
+windows last 10/S and 150/S seconds while budgets keep Graph's numbers (so the
+rates are S times Graph's), and `Retry-After` counts in steps of 1/S second, the
+image of Graph's whole seconds (it is a decimal such as `0.2` when S > 1).
 """
 
 from __future__ import annotations
@@ -44,6 +61,10 @@ RESOURCE_WINDOW_SECONDS = 10.0
 WRITE_WINDOW_SECONDS = 150.0
 DEFAULT_UNITS_PER_10S = 3500  # small tenant (under 50 users)
 DEFAULT_WRITES_PER_150S = 3000
+MODELS = ("window", "bucket")
+# Clock seconds since the epoch carry ~1e-7 s of float error: a bucket refilled to exactly
+# one token may read 0.99999 (a thousandth of a call is no budget anyone can use).
+_TOKEN_SLACK = 1e-3
 LIMIT_PERCENTAGE_FROM = 0.8  # x-ms-throttle-limit-percentage appears above this share
 DEFAULT_TENANT_ID = "00000000-0000-0000-0000-000000000001"  # also the SKUs' default accountId
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
@@ -113,16 +134,17 @@ class Admitted:
 
 @dataclass(frozen=True)
 class Refused:
-    """A throttled call: whole seconds to wait and which limit refused it."""
+    """A throttled call: seconds to wait (whole seconds of Graph's clock) and which limit
+    refused it."""
 
-    retry_after: int
+    retry_after: float
     limit: str  # "ReadWrite" (resource units) or "Write" (write quota)
     information: str  # ResourceUnitLimitExceeded | WriteLimitExceeded
 
     def headers(self, client: str, tenant_id: str = DEFAULT_TENANT_ID) -> dict[str, str]:
         """`Retry-After` plus the documented `x-ms-throttle-*` headers of a throttled answer."""
         return {
-            "Retry-After": str(self.retry_after),
+            "Retry-After": f"{self.retry_after:.3f}".rstrip("0").rstrip("."),
             "x-ms-throttle-scope": (
                 f"Tenant_Application/{self.limit}/{application_id(client)}/{tenant_id}"
             ),
@@ -136,19 +158,52 @@ class _Window:
     used: int = 0
 
 
+@dataclass
+class _Bucket:
+    level: float  # tokens left; below zero while refused calls are still charged
+    at: float  # when `level` was last brought up to date
+
+
+@dataclass(frozen=True)
+class _Limit:
+    """One budget as it applies to one call."""
+
+    name: str  # "units" | "writes"
+    capacity: int  # per window
+    seconds: float  # the window (scaled)
+    amount: int  # what this call costs against it
+    scope: str  # "ReadWrite" | "Write", as x-ms-throttle-scope names it
+
+    @property
+    def information(self) -> str:
+        return "WriteLimitExceeded" if self.scope == "Write" else "ResourceUnitLimitExceeded"
+
+
 class Throttle:
-    """Fixed-window budgets per client; `admit` charges a call or says how long to wait."""
+    """Budgets per client; `admit` charges a call or says how long to wait."""
 
     def __init__(
         self,
         clock: Clock,
         units_per_10s: int = DEFAULT_UNITS_PER_10S,
         writes_per_150s: int = DEFAULT_WRITES_PER_150S,
+        *,
+        time_scale: float = 1.0,
+        model: str = "window",
     ) -> None:
+        if not time_scale > 0:
+            raise ValueError("time_scale must be above zero")
+        if model not in MODELS:
+            raise ValueError(f"model must be one of {', '.join(MODELS)}")
         self._clock = clock
         self._lock = threading.Lock()
         self.units_per_10s = units_per_10s
         self.writes_per_150s = writes_per_150s
+        self.time_scale = time_scale
+        self.model = model
+        self._unit_seconds = RESOURCE_WINDOW_SECONDS / time_scale
+        self._write_seconds = WRITE_WINDOW_SECONDS / time_scale
+        self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._units: dict[str, _Window] = {}
         self._writes: dict[str, _Window] = {}
         self._blocked: dict[str, float] = {}  # client -> every call refused until then
@@ -167,38 +222,78 @@ class Throttle:
             self._writes.clear()
             self._blocked.clear()
             self._writes_blocked.clear()
+            self._buckets.clear()
 
     def admit(self, client: str, cost: int, writes_cost: int = 0) -> Admitted | Refused:
         """Charge `cost` units and `writes_cost` writes, or refuse while the app is over budget."""
-        is_write = writes_cost > 0
         with self._lock:
-            now = self._clock.now()
-            blocked = self._blocked.get(client, 0.0)
-            if now < blocked:
-                return _refused(blocked - now, "ReadWrite", "ResourceUnitLimitExceeded")
-            writes_blocked = self._writes_blocked.get(client, 0.0)
-            if is_write and now < writes_blocked:
-                return _refused(writes_blocked - now, "Write", "WriteLimitExceeded")
-            units = self._window(self._units, client, now, RESOURCE_WINDOW_SECONDS)
-            writes = self._window(self._writes, client, now, WRITE_WINDOW_SECONDS)
-            if self.units_per_10s and units.used + cost > self.units_per_10s:
-                until = self._blocked[client] = units.start + RESOURCE_WINDOW_SECONDS
-                return _refused(until - now, "ReadWrite", "ResourceUnitLimitExceeded")
-            if (
-                is_write
-                and self.writes_per_150s
-                and writes.used + writes_cost > self.writes_per_150s
-            ):
-                until = self._writes_blocked[client] = writes.start + WRITE_WINDOW_SECONDS
-                return _refused(until - now, "Write", "WriteLimitExceeded")
-            units.used += cost
-            shares = [units.used / self.units_per_10s] if self.units_per_10s else []
-            if is_write:
-                writes.used += writes_cost
-                if self.writes_per_150s:
-                    shares.append(writes.used / self.writes_per_150s)
-            share = max(shares, default=0.0)
-            return Admitted(cost, share if share > LIMIT_PERCENTAGE_FROM else None)
+            if self.model == "bucket":
+                return self._admit_bucket(client, cost, writes_cost)
+            return self._admit_window(client, cost, writes_cost)
+
+    def _admit_window(self, client: str, cost: int, writes_cost: int) -> Admitted | Refused:
+        is_write = writes_cost > 0
+        now = self._clock.now()
+        blocked = self._blocked.get(client, 0.0)
+        if now < blocked:
+            return self._refused(blocked - now, "ReadWrite", "ResourceUnitLimitExceeded")
+        writes_blocked = self._writes_blocked.get(client, 0.0)
+        if is_write and now < writes_blocked:
+            return self._refused(writes_blocked - now, "Write", "WriteLimitExceeded")
+        units = self._window(self._units, client, now, self._unit_seconds)
+        writes = self._window(self._writes, client, now, self._write_seconds)
+        if self.units_per_10s and units.used + cost > self.units_per_10s:
+            until = self._blocked[client] = units.start + self._unit_seconds
+            return self._refused(until - now, "ReadWrite", "ResourceUnitLimitExceeded")
+        if is_write and self.writes_per_150s and writes.used + writes_cost > self.writes_per_150s:
+            until = self._writes_blocked[client] = writes.start + self._write_seconds
+            return self._refused(until - now, "Write", "WriteLimitExceeded")
+        units.used += cost
+        shares = [units.used / self.units_per_10s] if self.units_per_10s else []
+        if is_write:
+            writes.used += writes_cost
+            if self.writes_per_150s:
+                shares.append(writes.used / self.writes_per_150s)
+        share = max(shares, default=0.0)
+        return Admitted(cost, share if share > LIMIT_PERCENTAGE_FROM else None)
+
+    def _admit_bucket(self, client: str, cost: int, writes_cost: int) -> Admitted | Refused:
+        now = self._clock.now()
+        limits = [_Limit("units", self.units_per_10s, self._unit_seconds, cost, "ReadWrite")]
+        if writes_cost:
+            limits.append(
+                _Limit("writes", self.writes_per_150s, self._write_seconds, writes_cost, "Write")
+            )
+        limits = [limit for limit in limits if limit.capacity]  # a budget of 0 is no limit
+        buckets = [self._bucket(client, limit, now) for limit in limits]
+        short = next(
+            (n for n, b in enumerate(buckets) if b.level < limits[n].amount - _TOKEN_SLACK), None
+        )
+        for bucket, limit in zip(buckets, limits, strict=True):
+            bucket.level = max(-limit.capacity, bucket.level - limit.amount)
+        if short is not None:
+            limit, bucket = limits[short], buckets[short]
+            wait = (limit.amount - bucket.level) * limit.seconds / limit.capacity
+            return self._refused(wait, limit.scope, limit.information)
+        shares = [1 - b.level / limit.capacity for b, limit in zip(buckets, limits, strict=True)]
+        share = max(shares, default=0.0)
+        return Admitted(cost, share if share > LIMIT_PERCENTAGE_FROM else None)
+
+    def _bucket(self, client: str, limit: _Limit, now: float) -> _Bucket:
+        """The client's bucket for `limit`, refilled up to now; full the first time."""
+        bucket = self._buckets.get((client, limit.name))
+        if bucket is None:
+            bucket = self._buckets[(client, limit.name)] = _Bucket(float(limit.capacity), now)
+        else:
+            refill = (now - bucket.at) * limit.capacity / limit.seconds
+            bucket.level = min(float(limit.capacity), bucket.level + refill)
+        bucket.at = now
+        return bucket
+
+    def _refused(self, wait: float, limit: str, information: str) -> Refused:
+        """Graph's Retry-After is whole seconds of its clock: steps of 1/S here."""
+        steps = max(1, math.ceil(round(wait * self.time_scale, 9)))
+        return Refused(steps / self.time_scale, limit, information)
 
     @staticmethod
     def _window(windows: dict[str, _Window], client: str, now: float, length: float) -> _Window:
@@ -206,7 +301,3 @@ class Throttle:
         if window is None or now >= window.start + length:
             window = windows[client] = _Window(now)
         return window
-
-
-def _refused(wait: float, limit: str, information: str) -> Refused:
-    return Refused(max(1, math.ceil(wait)), limit, information)
