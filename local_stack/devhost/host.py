@@ -234,15 +234,11 @@ class DevHost:
             for name in skipped:
                 log.info("%s from the environment overrides the settings file", name)
         self.options = load_host_options(self.app_dir)
-<<<<<<< HEAD
-        self.functions = load_functions(self.app_dir, route_prefix=self.options.http_route_prefix)
-=======
-        functions = load_functions(self.app_dir)
+        functions = load_functions(self.app_dir, route_prefix=self.options.http_route_prefix)
         off = disabled_functions([f.name for f in functions], os.environ)
         for name in sorted(off):
             log.info("%s: disabled (AzureWebJobs.%s.Disabled)", name, name)
         self.functions = [f for f in functions if f.name not in off]
->>>>>>> bigday-bench
         self._loaded = True
 
     # -- serving ------------------------------------------------------------------------
