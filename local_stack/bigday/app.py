@@ -5,7 +5,7 @@ As with the stress suite's shim (`local_stack.stress.crashpoints`), the developm
 runs a small folder holding the repo's `host.json` and a `function_app.py` that loads the
 repo's `function_app.py` under another module name and installs the process's service
 with `bootstrap.use(bootstrap.build_service(...))`. The only differences from production
-wiring: `Policy`'s time bounds and `GraphDirectory`'s `max_inline_wait` divided by
+wiring: `Policy`'s time bounds and `GraphSender`'s `max_inline_wait` divided by
 `BIGDAY_TIME_SCALE` (see `scale.SCALED`). Nothing in `shared/` is changed or wrapped.
 """
 
@@ -60,11 +60,12 @@ def load_app(repo: str | Path = REPO, env: Mapping[str, str] | None = None) -> A
     spec.loader.exec_module(module)
 
     from shared import bootstrap
-    from shared.adapters.graph import GraphDirectory, connect
+    from shared.adapters.graph import connect
+    from shared.adapters.graph.sender import GraphSender
 
     factor = float(env.get("BIGDAY_TIME_SCALE") or 1.0)
     settings = bootstrap.settings()
-    inline_wait = inspect.signature(GraphDirectory).parameters["max_inline_wait"].default
+    inline_wait = inspect.signature(GraphSender).parameters["max_inline_wait"].default
     graph = connect(
         settings.graph_base_url,
         local=settings.graph_is_local,
