@@ -23,8 +23,8 @@ from typing import Any
 from azure.storage.queue import QueueServiceClient
 
 from local_stack.azurite import Azurite, AzuriteError, relaunch_azurite, start_azurite
-from local_stack.event_grid import EventGridStandIn, parse_subscription, start_event_grid
 from local_stack.entra_client import TokenRequest, fetch_token
+from local_stack.event_grid import EventGridStandIn, parse_subscription, start_event_grid
 from local_stack.graph_emulator import Emulator, start_emulator
 from shared.adapters.queues import ensure_queues
 from shared.names import ALL_QUEUES

@@ -12,18 +12,22 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from shared.adapters.graph import connect
+from azure.data.tables import TableServiceClient
+
+from shared.adapters.graph import GraphDirectory, connect
 from shared.adapters.ledger import TableLedger, ensure_table
+from shared.adapters.pacing import TablePacingStore
 from shared.adapters.queues import ensure_queues, storage_ports
 from shared.adapters.storage import queue_service, table_service
 from shared.decisions import Backoff
 from shared.names import ALL_QUEUES, TABLE_REQUESTS
 from shared.service.onboarding import OnboardingService, Policy
+from shared.service.pacing import SharedPacer
 from shared.service.ports import (
     Clock,
     Directory,
@@ -81,11 +85,15 @@ def build_service(
     clock: Clock | None = None,
     policy: Policy | None = None,
     decorate: Callable[[str, Any], Any] | None = None,
+    graph_options: Mapping[str, Any] | None = None,
 ) -> Wiring:
     """The service for `config`; every port given replaces the one built from settings.
     `decorate(name, port)` may wrap each port (name: directory, pending, poison, events,
-    ledger) in an object with the same methods."""
+    ledger) in an object with the same methods. The Graph directory built here paces
+    itself with the app's other instances through the ledger's table (guarantee 8);
+    `graph_options` tune its sender (`GraphSender`'s keywords)."""
     closers: list[Callable[[], Awaitable[None]]] = []
+    policy = policy or policy_from(config)
     if pending is None or poison is None or events is None:
         queues = queue_service(config.storage)
         if config.storage.connection_string is not None:
@@ -94,16 +102,13 @@ def build_service(
         built = storage_ports(queues)
         pending, poison, events = pending or built[0], poison or built[1], events or built[2]
         closers.append(_closer(queues.close))
+    tables = _tables(config, closers) if ledger is None or directory is None else None
     if ledger is None:
-        tables = table_service(config.storage)
-        if config.storage.connection_string is not None:
-            ensure_table(tables)
+        assert tables is not None
         ledger = TableLedger(tables.get_table_client(TABLE_REQUESTS))
-        closers.append(_closer(tables.close))
     if directory is None:
-        graph = connect(
-            config.graph_base_url, local=config.graph_is_local, client_id=config.azure_client_id
-        )
+        assert tables is not None
+        graph = _graph(config, tables, policy, graph_options or {})
         directory = graph
         closers.append(graph.aclose)
     wrap = decorate or _unchanged
@@ -114,9 +119,32 @@ def build_service(
         events=wrap("events", events),
         ledger=wrap("ledger", ledger),
         clock=clock or SystemClock(),
-        policy=policy or policy_from(config),
+        policy=policy,
     )
     return Wiring(service, closers)
+
+
+def _graph(
+    config: Settings, tables: TableServiceClient, policy: Policy, options: Mapping[str, Any]
+) -> GraphDirectory:
+    """Graph, paced with the app's other instances through the ledger's table."""
+    store = TablePacingStore(tables.get_table_client(TABLE_REQUESTS))
+    return connect(
+        config.graph_base_url,
+        local=config.graph_is_local,
+        client_id=config.azure_client_id,
+        pacer=SharedPacer(store, policy.pacing),
+        **options,
+    )
+
+
+def _tables(config: Settings, closers: list[Callable[[], Awaitable[None]]]) -> TableServiceClient:
+    """The storage account's tables: the ledger's, which also holds the pacing record."""
+    tables = table_service(config.storage)
+    if config.storage.connection_string is not None:
+        ensure_table(tables)
+    closers.append(_closer(tables.close))
+    return tables
 
 
 T = TypeVar("T")

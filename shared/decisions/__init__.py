@@ -9,6 +9,8 @@ A request's life, one module per question:
     direct      licensing planned against the SKU catalog (`plan_licensing`), or
     groups      in group mode, through licensing groups (`plan_group_licensing`)
     trouble     a Graph failure at any step (`after_graph_error`), no seats, the deadline
+    pacing      the app's turns at Graph, shared by its instances (`take_turns`,
+                `after_throttled`)
     settling    the outcome turned into what to publish and keep (`settle`); what a message
                 gets when its request is known already (`redelivery`)
     giving_up   invalid and poisoned messages (`rejection`, `given_up`, `poison_hold`)
@@ -43,6 +45,7 @@ from shared.decisions.outcomes import (
     Republish,
     Wait,
 )
+from shared.decisions.pacing import Pacing, Turns, after_throttled, take_turns
 from shared.decisions.rules import Backoff, Rules
 from shared.decisions.settling import is_poisoned, redelivery, resume, settle
 from shared.decisions.trouble import (
@@ -69,10 +72,12 @@ __all__ = [
     "LicensePlan",
     "Licensed",
     "Outcome",
+    "Pacing",
     "Park",
     "RefreshCatalog",
     "Republish",
     "Rules",
+    "Turns",
     "Wait",
     "access_denied_message",
     "admit",
@@ -82,6 +87,7 @@ __all__ = [
     "after_group_writes",
     "after_lookup",
     "after_no_seats",
+    "after_throttled",
     "after_write_error",
     "at_deadline",
     "before_check",
@@ -95,4 +101,5 @@ __all__ = [
     "rejection",
     "resume",
     "settle",
+    "take_turns",
 ]

@@ -4,10 +4,10 @@ caches, gathered once by the `OnboardingService` façade."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
-from shared.decisions import Backoff, Rules
+from shared.decisions import Backoff, Pacing, Rules
 from shared.domain.requests import LicenseRequest
 from shared.domain.tenant import CloudSyncJob
 from shared.service.caches import CloudSync, SkuCache
@@ -48,6 +48,8 @@ class Policy:
     # How soon to look again while Entra processes group licenses.
     group_recheck: timedelta = timedelta(seconds=30)
     concurrency: int = 8
+    # The app's pace at Graph, shared by its instances (guarantee 8).
+    pacing: Pacing = field(default_factory=Pacing)
 
     @property
     def rules(self) -> Rules:
