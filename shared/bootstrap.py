@@ -108,9 +108,9 @@ def build_service(
         ledger = TableLedger(tables.get_table_client(TABLE_REQUESTS))
     if directory is None:
         assert tables is not None
-        graph = _graph(config, tables, policy, graph_options or {})
+        graph, pacer = _graph(config, tables, policy, graph_options or {})
         directory = graph
-        closers.append(graph.aclose)
+        closers += [graph.aclose, pacer.settled]  # closed in reverse: 429s shared first
     wrap = decorate or _unchanged
     service = OnboardingService(
         directory=wrap("directory", directory),
@@ -126,16 +126,17 @@ def build_service(
 
 def _graph(
     config: Settings, tables: TableServiceClient, policy: Policy, options: Mapping[str, Any]
-) -> GraphDirectory:
+) -> tuple[GraphDirectory, SharedPacer]:
     """Graph, paced with the app's other instances through the ledger's table."""
-    store = TablePacingStore(tables.get_table_client(TABLE_REQUESTS))
-    return connect(
+    pacer = SharedPacer(TablePacingStore(tables.get_table_client(TABLE_REQUESTS)), policy.pacing)
+    graph = connect(
         config.graph_base_url,
         local=config.graph_is_local,
         client_id=config.azure_client_id,
-        pacer=SharedPacer(store, policy.pacing),
+        pacer=pacer,
         **options,
     )
+    return graph, pacer
 
 
 def _tables(config: Settings, closers: list[Callable[[], Awaitable[None]]]) -> TableServiceClient:

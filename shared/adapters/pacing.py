@@ -49,6 +49,7 @@ class TablePacingStore:
             "RowKey": self._row,
             "NextWrite": float(record.next_write),
             "PausedUntil": float(record.paused_until),
+            "WritesUntil": float(record.writes_until),
             "Cause": record.cause,
         }
         # A write whose answer was lost (and that the SDK sends again) fails its condition
@@ -76,6 +77,7 @@ def record_of(entity: Mapping[str, Any]) -> PacingRecord:
         next_write=_seconds(entity.get("NextWrite")),
         paused_until=_seconds(entity.get("PausedUntil")),
         cause=str(entity.get("Cause") or ""),
+        writes_until=_seconds(entity.get("WritesUntil")),
     )
 
 

@@ -84,7 +84,7 @@ def take_turns(record: PacingRecord, now: float, wanted: int, pacing: Pacing) ->
     next_write = record.next_write
     taken: list[float] = []
     for _ in range(max(1, wanted)):
-        turn = max(now, record.paused_until, next_write - pacing.tolerance)
+        turn = max(now, record.paused_until, record.writes_until, next_write - pacing.tolerance)
         if turn > now + pacing.horizon:
             if not taken:
                 return Turns(record, busy_until=turn)
@@ -103,29 +103,35 @@ def after_throttled(
     cause: str,
     pacing: Pacing,
 ) -> PacingRecord:
-    """Graph answered 429 at `now`: no write turn before its Retry-After, nor a burst
-    after it; after a read's 429 (the resource units every call spends), no call at all."""
+    """Graph answered 429 at `now`: no write before its Retry-After, and no burst after
+    it (Graph's bucket is empty then); after a read's 429 (the resource units every call
+    spends), no call at all."""
     until = now + (retry_after if retry_after is not None else pacing.unknown_pause)
-    paused = record.paused_until if write else max(record.paused_until, until)
-    later = until > max(record.paused_until, record.next_write - pacing.tolerance)
+    later = until > max(record.paused_until, record.writes_until)
     return PacingRecord(
         next_write=max(record.next_write, until + pacing.tolerance),
-        paused_until=paused,
+        paused_until=record.paused_until if write else max(record.paused_until, until),
         cause=cause[:CAUSE_CHARS] if later else record.cause,
+        writes_until=max(record.writes_until, until),
     )
 
 
 def merged(stored: PacingRecord, known: PacingRecord) -> PacingRecord:
     """What both copies say: the later of each time (they only move forward); the cause of
     the later pause."""
-    ahead = known.next_write > stored.next_write or known.paused_until > stored.paused_until
+    ahead = max(known.paused_until, known.writes_until) > max(
+        stored.paused_until, stored.writes_until
+    )
     return PacingRecord(
         next_write=max(stored.next_write, known.next_write),
         paused_until=max(stored.paused_until, known.paused_until),
         cause=known.cause if ahead and known.cause else stored.cause,
+        writes_until=max(stored.writes_until, known.writes_until),
     )
 
 
-def pause_left(record: PacingRecord, now: float) -> float:
-    """Seconds every call must still wait (a 429 on a read), 0 when none."""
-    return max(0.0, record.paused_until - now)
+def pause_left(record: PacingRecord, now: float, *, write: bool = False) -> float:
+    """Seconds a call must still wait because of a 429 (a read's holds every call, a
+    write's the writes), 0 when none."""
+    until = max(record.paused_until, record.writes_until) if write else record.paused_until
+    return max(0.0, until - now)

@@ -16,14 +16,15 @@ class PacingRecord:
     """The identity budget's schedule, as the app's instances agreed on it.
 
     `next_write` is the write budget's theoretical arrival time (the generic cell rate
-    algorithm's TAT): write turns are handed out from it, one per interval, after Graph's
-    `Retry-After`. `paused_until` holds every call (reads too) after a 429 on a read: the
-    resource-unit budget covers them all. `cause` is Graph's answer that set the latest
-    pause, for the calls it holds back."""
+    algorithm's TAT): write turns are handed out from it, one per interval. `writes_until`
+    holds the writes after a 429 on a write (Graph's `Retry-After`); `paused_until` holds
+    every call (reads too) after a 429 on a read: the resource-unit budget covers them
+    all. `cause` is Graph's answer that set the latest pause, for the calls it holds back."""
 
     next_write: float = 0.0
     paused_until: float = 0.0
     cause: str = ""
+    writes_until: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -89,8 +89,9 @@ class SharedPacer:
 
     async def settled(self) -> None:
         """Wait until this process's 429s are in the shared record (tests, shutdown)."""
-        if self._publishing is not None:
-            await self._publishing
+        task = self._publishing
+        if task is not None and not task.done() and task.get_loop() is asyncio.get_running_loop():
+            await asyncio.wait([task])
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -214,7 +215,7 @@ class SharedPacer:
         record = self._record()
         if contended:
             why = "the app's instances kept changing the shared pacing record"
-        elif pause_left(record, self._clock()) > 0 or not call.is_write:
+        elif pause_left(record, self._clock(), write=call.is_write) > 0:
             why = f"Graph asked the app to wait ({record.cause or '429'})"
         else:
             rate = self.pacing.writes_per_second
