@@ -72,8 +72,10 @@ def projection(ratio: float | None, hires: int = BIG_DAY_HIRES) -> dict[str, Any
 HEADER = (
     "| queue-trigger processes | writes | floor | last terminal event | × floor | bound by "
     "| 429s (per write) | of which on reads | storage requests / user | outcomes "
-    "| no terminal event | peak RSS per host | 50,000 hires (production) |\n"
-    "| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |"
+    "| no terminal event | peak RSS per host | queue hosts' CPU / user "
+    "| 50,000 hires (production) |\n"
+    "| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: "
+    "| ---: |"
 )
 
 
@@ -103,6 +105,7 @@ def row(figures: Mapping[str, Any]) -> str:
         outcomes or "-",
         f"{figures['without_terminal_event']:,}",
         f"{max(rss):.0f} MiB (timer {max(timer):.0f})" if rss and timer else "-",
+        num(figures.get("cpu_ms_per_user"), ".1f", " ms"),
         num(minutes, ".0f", " min"),
     ]
     return "| " + " | ".join(cells) + " |"

@@ -91,6 +91,7 @@ def summarize(
         "pending_queue_after": observed["pending"],
         **storage_figures(storage, config.users),
         "peak_rss_mib": observed["rss"],
+        **cpu_figures(observed.get("cpu") or {}, config.users),
     }
 
 
@@ -122,4 +123,14 @@ def storage_figures(storage: Counter[str], users: int) -> dict[str, Any]:
         "storage_requests": total,
         "storage_per_user": total / users if storage else None,
         "storage_by_kind": {k: v for k, v in storage.most_common() if v > 0},
+    }
+
+
+def cpu_figures(cpu: Mapping[str, Sequence[float | None]], users: int) -> dict[str, Any]:
+    """CPU time the hosts spent from t0 on: per host, and the queue-trigger hosts' per
+    user (what sizes an instance, whatever else the machine was running)."""
+    queue = [v for v in cpu.get("queue", ()) if v is not None]
+    return {
+        "cpu_seconds": {role: list(values) for role, values in cpu.items()},
+        "cpu_ms_per_user": 1000 * sum(queue) / users if queue and users else None,
     }
