@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from azure.data.tables import TableServiceClient
+from azure.data.tables import TableClient
 
 from shared.adapters.graph import GraphDirectory, connect
 from shared.adapters.ledger import TableLedger, ensure_table
@@ -32,6 +32,7 @@ from shared.service.ports import (
     Clock,
     Directory,
     EventSink,
+    PacingStore,
     PendingQueue,
     PoisonQueue,
     RequestLedger,
@@ -86,12 +87,13 @@ def build_service(
     policy: Policy | None = None,
     decorate: Callable[[str, Any], Any] | None = None,
     graph_options: Mapping[str, Any] | None = None,
+    pacing: PacingStore | None = None,
 ) -> Wiring:
     """The service for `config`; every port given replaces the one built from settings.
     `decorate(name, port)` may wrap each port (name: directory, pending, poison, events,
-    ledger) in an object with the same methods. The Graph directory built here paces
-    itself with the app's other instances through the ledger's table (guarantee 8);
-    `graph_options` tune its sender (`GraphSender`'s keywords)."""
+    ledger) in an object with the same methods. A Graph directory built here paces
+    itself with the other instances through `pacing` (by default a record in the ledger's
+    table: guarantee 8); `graph_options` tune its sender (`GraphSender`'s keywords)."""
     closers: list[Callable[[], Awaitable[None]]] = []
     policy = policy or policy_from(config)
     if pending is None or poison is None or events is None:
@@ -102,15 +104,16 @@ def build_service(
         built = storage_ports(queues)
         pending, poison, events = pending or built[0], poison or built[1], events or built[2]
         closers.append(_closer(queues.close))
-    tables = _tables(config, closers) if ledger is None or directory is None else None
+    needs_tables = ledger is None or (directory is None and pacing is None)
+    table = _table(config, closers) if needs_tables else None
     if ledger is None:
-        assert tables is not None
-        ledger = TableLedger(tables.get_table_client(TABLE_REQUESTS))
+        assert table is not None
+        ledger = TableLedger(table)
     if directory is None:
-        assert tables is not None
-        graph, pacer = _graph(config, tables, policy, graph_options or {})
-        directory = graph
-        closers += [graph.aclose, pacer.settled]  # closed in reverse: 429s shared first
+        if pacing is None:
+            assert table is not None
+            pacing = TablePacingStore(table)
+        directory = _graph(config, pacing, policy, graph_options or {}, closers)
     wrap = decorate or _unchanged
     service = OnboardingService(
         directory=wrap("directory", directory),
@@ -125,10 +128,14 @@ def build_service(
 
 
 def _graph(
-    config: Settings, tables: TableServiceClient, policy: Policy, options: Mapping[str, Any]
-) -> tuple[GraphDirectory, SharedPacer]:
-    """Graph, paced with the app's other instances through the ledger's table."""
-    pacer = SharedPacer(TablePacingStore(tables.get_table_client(TABLE_REQUESTS)), policy.pacing)
+    config: Settings,
+    pacing: PacingStore,
+    policy: Policy,
+    options: Mapping[str, Any],
+    closers: list[Callable[[], Awaitable[None]]],
+) -> GraphDirectory:
+    """Graph, paced with the app's other instances through the shared record."""
+    pacer = SharedPacer(pacing, policy.pacing)
     graph = connect(
         config.graph_base_url,
         local=config.graph_is_local,
@@ -136,16 +143,17 @@ def _graph(
         pacer=pacer,
         **options,
     )
-    return graph, pacer
+    closers += [graph.aclose, pacer.settled]  # closed in reverse: 429s shared first
+    return graph
 
 
-def _tables(config: Settings, closers: list[Callable[[], Awaitable[None]]]) -> TableServiceClient:
-    """The storage account's tables: the ledger's, which also holds the pacing record."""
+def _table(config: Settings, closers: list[Callable[[], Awaitable[None]]]) -> TableClient:
+    """The ledger's table, which also holds the pacing record."""
     tables = table_service(config.storage)
     if config.storage.connection_string is not None:
         ensure_table(tables)
     closers.append(_closer(tables.close))
-    return tables
+    return tables.get_table_client(TABLE_REQUESTS)
 
 
 T = TypeVar("T")

@@ -47,7 +47,10 @@ class Policy:
     license_groups: Mapping[str, str] | None = None
     # How soon to look again while Entra processes group licenses.
     group_recheck: timedelta = timedelta(seconds=30)
-    concurrency: int = 8
+    # The sweep's requests in flight: enough for its writes to keep Graph's rate (20 a
+    # second, the app's turns) at Graph's latency, as many as an instance's queue trigger
+    # runs at once (host.json: batchSize 16 + newBatchThreshold 8).
+    concurrency: int = 24
     # The app's pace at Graph, shared by its instances (guarantee 8).
     pacing: Pacing = field(default_factory=Pacing)
 

@@ -152,7 +152,8 @@ def test_group_inherited_licenses_count_as_assigned(graph_emulator: Emulator) ->
 
 
 def test_the_sweep_lookup_batches_twenty_per_request_in_order(graph_emulator: Emulator) -> None:
-    """45 identifiers: three $batch requests, answers in the caller's order."""
+    """45 identifiers: three $batch requests (sent together), answers in the caller's
+    order."""
     for n in range(40):
         graph_emulator.add_user({"userPrincipalName": f"u{n}@contoso.com"})
     many = [UserIdentifiers(f"u{n}@contoso.com") for n in range(40)]
@@ -166,7 +167,9 @@ def test_the_sweep_lookup_batches_twenty_per_request_in_order(graph_emulator: Em
     assert all(isinstance(r, NotFound) for r in results[41:])
     batches = [c for c in graph_calls(graph_emulator) if c["path"] == "/v1.0/$batch"]
     # The 4 ghosts are tried again by filter: a key GET can lag behind the filter index.
-    assert [len(b["body"]["requests"]) for b in batches] == [20, 20, 5, 4]
+    sizes = [len(b["body"]["requests"]) for b in batches]
+    assert sorted(sizes[:3]) == [5, 20, 20]
+    assert sizes[3:] == [4]
 
 
 def test_a_throttled_batch_item_leaves_only_that_user_unanswered(graph_emulator: Emulator) -> None:
