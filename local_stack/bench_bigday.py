@@ -71,7 +71,7 @@ def projection(ratio: float | None, hires: int = BIG_DAY_HIRES) -> dict[str, Any
 
 HEADER = (
     "| queue-trigger processes | writes | floor | last terminal event | × floor | bound by "
-    "| 429s (per write) | of which on reads | storage requests / user | outcomes "
+    "| 429s (per write) | of which on reads | storage requests / user (of which pacing) | outcomes "
     "| no terminal event | peak RSS per host | queue hosts' CPU / user "
     "| 50,000 hires (production) |\n"
     "| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: "
@@ -101,7 +101,8 @@ def row(figures: Mapping[str, Any]) -> str:
         figures["bound_by"],
         f"{figures['throttled_total']:,} ({num(figures['throttled_per_write'], '.2f')})",
         f"{figures['graph'].get('reads_429', 0):,}",
-        num(figures["storage_per_user"], ".1f"),
+        num(figures["storage_per_user"], ".2f")
+        + f" ({num(figures.get('pacing_per_user'), '.2f')} pacing)",
         outcomes or "-",
         f"{figures['without_terminal_event']:,}",
         f"{max(rss):.0f} MiB (timer {max(timer):.0f})" if rss and timer else "-",

@@ -119,10 +119,15 @@ def outcome_figures(
 def storage_figures(storage: Counter[str], users: int) -> dict[str, Any]:
     """Storage requests the hosts sent (queues and tables), in all, per user and by kind."""
     total = sum(v for v in storage.values() if v > 0)
+    # The shared pacing record's reads and writes (its one creation is an insert like the
+    # ledger's, not told apart).
+    pacing = sum(v for k, v in storage.items() if "(~pacing)" in k and v > 0)
     return {
         "storage_requests": total,
         "storage_per_user": total / users if storage else None,
         "storage_by_kind": {k: v for k, v in storage.most_common() if v > 0},
+        "pacing_requests": pacing,
+        "pacing_per_user": pacing / users if storage else None,
     }
 
 
