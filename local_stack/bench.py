@@ -653,7 +653,7 @@ def show_backlog(result: Mapping[str, Any]) -> None:
         ("assignLicense sent (429s among all calls)", f"{writes} ({result['throttled']})"),
     ]
     table(
-        f"7. One sweep over a backlog of {result['users']} synced users, Graph's write budget "
+        f"8. One sweep over a backlog of {result['users']} synced users, Graph's write budget "
         "spent, throttling on at Graph's rates",
         rows,
     )

@@ -118,7 +118,7 @@ def show(result: Mapping[str, Any]) -> None:
         return
     first = runs[0]
     print(
-        f"\n6. Big day: {first['users']:,} synced users posted at once, write budget spent, "
+        f"\n7. Big day: {first['users']:,} synced users posted at once, write budget spent, "
         f"throttling on ({first['throttle_model']} model, {first['units_per_10s']:,} units "
         f"per 10 s, 3,000 writes per 150 s), time scale {first['time_scale']:g}"
     )

@@ -136,7 +136,7 @@ class SharedPacer:
                 return self._turns.popleft()
             if self._crowded():
                 async with self._used:
-                    await self._used.wait()
+                    await self._used.wait_for(lambda: not self._crowded())
                 continue
             async with self._lock:
                 self._drop_stale()
