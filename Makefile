@@ -12,7 +12,7 @@ NODE_STAMP := node_modules/.installed-stamp
 FILE ?= local_stack/samples/one-request.json
 MODE ?= direct
 ARGS ?= list
-# make bench: ONLY=a,b picks benchmarks (coldstart,intake,sweep,storm,forcedsync,bigday); the
+# make bench: ONLY=a,b picks benchmarks (coldstart,intake,sweep,storm,forcedsync,bigday,backlog); the
 # big day's users, queue-trigger process counts, time scale and throttling model.
 ONLY ?=
 USERS ?= 3000

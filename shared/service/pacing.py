@@ -66,6 +66,10 @@ class SharedPacer:
         self._lock = asyncio.Lock()
         self._publishing: asyncio.Task[None] | None = None
 
+    @property
+    def horizon(self) -> float:
+        return self.pacing.horizon
+
     async def wait_turn(self, call: GraphCall) -> None:
         if call.is_write:
             await self._write_turn(call)

@@ -190,6 +190,11 @@ class Pacer(Protocol):
     """The app's pace at Graph, shared by its instances (guarantee 8): what every call on
     the identity budget goes through before it is sent (`GraphSender`)."""
 
+    @property
+    def horizon(self) -> float:
+        """The longest a call waits for Graph in its invocation (its turn, or a pause)."""
+        ...
+
     async def wait_turn(self, call: GraphCall) -> None:
         """Wait until `call` may be sent: a write takes one of the app's write turns, any
         call waits out a pause another instance was told about. GraphError (throttled, not

@@ -38,7 +38,8 @@ class GraphSender:
     With a `pacer`, every call on the identity budget also waits for its turn at Graph,
     shared by all the app's instances (a write for one of the app's write turns, any call
     for a pause another instance was told about), and each 429 is shared with them. The
-    gate stays the fast path: it holds this process at once, without storage."""
+    gate stays the fast path: it holds this process at once, without storage. A call then
+    waits for Graph's `Retry-After` as long as for its turn, up to the pacer's horizon."""
 
     def __init__(
         self,
@@ -111,7 +112,7 @@ class GraphSender:
             wait = error.retry_after if error.retry_after is not None else 0.5 * 2**attempt
             if error.kind not in retryable or attempt >= self._retries:
                 raise error
-            if wait > self._max_inline_wait:
+            if wait > self._longest_wait(error.kind):
                 raise error
             attempt += 1
             log.info("Graph %s; retrying in %.1fs (attempt %d)", error, wait, attempt)
@@ -122,12 +123,19 @@ class GraphSender:
         if not call.directory_budget:
             return
         closed = self.gate.closed_for(write=call.is_write)
-        if closed > self._max_inline_wait:
+        if closed > self._longest_wait(GraphErrorKind.THROTTLED):
             raise self.gate.refusal(call, closed)
         if closed > 0:
             await self._sleep(closed)
         if self.pacer is not None:
             await self.pacer.wait_turn(call)
+
+    def _longest_wait(self, kind: GraphErrorKind) -> float:
+        """How long a call may wait in its invocation before its request is parked: for
+        throttling, as long as for its turn at Graph when the app paces itself."""
+        if kind == GraphErrorKind.THROTTLED and self.pacer is not None:
+            return max(self._max_inline_wait, self.pacer.horizon)
+        return self._max_inline_wait
 
     def _throttled(self, call: GraphCall, error: GraphError) -> None:
         self.gate.close(error, write=call.is_write)
