@@ -57,7 +57,7 @@ SCALED: Final = (
     "group_recheck (30 s); GraphSender max_inline_wait (5 s), which also bounds the "
     "throttling gate's waits (the waits themselves come from Graph's scaled Retry-After); "
     "the shared pacing (Policy.pacing.faster): 20 writes/s becomes 20 x S, its horizon "
-    "(60 s), freshness (2 s) and fallback pause (2 s) are divided by S",
+    "(150 s), freshness (2 s) and fallback pause (2 s) are divided by S",
 )
 NOT_SCALED: Final = (
     "GraphSender's inline retry waits after a 5xx or a 404 (0.5 s, 1 s: fixed in "

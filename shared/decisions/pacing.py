@@ -35,9 +35,11 @@ class Pacing:
     # Most turns one process holds at a time (taken and not yet sent, or reserved): what a
     # process killed while holding them keeps the others waiting, at most block / rate.
     block: int = 20
-    # The furthest turn a call waits for in its invocation; beyond, it is not sent and its
-    # request is parked until then.
-    horizon: float = 60.0
+    # The longest a call waits for Graph in its invocation (its turn, or a Retry-After);
+    # beyond, it is not sent and its request is parked until then. Graph's write window:
+    # whatever Graph's model, no write should be asked to wait longer than one window, so
+    # a throttled request need not wait for the sweep's next tick (functionTimeout 10 min).
+    horizon: float = 150.0
     # How long a process trusts its copy of the record before a read looks at it again
     # (a read is held by another instance's 429 on a read at most this late).
     fresh_for: float = 2.0

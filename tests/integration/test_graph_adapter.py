@@ -424,7 +424,7 @@ def test_after_a_429_no_call_of_the_process_is_sent_until_retry_after_passes(
 def test_with_the_apps_pacing_a_retry_after_within_its_horizon_is_waited_out_inline(
     graph_emulator: Emulator,
 ) -> None:
-    """Retry-After 30 s, the shared pacing's horizon 60 s: the lookup waits and succeeds in
+    """Retry-After 30 s, the shared pacing's horizon 150 s: the lookup waits and succeeds in
     its invocation instead of parking its request, and the 429 is in the shared record."""
     graph_emulator.add_fault(path="^/users/", status=429, retryAfter=30, count=1)
     naps, store = Naps(), FakePacingStore()

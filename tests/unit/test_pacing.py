@@ -23,7 +23,7 @@ from tests.fakes import FakePacingStore, PacerClock
 
 T = TypeVar("T")
 NOW = 1_800_000_000.0
-PACING = Pacing()  # Graph's 20 writes/s, a burst of 20, blocks of 20, a 60 s horizon
+PACING = Pacing()  # Graph's 20 writes/s, a burst of 20, blocks of 20, a 150 s horizon
 STEP = PACING.interval  # 0.05 s
 
 
@@ -81,17 +81,17 @@ def test_the_app_as_a_whole_never_takes_more_than_graphs_rate() -> None:
 
 
 def test_no_turn_is_taken_beyond_the_horizon_and_the_record_says_when_one_is_free() -> None:
-    """Beyond 60 s ahead: no turn, the record unchanged, the first free turn named."""
-    busy = PacingRecord(next_write=NOW + 70)
+    """Beyond 150 s ahead: no turn, the record unchanged, the first free turn named."""
+    busy = PacingRecord(next_write=NOW + 160)
     turns = take_turns(busy, NOW, 5, PACING)
     assert turns.at == ()
     assert turns.record == busy
-    assert turns.busy_until == pytest.approx(NOW + 70 - PACING.tolerance)
+    assert turns.busy_until == pytest.approx(NOW + 160 - PACING.tolerance)
 
 
 def test_turns_stop_at_the_horizon_when_only_some_fit() -> None:
-    """Five wanted, two within 60 s: two taken."""
-    near = PacingRecord(next_write=NOW + 60 + PACING.tolerance - STEP)
+    """Five wanted, two within 150 s: two taken."""
+    near = PacingRecord(next_write=NOW + 150 + PACING.tolerance - STEP)
     turns = take_turns(near, NOW, 5, PACING)
     assert len(turns.at) == 2
     assert turns.busy_until is None
@@ -143,10 +143,10 @@ def test_a_lease_is_the_block_a_process_holds_at_graphs_rate() -> None:
 
 
 def test_the_benchmarks_faster_pacing_keeps_every_count_and_divides_every_time() -> None:
-    """Time 5 times faster: 100 writes/s, horizon 12 s; burst, block and lease in turns."""
+    """Time 5 times faster: 100 writes/s, horizon 30 s; burst, block and lease in turns."""
     fast = PACING.faster(5)
     assert fast.writes_per_second == pytest.approx(100)
-    assert fast.horizon == pytest.approx(12)
+    assert fast.horizon == pytest.approx(30)
     assert (fast.burst, fast.block) == (PACING.burst, PACING.block)
     assert fast.lease == pytest.approx(0.2)
 
@@ -269,13 +269,13 @@ def test_a_write_429_in_another_process_does_not_hold_reads() -> None:
 
 
 def test_a_write_whose_turn_is_beyond_the_horizon_is_not_sent_and_says_when() -> None:
-    """A 90 s pause: the write is refused at once (throttled, not sent, Retry-After ~90 s),
+    """A 200 s pause: the write is refused at once (throttled, not sent, Retry-After ~200 s),
     and the record is left as it was."""
     store, clock = FakePacingStore(), PacerClock(NOW)
     a, b = pacer(store, clock), pacer(store, clock)
 
     async def main() -> GraphError:
-        a.throttled(GraphCall.ASSIGN_LICENSE, throttled(90.0))
+        a.throttled(GraphCall.ASSIGN_LICENSE, throttled(200.0))
         await a.settled()
         before = store.record
         with pytest.raises(GraphError) as refused:
@@ -285,7 +285,7 @@ def test_a_write_whose_turn_is_beyond_the_horizon_is_not_sent_and_says_when() ->
 
     error = run(main)
     assert error.kind == GraphErrorKind.THROTTLED
-    assert error.retry_after == pytest.approx(90.0, abs=0.05)
+    assert error.retry_after == pytest.approx(200.0, abs=0.05)
     assert error.graph_message.startswith("not sent: Graph asked the app to wait (429")
     assert clock.woke == []
 
