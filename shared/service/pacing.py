@@ -1,13 +1,14 @@
 """The `Pacer` every instance of the app shares (guarantee 8): write turns taken from one
 record in the storage account, and Graph's 429s written there for the others.
 
-Storage is consulted as rarely as the design allows. A process takes turns for every
-write it has waiting at once (at most `Pacing.block`), with one conditional write of the
-record when its copy is current, or a read and a write when another instance wrote in
-between; a read of the record only when a read call finds its copy older than
-`Pacing.fresh_for`. A 429 holds the process at once and is written in the background
-(and with the next turns taken). Nobody holds the record: a process killed at any moment
-leaves it whole, and wastes at most the turns it held (`Pacing.lease`).
+Storage is consulted as rarely as the design allows. A process takes a block of turns
+at once (up to `Pacing.block` held at a time, and not before half a block is free), with
+one conditional write of the record when its copy is current, or a read and a write when
+another instance wrote in between; it reads the record otherwise only when a read call
+finds its copy older than `Pacing.fresh_for`. A 429 holds the process at once and is
+written in the background (and with the next turns taken). Nobody holds the record: a
+process killed at any moment leaves it whole, and wastes at most the turns it held
+(`Pacing.lease`).
 """
 
 from __future__ import annotations
@@ -208,9 +209,8 @@ class SharedPacer:
                     record = self._record()
                     if record == self._copy.record and self._copy.version is not None:
                         return  # already there (a later pause, or turns taken since)
-                    if await self._save(record):
+                    if await self._save(record):  # then again, for a 429 met meanwhile
                         log.info("a Graph 429 is shared with every instance: %s", record.cause)
-                        return
         except Exception:  # the next turns taken write it all the same
             log.warning("could not share a Graph pause with the other instances", exc_info=True)
 

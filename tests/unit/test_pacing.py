@@ -234,6 +234,23 @@ def test_a_429_in_one_process_holds_the_next_write_of_another_until_its_retry_af
     assert "TooManyRequests" in store.record.cause
 
 
+def test_a_429_met_while_the_first_is_being_shared_is_shared_too() -> None:
+    """A write's 429, then a read's while the first is being written: the record ends
+    with both."""
+    store, clock = FakePacingStore(), PacerClock(NOW)
+    one = pacer(store, clock)
+
+    async def main() -> None:
+        one.throttled(GraphCall.ASSIGN_LICENSE, throttled(3.0))
+        await asyncio.sleep(0)  # the first is on its way to the record
+        one.throttled(GraphCall.LOOKUP, throttled(10.0, GraphCall.LOOKUP))
+        await one.settled()
+
+    run(main)
+    assert store.record.writes_until == pytest.approx(NOW + 10)
+    assert store.record.paused_until == pytest.approx(NOW + 10)
+
+
 def test_a_read_waits_out_another_processs_read_pause_once_its_copy_is_stale() -> None:
     """B's copy is fresh for 2 s; after that its next read reads the record and waits for
     A's pause."""
