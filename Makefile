@@ -13,8 +13,8 @@ FILE ?= local_stack/samples/one-request.json
 MODE ?= direct
 ARGS ?= list
 CONSUMER ?=
-# make bench: ONLY=a,b picks benchmarks (coldstart,intake,sweep,storm,forcedsync,bigday); the
-# big day's users, queue-trigger process counts, time scale and throttling model.
+# make bench: ONLY=a,b picks benchmarks (coldstart,intake,sweep,storm,forcedsync,bigday,
+# backlog,frontdoor); the big day's users, queue-trigger process counts, time scale and throttling model.
 ONLY ?=
 USERS ?= 3000
 PROCESSES ?= 1,4,8

@@ -48,14 +48,18 @@ param grantGraphPermissionsWithBicep bool = false
 // lowest maximum is 1 (it was 40 in the preview), the highest 1000; instance memory 512,
 // 2048 or 4096 MB (learn.microsoft.com/azure/azure-functions/flex-consumption-plan,
 // "Considerations" and "Instance sizes").
-// DEFAULT TO BE SET FROM A BENCHMARK: 40 is the value this template has always shipped;
-// the lead engineer replaces it (here and in main.parameters.json, MAXIMUM_INSTANCE_COUNT)
-// with the figure `make bench` supports. Every instance spends the same per-app Graph
-// throttling budget, so more instances do not license faster once Graph throttles.
-@description('Flex Consumption scale-out limit (per function); each instance also spends the app\'s Graph throttling budget.')
+// Default 4, from the big-day benchmark (docs/benchmarks.md "Big day", docs/deploy.md
+// "Scale"): Graph allows the app 20 writes/s whatever the number of instances, and the
+// instances pace themselves together to that rate (guarantee 8), so beyond what keeps it
+// busy an instance only waits for its turn (1, 4 and 8 processes all licensed at Graph's
+// rate). One 2,048 MB instance (1 core) already carries 20 writes/s: about 15 ms of CPU per
+// request measured, and 24 requests in flight at Graph's latency; 4 is that with room for
+// slow or cold instances, keeps a request's wait for its turn under 5 s (4 x 24 / 20), and
+// keeps the lookups in flight well inside a small tenant's 3,500 resource units per 10 s.
+@description('Flex Consumption scale-out limit (per function). The instances share the app\'s Graph budget (20 writes/s): more than 4 license no faster (docs/deploy.md "Scale").')
 @minValue(1)
 @maxValue(1000)
-param maximumInstanceCount int = 40
+param maximumInstanceCount int = 4
 
 @description('Flex Consumption instance memory in MB; 2048 is Microsoft\'s default.')
 @allowed([

@@ -71,9 +71,11 @@ def projection(ratio: float | None, hires: int = BIG_DAY_HIRES) -> dict[str, Any
 
 HEADER = (
     "| queue-trigger processes | writes | floor | last terminal event | × floor | bound by "
-    "| 429s (per write) | of which on reads | storage requests / user | outcomes "
-    "| no terminal event | peak RSS per host | 50,000 hires (production) |\n"
-    "| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |"
+    "| 429s (per write) | of which on reads | storage requests / user (of which pacing) | outcomes "
+    "| no terminal event | peak RSS per host | queue hosts' CPU / user "
+    "| 50,000 hires (production) |\n"
+    "| ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | --- | ---: | ---: | ---: "
+    "| ---: |"
 )
 
 
@@ -99,10 +101,12 @@ def row(figures: Mapping[str, Any]) -> str:
         figures["bound_by"],
         f"{figures['throttled_total']:,} ({num(figures['throttled_per_write'], '.2f')})",
         f"{figures['graph'].get('reads_429', 0):,}",
-        num(figures["storage_per_user"], ".1f"),
+        num(figures["storage_per_user"], ".2f")
+        + f" ({num(figures.get('pacing_per_user'), '.2f')} pacing)",
         outcomes or "-",
         f"{figures['without_terminal_event']:,}",
         f"{max(rss):.0f} MiB (timer {max(timer):.0f})" if rss and timer else "-",
+        num(figures.get("cpu_ms_per_user"), ".1f", " ms"),
         num(minutes, ".0f", " min"),
     ]
     return "| " + " | ".join(cells) + " |"
@@ -114,7 +118,7 @@ def show(result: Mapping[str, Any]) -> None:
         return
     first = runs[0]
     print(
-        f"\n6. Big day: {first['users']:,} synced users posted at once, write budget spent, "
+        f"\n7. Big day: {first['users']:,} synced users posted at once, write budget spent, "
         f"throttling on ({first['throttle_model']} model, {first['units_per_10s']:,} units "
         f"per 10 s, 3,000 writes per 150 s), time scale {first['time_scale']:g}"
     )

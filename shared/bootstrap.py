@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from shared.adapters.graph import GraphDirectory, GraphTeams, connect
 from shared.adapters.ledger import TableLedger, ensure_table
 from shared.adapters.outbox import TableOutbox
+from shared.adapters.pacing import TablePacingStore
 from shared.adapters.queues import (
     StorageRequestQueue,
     ensure_queues,
@@ -35,6 +36,7 @@ from shared.domain.access import Caller
 from shared.names import ALL_QUEUES, QUEUE_REQUESTS, TABLE_REQUESTS
 from shared.service import OnboardingService, Policy
 from shared.service.front_door import FrontDoor
+from shared.service.pacing import SharedPacer
 from shared.service.ports import (
     Authenticator,
     Clock,
@@ -43,6 +45,7 @@ from shared.service.ports import (
     EventSink,
     IntakeQueue,
     LedgerRetention,
+    PacingStore,
     PendingQueue,
     PoisonQueue,
     RequestLedger,
@@ -112,12 +115,14 @@ def build_service(
     submissions: Submissions | None = None,
     requests_queue: RequestQueue | None = None,
     authenticator: Authenticator | None = None,
+    pacing: PacingStore | None = None,
+    graph_options: Mapping[str, Any] | None = None,
 ) -> Wiring:
     """The service for `config`, and its HTTP front door. A port given replaces the one built
-    from the settings; `decorate(name, port)` wraps each (`requests` is `requests_queue`).
-    Built where they apply: the topic and outbox with EVENT_GRID_TOPIC_ENDPOINT, the intake
-    watch with the queues, retention and submissions with the ledger, Teams with Graph."""
+    from the settings (where it applies: `_completed`); `decorate(name, port)` wraps each
+    (`requests` is `requests_queue`); `graph_options` tune a Graph directory's sender."""
     closers: list[Callable[[], Awaitable[None]]] = []
+    clock, policy = clock or SystemClock(), policy or policy_from(config)
     given: dict[str, Any] = {
         "directory": directory,
         "pending": pending,
@@ -133,21 +138,29 @@ def build_service(
         "requests": requests_queue,
     }
     wrap = decorate or _unchanged
+    completed = _completed(config, given, closers, policy, pacing, graph_options)
     ports: dict[str, Any] = {
-        name: None if port is None else wrap(name, port)
-        for name, port in _completed(config, given, closers).items()
+        name: None if port is None else wrap(name, port) for name, port in completed.items()
     }
     requests = ports.pop("requests")
-    clock, policy = clock or SystemClock(), policy or policy_from(config)
     service = OnboardingService(**ports, clock=clock, policy=policy)
     door = _front_door(config, authenticator, ports, requests, clock, policy)
     return Wiring(service, closers, door)
 
 
 def _completed(
-    config: Settings, ports: dict[str, Any], closers: list[Callable[[], Awaitable[None]]]
+    config: Settings,
+    ports: dict[str, Any],
+    closers: list[Callable[[], Awaitable[None]]],
+    policy: Policy,
+    pacing: PacingStore | None,
+    graph_options: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    """The ports given, and those built from the settings for the ones not given."""
+    """The ports given, and those built from the settings for the ones not given, where they
+    apply: the topic and outbox with EVENT_GRID_TOPIC_ENDPOINT, the intake watch with the
+    queues, retention and submissions with the ledger, Teams with Graph. A Graph directory
+    built here paces itself with the app's other instances through `pacing` (by default a
+    record in the ledger's table: guarantee 8)."""
     if ports["pending"] is None or ports["poison"] is None or ports["events"] is None:
         built, intake, requests = _queue_ports(config, closers)
         for name, port in zip(("pending", "poison", "events"), built, strict=True):
@@ -158,19 +171,21 @@ def _completed(
         ports["topic"] = _topic(config.event_grid_topic_endpoint, config.azure_client_id, closers)
     if ports["topic"] is None:
         ports["outbox"] = None
-    if ports["ledger"] is None or (ports["topic"] is not None and ports["outbox"] is None):
-        ledger, outbox, retention, submissions = _table_ports(config, closers)
+    if (
+        ports["ledger"] is None
+        or (ports["topic"] is not None and ports["outbox"] is None)
+        or (ports["directory"] is None and pacing is None)
+    ):
+        ledger, outbox, retention, submissions, shared_pace = _table_ports(config, closers)
         if ports["ledger"] is None:
             ports["ledger"], ports["retention"] = ledger, ports["retention"] or retention
             ports["submissions"] = ports["submissions"] or submissions
         if ports["topic"] is not None:
             ports["outbox"] = ports["outbox"] or outbox
+        pacing = pacing or shared_pace
     if ports["directory"] is None:
-        graph = connect(
-            config.graph_base_url, local=config.graph_is_local, client_id=config.azure_client_id
-        )
-        closers.append(graph.aclose)
-        ports["directory"] = graph
+        assert pacing is not None
+        ports["directory"] = _graph(config, pacing, policy, graph_options or {}, closers)
     if ports["teams"] is None and isinstance(ports["directory"], GraphDirectory):
         ports["teams"] = GraphTeams(ports["directory"].adapter)
     return ports
@@ -221,17 +236,43 @@ def _topic(
     return sink
 
 
+def _graph(
+    config: Settings,
+    pacing: PacingStore,
+    policy: Policy,
+    options: Mapping[str, Any],
+    closers: list[Callable[[], Awaitable[None]]],
+) -> GraphDirectory:
+    """Graph, paced with the app's other instances through the shared record."""
+    pacer = SharedPacer(pacing, policy.pacing)
+    graph = connect(
+        config.graph_base_url,
+        local=config.graph_is_local,
+        client_id=config.azure_client_id,
+        pacer=pacer,
+        **options,
+    )
+    closers += [graph.aclose, pacer.settled]  # closed in reverse: 429s shared first
+    return graph
+
+
 def _table_ports(
     config: Settings, closers: list[Callable[[], Awaitable[None]]]
-) -> tuple[RequestLedger, EventOutbox, LedgerRetention, Submissions]:
-    """The ledger, the event outbox, the retention index and the front door's submissions,
-    on one table client."""
+) -> tuple[RequestLedger, EventOutbox, LedgerRetention, Submissions, PacingStore]:
+    """The ledger, the event outbox, the retention index, the front door's submissions and
+    the pacing record, on one table client."""
     tables = table_service(config.storage)
     if config.storage.connection_string is not None:
         ensure_table(tables)
     table = tables.get_table_client(TABLE_REQUESTS)
     closers.append(_closer(tables.close))
-    return TableLedger(table), TableOutbox(table), TableRetention(table), TableSubmissions(table)
+    return (
+        TableLedger(table),
+        TableOutbox(table),
+        TableRetention(table),
+        TableSubmissions(table),
+        TablePacingStore(table),
+    )
 
 
 T = TypeVar("T")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import heapq
 import itertools
 import json
 from collections import Counter
@@ -23,6 +25,7 @@ from shared.domain.errors import (
 )
 from shared.domain.events import Event
 from shared.domain.outbox import Held, Sink
+from shared.domain.pacing import PacingRecord, StoredPacing
 from shared.domain.phone import TeamsRequest
 from shared.domain.records import (
     Decided,
@@ -853,3 +856,73 @@ class FakeAuthenticator:
         if caller is None:
             raise AccessTokenError(Refusal.INVALID_SIGNATURE, "the token's signature is invalid")
         return caller
+
+
+class FakePacingStore:
+    """The shared pacing record in memory: versions are counters; loads, saves and lost
+    conditional writes are counted (what storage would be asked)."""
+
+    def __init__(self) -> None:
+        self.record = PacingRecord()
+        self.version: str | None = None
+        self.loads = 0
+        self.saves = 0
+        self.conflicts = 0
+
+    async def load(self) -> StoredPacing:
+        self.loads += 1
+        await asyncio.sleep(0)  # a request: others run meanwhile
+        return StoredPacing(self.record, self.version)
+
+    async def save(self, record: PacingRecord, version: str | None) -> str | None:
+        self.saves += 1
+        await asyncio.sleep(0)
+        if version != self.version:
+            self.conflicts += 1
+            return None
+        self.version = str(int(self.version or "0") + 1)
+        self.record = record
+        return self.version
+
+
+class PacerClock:
+    """Epoch seconds for pacers, on virtual time: a sleeper wakes when everything else
+    that can run has run and no sleeper is due before it; it remembers when each sleeper
+    meant to wake (`woke`) and how many slept at once at most (`most_sleeping`)."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.t = start
+        self.woke: list[float] = []
+        self.sleeping = 0
+        self.most_sleeping = 0
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._ticker: asyncio.Task[None] | None = None
+
+    def __call__(self) -> float:
+        return self.t
+
+    def monotonic(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        target = self.t + seconds
+        self.woke.append(target)
+        woken: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (target, next(self._order), woken))
+        self.sleeping += 1
+        self.most_sleeping = max(self.most_sleeping, self.sleeping)
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.get_running_loop().create_task(self._tick())
+        try:
+            await woken
+        finally:
+            self.sleeping -= 1
+
+    async def _tick(self) -> None:
+        while self._sleepers:
+            for _ in range(50):  # whatever can run without time passing
+                await asyncio.sleep(0)
+            target, _, woken = heapq.heappop(self._sleepers)
+            self.t = max(self.t, target)
+            woken.set_result(None)

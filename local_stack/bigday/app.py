@@ -5,8 +5,9 @@ As with the stress suite's shim (`local_stack.stress.crashpoints`), the developm
 runs a small folder holding the repo's `host.json` and a `function_app.py` that loads the
 repo's `function_app.py` under another module name and installs the process's service
 with `bootstrap.use(bootstrap.build_service(...))`. The only differences from production
-wiring: `Policy`'s time bounds and `GraphDirectory`'s `max_inline_wait` divided by
-`BIGDAY_TIME_SCALE` (see `scale.SCALED`). Nothing in `shared/` is changed or wrapped.
+wiring: `Policy`'s time bounds and `GraphSender`'s `max_inline_wait` divided by
+`BIGDAY_TIME_SCALE`, and the shared pacing's rate multiplied by it (see `scale.SCALED`).
+Nothing in `shared/` is changed or wrapped.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def scaled_policy(policy: Any, factor: float) -> Any:
         pending_lease=policy.pending_lease / factor,
         forced_sync_recheck=policy.forced_sync_recheck / factor,
         group_recheck=policy.group_recheck / factor,
+        pacing=policy.pacing.faster(factor),
     )
 
 
@@ -60,22 +62,16 @@ def load_app(repo: str | Path = REPO, env: Mapping[str, str] | None = None) -> A
     spec.loader.exec_module(module)
 
     from shared import bootstrap
-    from shared.adapters.graph import connect
     from shared.adapters.graph.sender import GraphSender
 
     factor = float(env.get("BIGDAY_TIME_SCALE") or 1.0)
     settings = bootstrap.settings()
     inline_wait = inspect.signature(GraphSender).parameters["max_inline_wait"].default
-    graph = connect(
-        settings.graph_base_url,
-        local=settings.graph_is_local,
-        client_id=settings.azure_client_id,
-        max_inline_wait=float(inline_wait) / factor,
-    )
     wiring = bootstrap.build_service(
-        settings, directory=graph, policy=scaled_policy(bootstrap.policy_from(settings), factor)
+        settings,
+        policy=scaled_policy(bootstrap.policy_from(settings), factor),
+        graph_options={"max_inline_wait": float(inline_wait) / factor},
     )
-    wiring.closers.append(graph.aclose)
     bootstrap.use(wiring)
     return module.app
 

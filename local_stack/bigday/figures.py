@@ -91,6 +91,7 @@ def summarize(
         "pending_queue_after": observed["pending"],
         **storage_figures(storage, config.users),
         "peak_rss_mib": observed["rss"],
+        **cpu_figures(observed.get("cpu") or {}, config.users),
     }
 
 
@@ -118,8 +119,23 @@ def outcome_figures(
 def storage_figures(storage: Counter[str], users: int) -> dict[str, Any]:
     """Storage requests the hosts sent (queues and tables), in all, per user and by kind."""
     total = sum(v for v in storage.values() if v > 0)
+    # The shared pacing record's reads and writes (its one creation is an insert like the
+    # ledger's, not told apart).
+    pacing = sum(v for k, v in storage.items() if "(~pacing)" in k and v > 0)
     return {
         "storage_requests": total,
         "storage_per_user": total / users if storage else None,
         "storage_by_kind": {k: v for k, v in storage.most_common() if v > 0},
+        "pacing_requests": pacing,
+        "pacing_per_user": pacing / users if storage else None,
+    }
+
+
+def cpu_figures(cpu: Mapping[str, Sequence[float | None]], users: int) -> dict[str, Any]:
+    """CPU time the hosts spent from t0 on: per host, and the queue-trigger hosts' per
+    user (what sizes an instance, whatever else the machine was running)."""
+    queue = [v for v in cpu.get("queue", ()) if v is not None]
+    return {
+        "cpu_seconds": {role: list(values) for role, values in cpu.items()},
+        "cpu_ms_per_user": 1000 * sum(queue) / users if queue and users else None,
     }

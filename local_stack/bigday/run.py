@@ -12,6 +12,7 @@ emulator's request log, the queues' counts, the storage requests the hosts sent 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -94,6 +95,15 @@ def peak_rss_mib(pid: int) -> float | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User and system CPU time of a live process so far (`/proc/<pid>/stat`)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class StorageCounter:
     """The counting proxy in a process of its own (it must not share the benchmark's GIL
     with the Graph emulator)."""
@@ -150,6 +160,8 @@ class Host:
     process: subprocess.Popen[bytes]
     log: Path
     peak_rss_mib: float | None = None
+    cpu_at_t0: float | None = None
+    cpu_seconds: float | None = None  # from t0 to the end of the day
 
     def ready(self) -> bool:
         return self.log.exists() and "[devhost] ready" in self.log.read_text(errors="replace")
@@ -240,6 +252,8 @@ class Run:
         assert graph is not None
         if self.counter is not None:
             self.storage_at_t0 = self.counter.snapshot()
+        for host in self.hosts:
+            host.cpu_at_t0 = cpu_seconds(host.process.pid)
         client = f"Bearer {graph.token}"  # the budget is per app: the token's
         self.t0 = datetime.now(UTC)
         spent = graph.service.throttle.admit(client, 1, 3000)  # no-op when throttling is off
@@ -290,6 +304,9 @@ class Run:
         """Everything the report needs, read from outside the app."""
         for host in self.hosts:
             host.peak_rss_mib = peak_rss_mib(host.process.pid)
+            now = cpu_seconds(host.process.pid)
+            if now is not None and host.cpu_at_t0 is not None:
+                host.cpu_seconds = now - host.cpu_at_t0
         graph = self.stack.graph
         assert graph is not None
         storage: Counter[str] = Counter()
@@ -307,6 +324,10 @@ class Run:
             pending=self.stack.count("user-onboard-pending"),
             rss={
                 role: [h.peak_rss_mib for h in self.hosts if h.role == role]
+                for role in ("queue", "timer")
+            },
+            cpu={
+                role: [h.cpu_seconds for h in self.hosts if h.role == role]
                 for role in ("queue", "timer")
             },
         )

@@ -54,13 +54,15 @@ SCALED: Final = (
     "development host: its message lease (10 min; DEVHOST_MESSAGE_LEASE_SECONDS)",
     "code, in the benchmark's wiring (BIGDAY_TIME_SCALE): Policy.sku_cache_ttl (5 min), "
     "sweep_budget_seconds (240 s), pending_lease (5 min), forced_sync_recheck (30 s), "
-    "group_recheck (30 s); GraphDirectory max_inline_wait (5 s), which also bounds the "
-    "throttling gate's waits (the waits themselves come from Graph's scaled Retry-After)",
+    "group_recheck (30 s); GraphSender max_inline_wait (5 s), which also bounds the "
+    "throttling gate's waits (the waits themselves come from Graph's scaled Retry-After); "
+    "the shared pacing (Policy.pacing.faster): 20 writes/s becomes 20 x S, its horizon "
+    "(150 s), freshness (2 s) and fallback pause (2 s) are divided by S",
 )
 NOT_SCALED: Final = (
-    "GraphDirectory's inline retry waits after a 5xx or a 404 (0.5 s, 1 s: fixed in "
-    "shared/adapters/graph.py; none happen here) and the gate's 2 s without a Retry-After (Graph "
-    "always sends one here)",
+    "GraphSender's inline retry waits after a 5xx or a 404 (0.5 s, 1 s: fixed in "
+    "shared/adapters/graph/sender.py; none happen here) and the gate's 2 s without a "
+    "Retry-After (Graph always sends one here)",
     "CloudSync's 5 calls per 10 s (no forced syncs here)",
     "HTTP timeouts (httpx 15 s, storage SDKs) and the storage SDKs' retry back-offs (only "
     "after a storage error)",

@@ -26,23 +26,30 @@ import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 HOST = "127.0.0.1"
 _ENTITY_KEY = re.compile(r"\(.+\)$")
+_RESERVED = re.compile(r"PartitionKey='(~[^']*)'")
 
 
 def resource_of(target: str) -> str:
-    """`/devstoreaccount1/q/messages/abc?popreceipt=x` -> `q/messages/{id}`."""
+    """`/devstoreaccount1/q/messages/abc?popreceipt=x` -> `q/messages/{id}`; an entity of
+    a reserved partition (`~pacing`, `~parked`...) keeps its partition: `t(~pacing)`."""
     parts = urlsplit(target)
     segments = [s for s in parts.path.split("/") if s][1:]  # without the account
     if len(segments) >= 3 and segments[1] == "messages":
         segments[2:] = ["{id}"]
     if segments:
-        segments[-1] = _ENTITY_KEY.sub("(key)", segments[-1])
+        segments[-1] = _ENTITY_KEY.sub(_folded_key, segments[-1])
     resource = "/".join(segments) or "/"
     comp = parse_qs(parts.query).get("comp")
     return f"{resource}?comp={comp[0]}" if comp else resource
+
+
+def _folded_key(match: re.Match[str]) -> str:
+    reserved = _RESERVED.search(unquote(match.group(0)))
+    return f"({reserved.group(1)})" if reserved else "(key)"
 
 
 class RequestCounter:

@@ -9,6 +9,8 @@ A request's life, one module per question:
     direct      licensing planned against the SKU catalog (`plan_licensing`), or
     groups      in group mode, through licensing groups (`plan_group_licensing`)
     trouble     a Graph failure at any step (`after_graph_error`), no seats, the deadline
+    pacing      the app's turns at Graph, shared by its instances (`take_turns`,
+                `after_throttled`)
     settling    the outcome turned into what to publish and keep (`settle`); what a message
                 gets when its request is known already (`redelivery`), and whether it may
                 carry on a request posted over HTTP or poisoned (`awaiting_carrier`)
@@ -51,6 +53,7 @@ from shared.decisions.outcomes import (
     TeamsStep,
     Wait,
 )
+from shared.decisions.pacing import Pacing, Turns, after_throttled, take_turns
 from shared.decisions.rules import Backoff, Rules
 from shared.decisions.settling import (
     Carrier,
@@ -101,6 +104,7 @@ __all__ = [
     "NumberAssigned",
     "OrderNumber",
     "Outcome",
+    "Pacing",
     "Park",
     "RefreshCatalog",
     "Republish",
@@ -108,6 +112,7 @@ __all__ = [
     "TakeOver",
     "TeamsRead",
     "TeamsStep",
+    "Turns",
     "Wait",
     "access_denied_message",
     "admit",
@@ -123,6 +128,7 @@ __all__ = [
     "after_order_error",
     "after_readiness",
     "after_teams_error",
+    "after_throttled",
     "after_write_error",
     "at_deadline",
     "awaiting_carrier",
@@ -141,4 +147,5 @@ __all__ = [
     "rejection",
     "resume",
     "settle",
+    "take_turns",
 ]

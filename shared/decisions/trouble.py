@@ -91,7 +91,11 @@ def _retry_later(
 ) -> Wait | Fail:
     """Transient trouble: try again later (never before Graph's Retry-After), until the
     deadline. While Graph has asked the app to wait before this request was ever checked,
-    it waits for Graph's Retry-After, whatever its deadline."""
+    it waits for Graph's Retry-After, whatever its deadline.
+
+    Throttling is not sync: a request Graph throttled (or the app did not send because its
+    turn at Graph was too far away) comes back when Graph allows it, its Retry-After, not
+    after the recheck backoff meant for waiting on Active Directory."""
     state = replace(state, last_error=LastError.of(error))
     if not state.first_check_done:
         assert error.kind == GraphErrorKind.THROTTLED  # any other answer completes it
@@ -100,6 +104,8 @@ def _retry_later(
             return Wait(state, now + wait)
     if now >= state.deadline:
         return at_deadline(state)
+    if error.kind == GraphErrorKind.THROTTLED and error.retry_after is not None:
+        return Wait(state, min(now + timedelta(seconds=error.retry_after), state.deadline))
     next_check = rules.next_check(state, now)
     if error.retry_after:
         next_check = min(

@@ -4,10 +4,10 @@ caches, gathered once by the `OnboardingService` façade."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
-from shared.decisions import Backoff, Rules
+from shared.decisions import Backoff, Pacing, Rules
 from shared.domain.requests import LicenseRequest
 from shared.domain.tenant import CloudSyncJob
 from shared.service.caches import CloudSync, SkuCache
@@ -52,7 +52,10 @@ class Policy:
     license_groups: Mapping[str, str] | None = None
     # How soon to look again while Entra processes group licenses.
     group_recheck: timedelta = timedelta(seconds=30)
-    concurrency: int = 8
+    # The sweep's requests in flight: enough for its writes to keep Graph's rate (20 a
+    # second, the app's turns) at Graph's latency, as many as an instance's queue trigger
+    # runs at once (host.json: batchSize 16 + newBatchThreshold 8).
+    concurrency: int = 24
     # How long the ledger keeps a request after its terminal event (LEDGER_RETENTION).
     ledger_retention: timedelta = timedelta(days=90)
     # With an Event Grid topic: how long an event held in the outbox is left to the
@@ -63,6 +66,8 @@ class Policy:
     teams_phone: bool = False
     teams_ready_timeout: timedelta = timedelta(hours=24)
     teams_recheck: timedelta = timedelta(seconds=30)
+    # The app's pace at Graph, shared by its instances (guarantee 8).
+    pacing: Pacing = field(default_factory=Pacing)
 
     @property
     def rules(self) -> Rules:

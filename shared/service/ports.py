@@ -11,8 +11,10 @@ from typing import Protocol
 
 from shared.domain.access import Caller
 from shared.domain.codes import RequestStatus
+from shared.domain.errors import GraphCall, GraphError
 from shared.domain.events import Event
 from shared.domain.outbox import Held, Sink
+from shared.domain.pacing import PacingRecord, StoredPacing
 from shared.domain.phone import TeamsRequest
 from shared.domain.records import (
     Decided,
@@ -297,3 +299,38 @@ class Clock(Protocol):
     def now(self) -> datetime: ...
 
     def monotonic(self) -> float: ...
+
+
+class PacingStore(Protocol):
+    """The one record every instance of the app shares about Graph's budget (a table
+    entity in the app's storage account), changed only if unchanged since it was read."""
+
+    async def load(self) -> StoredPacing:
+        """The record and its version; a blank record with version None when none is stored."""
+        ...
+
+    async def save(self, record: PacingRecord, version: str | None) -> str | None:
+        """Store `record` if the stored one is still `version` (None: if there is none);
+        the new version, or None when another instance changed it first."""
+        ...
+
+
+class Pacer(Protocol):
+    """The app's pace at Graph, shared by its instances (guarantee 8): what every call on
+    the identity budget goes through before it is sent (`GraphSender`)."""
+
+    @property
+    def horizon(self) -> float:
+        """The longest a call waits for Graph in its invocation (its turn, or a pause)."""
+        ...
+
+    async def wait_turn(self, call: GraphCall) -> None:
+        """Wait until `call` may be sent: a write takes one of the app's write turns, any
+        call waits out a pause another instance was told about. GraphError (throttled, not
+        sent, `retry_after` = when) when that is further than the pacing horizon."""
+        ...
+
+    def throttled(self, call: GraphCall, error: GraphError) -> None:
+        """Graph answered `call` with a 429: hold this process at once, and the other
+        instances as soon as the shared record says so."""
+        ...

@@ -22,7 +22,7 @@ def test_true_or_1_disables_a_function_and_anything_else_does_not() -> None:
 
 
 def test_a_disabled_timer_never_fires_while_the_queue_trigger_runs(stack: Stack) -> None:
-    """tick (every second) disabled: the host serves record only, and says so at start."""
+    """tick (every second) disabled: the host never schedules it, and says so at start."""
     stack.send(stack.input_queue, "hello")
     host = stack.run_until_idle(
         2.0, TICK_SCHEDULE="*/1 * * * * *", **{"AzureWebJobs.tick.Disabled": "true"}

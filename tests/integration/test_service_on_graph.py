@@ -15,13 +15,16 @@ import pytest
 
 from local_stack.graph_emulator import Emulator
 from shared.bootstrap import build_service
-from shared.decisions import Backoff
+from shared.decisions import Backoff, Pacing
 from shared.service import OnboardingService, Policy
 from shared.settings import Settings
-from tests.fakes import FakeClock, FakeEventSink, FakeLedger, FakeQueue
+from tests.fakes import FakeClock, FakeEventSink, FakeLedger, FakePacingStore, FakeQueue
 from tests.support.graph import E3_SKU, SAMPLE_DIRECTORY
 
 T = TypeVar("T")
+# These tests count Graph requests: at Graph's 20 writes/s, a sweep of 1,000 writes would
+# take 50 s for nothing.
+COUNTING = Pacing(writes_per_second=10_000.0)
 
 
 @pytest.fixture
@@ -55,11 +58,13 @@ class Harness:
                 poison=self.poison,
                 events=self.events,
                 ledger=self.ledger,
+                pacing=FakePacingStore(),
                 clock=self.clock,
                 policy=Policy(
                     backoff=Backoff(timedelta(minutes=5), timedelta(minutes=30)),
                     sync_timeout=timedelta(hours=24),
                     default_usage_location="FR",
+                    pacing=COUNTING,
                 ),
             )
             try:

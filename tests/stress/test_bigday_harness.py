@@ -27,7 +27,8 @@ def test_a_tiny_big_day_reports_every_request_once_and_counts_that_add_up(
 ) -> None:
     """30 users: 30 terminal events (no more, none missing), one write per licensed user,
     one delete per intake message and one event per request counted at the storage proxy,
-    and a peak RSS for each of the three hosts."""
+    the pacing record's reads and writes told apart, and a peak RSS for each of the three
+    hosts."""
     figures = run(BigDay(users=30, processes=2, scale=TimeScale(20), state=tmp_path))
 
     assert figures["finished"] is True
@@ -45,6 +46,12 @@ def test_a_tiny_big_day_reports_every_request_once_and_counts_that_add_up(
     assert kinds["queue DELETE user-onboard/messages/{id}"] == 30
     assert kinds["queue POST user-onboard-events/messages"] == 30
     assert figures["storage_per_user"] == pytest.approx(figures["storage_requests"] / 30)
+    assert figures["pacing_requests"] > 0  # the hosts pace their writes through the record
+    assert (
+        kinds["table GET onboardingrequests(~pacing)"]
+        + kinds.get("table PUT onboardingrequests(~pacing)", 0)
+        == figures["pacing_requests"]
+    )
     rss = figures["peak_rss_mib"]
     assert len(rss["queue"]) == 2
     assert len(rss["timer"]) == 1
@@ -127,6 +134,10 @@ def test_the_storage_counter_finds_each_request_in_a_kept_alive_stream() -> None
     assert resource_of("/devstoreaccount1/user-onboard?comp=metadata") == (
         "user-onboard?comp=metadata"
     )
+    pacing = "/devstoreaccount1/onboardingrequests(PartitionKey='~pacing',RowKey='graph')"
+    assert resource_of(pacing) == "onboardingrequests(~pacing)"
+    quoted = "/devstoreaccount1/onboardingrequests(PartitionKey=%27~pacing%27,RowKey=%27graph%27)"
+    assert resource_of(quoted) == "onboardingrequests(~pacing)"
 
 
 def test_the_time_scale_divides_production_settings_and_host_json_as_the_app_reads_them() -> None:

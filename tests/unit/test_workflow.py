@@ -166,6 +166,53 @@ def test_graph_unavailable_waits_silently_and_remembers_the_error() -> None:
     }
 
 
+def test_a_throttled_request_comes_back_at_graphs_retry_after_not_after_the_recheck_backoff() -> (
+    None
+):
+    """Throttling is not sync: Retry-After 3 s brings a checked request back in 3 s, not
+    after the 5 minutes meant for waiting on Active Directory."""
+    checked = state(checks=3, first_check_done=True, seen_synced=True)
+    throttled = graph_error(GraphErrorKind.THROTTLED, status=429, retry_after=3)
+    decision = after_graph_error(checked, throttled, T0, RULES)
+    assert isinstance(decision, Wait)
+    assert decision.next_check == T0 + timedelta(seconds=3)
+    assert decision.announce is None
+
+
+def test_a_write_the_app_did_not_send_comes_back_at_its_turn() -> None:
+    """Not sent because the app's turn at Graph was 75 s away: back in 75 s."""
+    checked = state(checks=1, first_check_done=True, seen_synced=True)
+    not_sent = graph_error(
+        GraphErrorKind.THROTTLED,
+        GraphCall.ASSIGN_LICENSE,
+        status=429,
+        message="not sent: the app's next write turn is 75.0 s away (20 writes/s)",
+        retry_after=75,
+    )
+    decision = after_graph_error(checked, not_sent, T0, RULES)
+    assert isinstance(decision, Wait)
+    assert decision.next_check == T0 + timedelta(seconds=75)
+
+
+def test_a_throttled_request_never_comes_back_after_its_deadline() -> None:
+    """Retry-After past the deadline (after the first check): back at the deadline, to
+    fail honestly then."""
+    checked = state(checks=2, first_check_done=True, seen_synced=True)
+    near = checked.deadline - timedelta(seconds=10)
+    throttled = graph_error(GraphErrorKind.THROTTLED, status=429, retry_after=60)
+    decision = after_graph_error(checked, throttled, near, RULES)
+    assert isinstance(decision, Wait)
+    assert decision.next_check == checked.deadline
+
+
+def test_an_outage_still_waits_the_recheck_backoff() -> None:
+    """A 503 is not throttling: the usual backoff (5 minutes after the first check)."""
+    checked = state(checks=1, first_check_done=True, seen_synced=True)
+    decision = after_graph_error(checked, graph_error(GraphErrorKind.UNAVAILABLE), T0, RULES)
+    assert isinstance(decision, Wait)
+    assert decision.next_check == T0 + timedelta(minutes=5)
+
+
 def test_graph_unavailable_at_the_deadline_keeps_the_last_real_observation() -> None:
     """lastSeen stays not_synced; lastError says why the last check failed."""
     decision = after_lookup(

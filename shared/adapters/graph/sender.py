@@ -1,6 +1,8 @@
 """Sending one Graph call through msgraph-sdk's request adapter (auth, middleware), with
-a few short retries and the process's throttling gate; answers are read as raw JSON, which
-avoids loading ~1,200 typed model modules on a cold start (docs/benchmarks.md)."""
+a few short retries, the process's throttling gate and the app's shared pacing (the
+identity budget is the app's, however many instances: guarantee 8); answers are read as
+raw JSON, which avoids loading ~1,200 typed model modules on a cold start
+(docs/benchmarks.md)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from shared.adapters.graph.gate import ThrottleGate
 from shared.adapters.graph.translate import parse_json, record, translate
 from shared.domain.errors import GraphCall, GraphError, GraphErrorKind
+from shared.service.ports import Pacer
 
 log = logging.getLogger("user_onboarding.graph")
 _ERRORS: Final = {"XXX": ODataError}
@@ -30,7 +33,13 @@ Build = Callable[[], RequestInformation]
 class GraphSender:
     """`send` a call, waiting for the gate, retrying briefly; raise GraphError when Graph
     says no or asks to wait longer than `max_inline_wait` (the pending queue does the long
-    waiting)."""
+    waiting).
+
+    With a `pacer`, every call on the identity budget also waits for its turn at Graph,
+    shared by all the app's instances (a write for one of the app's write turns, any call
+    for a pause another instance was told about), and each 429 is shared with them. The
+    gate stays the fast path: it holds this process at once, without storage. A call then
+    waits for Graph's `Retry-After` as long as for its turn, up to the pacer's horizon."""
 
     def __init__(
         self,
@@ -40,12 +49,14 @@ class GraphSender:
         max_inline_wait: float = 5.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         gate: ThrottleGate | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self.adapter = adapter
         self._retries = retries
         self._max_inline_wait = max_inline_wait
         self._sleep = sleep
         self.gate = gate or ThrottleGate()
+        self.pacer = pacer
 
     def url(self, path: str) -> str:
         return str(self.adapter.base_url) + path
@@ -96,12 +107,12 @@ class GraphSender:
             except (APIError, httpx.HTTPError) as exc:
                 error = translate(exc, call)
             if error.kind == GraphErrorKind.THROTTLED and _paced(call):
-                self.gate.close(error, write=call.is_write)
+                self._throttled(call, error)
             record(error)
             wait = error.retry_after if error.retry_after is not None else 0.5 * 2**attempt
             if error.kind not in retryable or attempt >= self._retries:
                 raise error
-            if wait > self._max_inline_wait:
+            if wait > self._longest_wait(error.kind):
                 raise error
             attempt += 1
             log.info(
@@ -117,11 +128,27 @@ class GraphSender:
                 await self._sleep(wait)
 
     async def _wait_for_gate(self, call: GraphCall) -> None:
-        closed = self.gate.closed_for(write=call.is_write) if _paced(call) else 0
-        if closed > self._max_inline_wait:
+        if not _paced(call):
+            return
+        closed = self.gate.closed_for(write=call.is_write)
+        if closed > self._longest_wait(GraphErrorKind.THROTTLED):
             raise self.gate.refusal(call, closed)
         if closed > 0:
             await self._sleep(closed)
+        if self.pacer is not None and call.directory_budget:
+            await self.pacer.wait_turn(call)
+
+    def _longest_wait(self, kind: GraphErrorKind) -> float:
+        """How long a call may wait in its invocation before its request is parked: for
+        throttling, as long as for its turn at Graph when the app paces itself."""
+        if kind == GraphErrorKind.THROTTLED and self.pacer is not None:
+            return max(self._max_inline_wait, self.pacer.horizon)
+        return self._max_inline_wait
+
+    def _throttled(self, call: GraphCall, error: GraphError) -> None:
+        self.gate.close(error, write=call.is_write)
+        if self.pacer is not None and call.directory_budget:
+            self.pacer.throttled(call, error)
 
     async def _once(self, build: Build, expect_body: bool, call: GraphCall) -> Any:
         info = build()
@@ -136,7 +163,7 @@ class GraphSender:
         """Each `$batch` item is throttled on its own: an item's 429 closes the gate too."""
         record(error)
         if error.kind == GraphErrorKind.THROTTLED:
-            self.gate.close(error, write=False)
+            self._throttled(error.call, error)
 
 
 def _paced(call: GraphCall) -> bool:
