@@ -2,7 +2,7 @@
 (`bootstrap.build_service` from settings, on Azurite, the Graph emulator and the Event Grid
 stand-in): two table calls per event (hold, release), one outbox query per sweep, and no
 other change. The figures in docs/benchmarks.md come from the same code
-(`python -m local_stack.bench_outbox`)."""
+(`python -m local_stack.bench.outbox`)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from local_stack.bench_outbox import KINDS, NO_THROTTLE, measure
+from local_stack.bench.outbox import KINDS, NO_THROTTLE, measure
 from local_stack.stack import LocalStack
 
 pytestmark = pytest.mark.stack

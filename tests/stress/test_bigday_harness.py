@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from local_stack.bench_bigday import projection
-from local_stack.bigday.figures import graph_figures, request_id, summarize
-from local_stack.bigday.run import BigDay, run
-from local_stack.bigday.scale import TimeScale, sweep_schedule
-from local_stack.bigday.storage_proxy import RequestCounter, resource_of
+from local_stack.bench.bigday.cli import projection
+from local_stack.bench.bigday.figures import graph_figures, request_id, summarize
+from local_stack.bench.bigday.run import BigDay, run
+from local_stack.bench.bigday.scale import TimeScale, sweep_schedule
+from local_stack.bench.bigday.storage_proxy import RequestCounter, resource_of
 from local_stack.devhost.config import apply_host_overrides, parse_host_options
 from local_stack.devhost.ncrontab import parse_schedule
 from shared.settings import Settings

@@ -102,3 +102,15 @@ def test_the_layers_are_folders_and_the_top_level_is_small() -> None:
         "names.py",
         "telemetry.py",
     }
+
+
+def test_the_benchmarks_are_one_package_beside_the_local_stack() -> None:
+    """Every benchmark lives in `local_stack/bench/` (docs/benchmarks.md names its modules),
+    so the local stack's root holds the stack itself: a new benchmark file at the root, or a
+    package that `make bench` cannot import, fails here."""
+    local_stack = SHARED.parent / "local_stack"
+    assert sorted(p.name for p in local_stack.glob("bench*.py")) == []
+    assert (local_stack / "bench" / "__main__.py").is_file()
+    from local_stack.bench.__main__ import BENCHMARKS
+
+    assert set(BENCHMARKS) >= {"coldstart", "bigday", "backlog", "frontdoor"}

@@ -20,7 +20,7 @@ import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
@@ -28,6 +28,17 @@ from typing import Any
 import httpx
 from azure.storage.queue import QueueClient
 
+from local_stack.bench.common import (
+    HOST_SETTINGS,
+    NO_THROTTLE,
+    SAMPLE_DIRECTORY,
+    directory,
+    fresh_state,
+    request,
+    table,
+    upns,
+    wait_for_host,
+)
 from local_stack.stack import LocalStack
 
 ROUTE = "/api/onboarding-requests"
@@ -118,3 +129,73 @@ def run_path(
         "seconds_to_last_terminal": handled,
         "handled_per_second": len(mine) / handled if handled > 0 else 0.0,
     }
+
+
+def front_door(count: int, clients: int, runs: int, timeout: float = 180.0) -> dict[str, Any]:
+    """The same `count` requests posted over HTTP and to the queue, `runs` times each,
+    alternating, each on a fresh stack (`local_stack.bench.front_door`); per path, the run
+    with the median acceptance rate, and every run's rates."""
+    sample = json.loads(SAMPLE_DIRECTORY.read_text())
+    done: dict[str, list[dict[str, Any]]] = {"http": [], "queue": []}
+    for run in range(runs):
+        for path in done:
+            users = upns(f"door-{path}-{run}", count)
+            tenant = {**directory(users, synced=True), "identity": sample["identity"]}
+            with LocalStack(
+                fresh_state(f"frontdoor-{path}"),
+                tenant,
+                settings=HOST_SETTINGS,
+                emulator_options=NO_THROTTLE,
+            ) as stack:
+                stack.start_host()
+                wait_for_host(stack)
+                requests = [request(f"DOOR-{path}-{n:05d}", u) for n, u in enumerate(users)]
+                done[path].append(run_path(stack, path, requests, clients, timeout))
+    result: dict[str, Any] = {}
+    for path, results in done.items():
+        ranked = sorted(results, key=lambda r: float(r["accepted_per_second"]))
+        result[path] = {
+            **ranked[len(ranked) // 2],
+            "runs_accepted_per_second": [r["accepted_per_second"] for r in results],
+            "runs_handled_per_second": [r["handled_per_second"] for r in results],
+        }
+    return result
+
+
+def show_front_door(result: Mapping[str, Any]) -> None:
+    http, queue = result["http"], result["queue"]
+
+    def both(cell: Any) -> tuple[str, str]:
+        return cell(http), cell(queue)
+
+    rows = [
+        ("figure", "POST /api/onboarding-requests", "send_message to user-onboard"),
+        ("requests / clients", *both(lambda r: f"{r['requests']} / {r['clients']}")),
+        ("answers", *both(lambda r: " ".join(f"{k}={v}" for k, v in r["statuses"].items()))),
+        ("accepting all of them (s)", *both(lambda r: f"{r['accept_seconds']:.2f}")),
+        ("accepted per second", *both(lambda r: f"{r['accepted_per_second']:.1f}")),
+        (
+            "  every run",
+            *both(lambda r: ", ".join(f"{v:.1f}" for v in r["runs_accepted_per_second"])),
+        ),
+        (
+            "latency per call, median / p95 (ms)",
+            *both(lambda r: f"{r['latency_ms_median']:.1f} / {r['latency_ms_p95']:.1f}"),
+        ),
+        ("outcomes", *both(lambda r: " ".join(f"{k}={v}" for k, v in r["outcomes"].items()))),
+        (
+            "first post to last terminal event (s)",
+            *both(lambda r: f"{r['seconds_to_last_terminal']:.2f}"),
+        ),
+        ("handled per second", *both(lambda r: f"{r['handled_per_second']:.1f}")),
+        (
+            "  every run",
+            *both(lambda r: ", ".join(f"{v:.1f}" for v in r["runs_handled_per_second"])),
+        ),
+    ]
+    table(
+        f"10. The HTTP front door against the queue ({http['requests']} requests, "
+        f"{http['clients']} clients; the median of {len(http['runs_accepted_per_second'])} "
+        "runs by acceptance rate)",
+        rows,
+    )

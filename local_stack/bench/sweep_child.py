@@ -1,4 +1,4 @@
-"""One timer-trigger sweep, in a fresh interpreter: `python -m local_stack.bench_sweep`.
+"""One timer-trigger sweep, in a fresh interpreter: `python -m local_stack.bench.sweep_child`.
 
 Run by `local_stack.bench` once the pending queue holds the parked requests, so the peak
 RSS is that of a worker that imported the app and ran one sweep, not of the benchmark

@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from local_stack.azurite import connection_string_for
-from local_stack.bigday.app import write_app_folder
-from local_stack.bigday.figures import request_id, summarize, terminal_events
-from local_stack.bigday.scale import TimeScale
+from local_stack.bench.bigday.app import write_app_folder
+from local_stack.bench.bigday.figures import request_id, summarize, terminal_events
+from local_stack.bench.bigday.scale import TimeScale
 from local_stack.graph_emulator.throttle import Admitted
 from local_stack.stack import REPO, LocalStack
 
@@ -114,7 +114,7 @@ class StorageCounter:
             [
                 sys.executable,
                 "-m",
-                "local_stack.bigday.storage_proxy",
+                "local_stack.bench.bigday.storage_proxy",
                 f"--queue-port={queue_port}",
                 f"--table-port={table_port}",
                 f"--counts={self.path}",

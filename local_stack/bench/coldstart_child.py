@@ -1,4 +1,4 @@
-"""One cold start, in a fresh interpreter: `python -m local_stack.bench_coldstart MODE UPN`.
+"""One cold start, in a fresh interpreter: `python -m local_stack.bench.coldstart_child MODE UPN`.
 
 Run by `local_stack.bench` once per sample, so every figure comes from a process that has
 imported nothing yet (as a new Functions worker). Needs `AzureWebJobsStorage` and

@@ -2,7 +2,7 @@
 batch of deletions takes and how many storage calls it makes per request, and how long a
 page of the one-time scan of rows written before the index takes.
 
-    python -m local_stack.bench_retention [--requests 1000] [--batch 100]
+    python -m local_stack.bench.retention [--requests 1000] [--batch 100]
 
 It fills a fresh Azurite with closed requests (request and terminal rows, one in ten with
 a kept message), times `TableRetention.expire` batch after batch until every one is gone,
@@ -95,7 +95,7 @@ async def index_all(table: TableClient, page: int) -> list[tuple[float, int]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local_stack.bench_retention")
+    parser = argparse.ArgumentParser(prog="python -m local_stack.bench.retention")
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--batch", type=int, default=100, help="index entries per sweep")
     parser.add_argument("--page", type=int, default=1000, help="rows per page of the scan")

@@ -1,4 +1,4 @@
-"""`python -m local_stack.bench_outbox`: what publishing every event to Event Grid too costs
+"""`python -m local_stack.bench.outbox`: what publishing every event to Event Grid too costs
 in storage calls, per request, without the topic and with it (docs/benchmarks.md).
 
 Starts Azurite, the Graph emulator and the Event Grid stand-in (no development host: the
@@ -17,7 +17,7 @@ A sweep's own calls, paid once per tick whatever it finds (poison and pending re
 the parked overview, and with a topic the outbox query), are measured on an empty sweep
 and taken out of the `waiting → licensed` figures. No assertion: the figures are counts.
 
-    python -m local_stack.bench_outbox [--requests 20]
+    python -m local_stack.bench.outbox [--requests 20]
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def show(results: Mapping[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local_stack.bench_outbox", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m local_stack.bench.outbox", description=__doc__)
     parser.add_argument("--requests", type=int, default=20, help="requests of each kind")
     args = parser.parse_args(argv)
     shutil.rmtree(STATE, ignore_errors=True)

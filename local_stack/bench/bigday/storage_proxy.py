@@ -9,7 +9,7 @@ bytes or a chunked body). Each request is counted under `<service> <METHOD> <res
 the resource being the path without the account, message ids and entity keys folded
 (`user-onboard-pending/messages/{id}`, `requests(key)`) and `comp=` kept.
 
-    python -m local_stack.bigday.storage_proxy --queue-port Q --table-port T --counts FILE
+    python -m local_stack.bench.bigday.storage_proxy --queue-port Q --table-port T --counts FILE
 
 prints `storage-proxy <queue port> <table port>` once listening; SIGUSR1 writes the counts
 so far to FILE (`{"snapshot": n, "counts": {...}}`), SIGTERM writes them and exits.
@@ -168,7 +168,7 @@ async def serve(queue_port: int, table_port: int, counts_path: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local_stack.bigday.storage_proxy")
+    parser = argparse.ArgumentParser(prog="python -m local_stack.bench.bigday.storage_proxy")
     parser.add_argument("--queue-port", type=int, required=True)
     parser.add_argument("--table-port", type=int, required=True)
     parser.add_argument("--counts", type=Path, required=True)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Final
 from local_stack.stack import TERMINAL
 
 if TYPE_CHECKING:
-    from local_stack.bigday.run import BigDay
+    from local_stack.bench.bigday.run import BigDay
 
 WRITE_METHODS: Final = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 

@@ -5,7 +5,7 @@ production number (Graph's rates become S times Graph's).
 Production values are those `infra/main.bicep` deploys and the repo's `host.json`. Where
 a constant is an app setting or a host.json key, it is scaled through the setting (or an
 `AzureFunctionsJobHost__...` override); where it is fixed in code, the benchmark's app
-folder (`local_stack.bigday.app`) scales it when it wires the service, reading
+folder (`local_stack.bench.bigday.app`) scales it when it wires the service, reading
 `BIGDAY_TIME_SCALE`; the Graph emulator scales its own (`time_scale`). `SCALED` and
 `NOT_SCALED` list them all, for the report and docs/benchmarks.md.
 """

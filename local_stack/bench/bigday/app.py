@@ -24,10 +24,10 @@ from typing import Any, Final
 
 REPO: Final = Path(__file__).resolve().parents[2]
 
-SHIM: Final = '''"""Big-day benchmark shim (written by local_stack.bigday.app; do not edit):
+SHIM: Final = '''"""Big-day benchmark shim (written by local_stack.bench.bigday.app; do not edit):
 the repo's function_app.py, loaded under another name, its code's time constants scaled."""
 
-from local_stack.bigday.app import load_app
+from local_stack.bench.bigday.app import load_app
 
 app = load_app({repo!r})
 '''

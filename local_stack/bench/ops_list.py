@@ -1,4 +1,4 @@
-"""`python -m local_stack.bench_ops_list`: what `onboarding-ops list` costs over a large
+"""`python -m local_stack.bench.ops_list`: what `onboarding-ops list` costs over a large
 backlog of parked requests, with a limit and without (docs/benchmarks.md).
 
 Starts Azurite alone (under `.state/bench/ops-list`), writes `--parked` rows to the
@@ -7,7 +7,7 @@ ledger's `~parked` index (copies of one row the ledger itself wrote, in transact
 Python memory it allocated (tracemalloc) for each limit. No assertion: figures depend on
 the machine.
 
-    python -m local_stack.bench_ops_list [--parked 50000] [--limits 100,0]
+    python -m local_stack.bench.ops_list [--parked 50000] [--limits 100,0]
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The big-day benchmark (issue 20): N synced users (3,000 by default) posted at once while
 the app's Graph write budget is already spent, throttling on at Graph's rates, the app at
 production settings, with 1, 4 and 8 queue-trigger processes; time divided by a scale S
-(default 5) so a run takes minutes. See `local_stack.bigday` and docs/benchmarks.md
+(default 5) so a run takes minutes. See `local_stack.bench.bigday` and docs/benchmarks.md
 ("Big day").
 
-    python -m local_stack.bench_bigday [--users 3000] [--processes 1,4,8] [--time-scale 5]
+    python -m local_stack.bench.bigday [--users 3000] [--processes 1,4,8] [--time-scale 5]
         [--model bucket|window|off] [--units-per-10s 8000] [--no-storage-count] [--timeout S]
 
 Prints a Markdown table and writes the raw figures to `.state/bench/bigday.json`. The
@@ -23,8 +23,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from local_stack.bigday.run import GRAPH_WRITES_PER_SECOND, STATE, BigDay, run
-from local_stack.bigday.scale import NOT_SCALED, SCALED, TimeScale
+from local_stack.bench.bigday.run import GRAPH_WRITES_PER_SECOND, STATE, BigDay, run
+from local_stack.bench.bigday.scale import NOT_SCALED, SCALED, TimeScale
 
 BIG_DAY_HIRES = 50_000
 
@@ -118,7 +118,7 @@ def show(result: Mapping[str, Any]) -> None:
         return
     first = runs[0]
     print(
-        f"\n7. Big day: {first['users']:,} synced users posted at once, write budget spent, "
+        f"\n9. Big day: {first['users']:,} synced users posted at once, write budget spent, "
         f"throttling on ({first['throttle_model']} model, {first['units_per_10s']:,} units "
         f"per 10 s, 3,000 writes per 150 s), time scale {first['time_scale']:g}"
     )
@@ -133,7 +133,7 @@ def show(result: Mapping[str, Any]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m local_stack.bench_bigday", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m local_stack.bench.bigday", description=__doc__)
     parser.add_argument("--users", type=int, default=3000)
     parser.add_argument("--processes", default="1,4,8", help="comma-separated process counts")
     parser.add_argument("--time-scale", type=float, default=5.0)
