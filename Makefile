@@ -18,7 +18,7 @@ CONSUMER ?=
 ONLY ?=
 USERS ?= 3000
 PROCESSES ?= 1,4,8
-SCALE ?= 5
+SCALE ?= 1
 THROTTLE ?= bucket
 
 .PHONY: help setup lint typecheck test unit run serve post watch ops ops-demo bench stress clean
@@ -34,7 +34,7 @@ help:
 	@echo "make ops ARGS='show HR-RUN-002' - the on-call tool (default ARGS=list) on the running local stack"
 	@echo "make ops-demo - a request in every state on a stack of its own, and the on-call tool's answers"
 	@echo "make bench  - run the benchmarks (figures go in docs/benchmarks.md); ONLY=bigday runs one,"
-	@echo "              USERS=3000 PROCESSES=1,4,8 SCALE=5 THROTTLE=bucket set the big day's (docs/benchmarks.md)"
+	@echo "              USERS=3000 PROCESSES=1,4,8 SCALE=1 THROTTLE=bucket set the big day's (docs/benchmarks.md)"
 	@echo "make stress - the full stress suite, about 15 min (docs/reliability.md); make test runs only its short versions"
 
 $(STAMP): requirements.txt requirements-dev.txt

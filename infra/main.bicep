@@ -52,7 +52,7 @@ param grantGraphPermissionsWithBicep bool = false
 // "Scale"): Graph allows the app 20 writes/s whatever the number of instances, and the
 // instances pace themselves together to that rate (guarantee 8), so beyond what keeps it
 // busy an instance only waits for its turn (1, 4 and 8 processes all licensed at Graph's
-// rate). One 2,048 MB instance (1 core) already carries 20 writes/s: about 15 ms of CPU per
+// rate). One 2,048 MB instance (1 core) already carries 20 writes/s: 16 to 18 ms of CPU per
 // request measured, and 24 requests in flight at Graph's latency; 4 is that with room for
 // slow or cold instances, keeps a request's wait for its turn under 5 s (4 x 24 / 20), and
 // keeps the lookups in flight well inside a small tenant's 3,500 resource units per 10 s.

@@ -13,7 +13,7 @@ depend on the machine. Each benchmark starts (and always stops) a stack of its o
         frontdoor]
         [--runs 3] [--users 200] [--pending 1000] [--storm-users 100] [--forced-users 20]
         [--backlog 1000]
-        [--bigday-users 3000] [--bigday-processes 1,4,8] [--time-scale 5]
+        [--bigday-users 3000] [--bigday-processes 1,4,8] [--time-scale 1]
         [--bigday-throttle bucket|window|off] [--http-requests 300] [--http-clients 8]
 """
 
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--bigday-processes", default="1,4,8", help="big day: queue-trigger process counts"
     )
     parser.add_argument(
-        "--time-scale", type=float, default=5.0, help="big day: time runs S times faster"
+        "--time-scale", type=float, default=1.0, help="big day: time runs S times faster"
     )
     parser.add_argument(
         "--bigday-throttle",
