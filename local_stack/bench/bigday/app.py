@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
-REPO: Final = Path(__file__).resolve().parents[2]
+REPO: Final = Path(__file__).resolve().parents[3]
 
 SHIM: Final = '''"""Big-day benchmark shim (written by local_stack.bench.bigday.app; do not edit):
 the repo's function_app.py, loaded under another name, its code's time constants scaled."""

@@ -1,7 +1,8 @@
 """The big-day benchmark (issue 20): N synced users (3,000 by default) posted at once while
 the app's Graph write budget is already spent, throttling on at Graph's rates, the app at
 production settings, with 1, 4 and 8 queue-trigger processes; time divided by a scale S
-(default 1: production time; a faster machine can take S = 5) so a run takes minutes. See `local_stack.bench.bigday` and docs/benchmarks.md
+(default 1: production time; a machine fast enough for S times Graph's rate can take
+S = 5) so a run takes minutes. See `local_stack.bench.bigday` and docs/benchmarks.md
 ("Big day").
 
     python -m local_stack.bench.bigday [--users 3000] [--processes 1,4,8] [--time-scale 1]
