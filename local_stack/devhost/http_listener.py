@@ -108,7 +108,7 @@ class HttpListener:
         routes = [(s, s.trigger) for s in specs if isinstance(s.trigger, HttpTrigger)]
         # Most specific first; equal ones in declaration order (sorted is stable).
         self.routes = sorted(routes, key=lambda route: route[1].template.precedence)
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), _handler_for(self))
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), _Handler.bound(listener=self))
         self._server.daemon_threads = True
         self.port: int = self._server.server_address[1]
         self.stopping = False
@@ -226,14 +226,6 @@ class HttpListener:
         elapsed = time.monotonic() - started
         log.info("%s ok %.2fs (%s -> %d)", spec.name, elapsed, where, answer.status)
         done.set_result(answer)
-
-
-def _handler_for(listener: HttpListener) -> type[DispatchingHandler]:
-    class Handler(_Handler):
-        pass
-
-    Handler.listener = listener
-    return Handler
 
 
 class _Handler(DispatchingHandler):

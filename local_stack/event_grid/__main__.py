@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
+
+from local_stack.http_handler import serve_until_signalled
 
 from .auth import DEFAULT_KEY, DEFAULT_TOKEN
 from .server import start_event_grid
@@ -58,19 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, SubscriptionError) as exc:
         print(f"event-grid: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    with standin:
-        if args.ready_file is not None:
-            args.ready_file.write_text(f"{standin.port}\n", encoding="utf-8")
-        print(f"event-grid listening on {standin.endpoint}", flush=True)
-        stop.wait()
-    return 0
+    return serve_until_signalled(
+        standin, "event-grid", standin.port, standin.endpoint, args.ready_file
+    )
 
 
 if __name__ == "__main__":

@@ -88,7 +88,7 @@ class EventGridStandIn:
     # --- lifecycle ---------------------------------------------------------------------
 
     def _bind(self, port: int) -> ThreadingHTTPServer:
-        server = ThreadingHTTPServer((self.host, port), _handler_for(self))
+        server = ThreadingHTTPServer((self.host, port), _Handler.bound(standin=self))
         server.daemon_threads = True
         return server
 
@@ -187,14 +187,6 @@ class EventGridStandIn:
 def start_event_grid(**options: Any) -> EventGridStandIn:
     """Start a stand-in on a background thread (options: `EventGridStandIn`'s)."""
     return EventGridStandIn(**options).start()
-
-
-def _handler_for(standin: EventGridStandIn) -> type[DispatchingHandler]:
-    class Handler(_Handler):
-        pass
-
-    Handler.standin = standin
-    return Handler
 
 
 class _Handler(DispatchingHandler):

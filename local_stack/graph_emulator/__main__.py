@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
-import threading
 from pathlib import Path
-from types import FrameType
+
+from local_stack.http_handler import serve_until_signalled
 
 from .clock import ManualClock
 from .directory import DirectoryFormatError
@@ -77,19 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, DirectoryFormatError) as exc:
         print(f"graph-emulator: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    with emulator:
-        if args.ready_file is not None:
-            args.ready_file.write_text(f"{emulator.port}\n", encoding="utf-8")
-        print(f"graph-emulator listening on {emulator.base_url}", flush=True)
-        stop.wait()
-    return 0
+    return serve_until_signalled(
+        emulator, "graph-emulator", emulator.port, emulator.base_url, args.ready_file
+    )
 
 
 if __name__ == "__main__":

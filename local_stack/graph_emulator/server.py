@@ -85,7 +85,7 @@ class Emulator(Controls):
         )
         # The local Entra ID issuer shares the server; its URL is the base without /v1.0.
         self.identity = IdentityIssuer(directory.get("identity"), self.clock)
-        self._server = ThreadingHTTPServer((bind_host, port), _handler_for(self))
+        self._server = ThreadingHTTPServer((bind_host, port), _GraphHandler.bound(emulator=self))
         self._server.daemon_threads = True
         self.host = bind_host
         self.port: int = self._server.server_address[1]
@@ -162,14 +162,6 @@ def start_emulator(
         directory = json.loads(Path(directory).read_text(encoding="utf-8"))
     assert isinstance(directory, dict)
     return Emulator(directory, host=host, port=port, **options).start()
-
-
-def _handler_for(emulator: Emulator) -> type[DispatchingHandler]:
-    class Handler(_GraphHandler):
-        pass
-
-    Handler.emulator = emulator
-    return Handler
 
 
 class _GraphHandler(DispatchingHandler):

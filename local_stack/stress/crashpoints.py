@@ -30,7 +30,6 @@ grace, so that what a dead host held is taken over as fast as its pending messag
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
 import shutil
 import sys
@@ -39,6 +38,8 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final, TextIO
+
+from local_stack.function_app_module import import_function_app
 
 REPO: Final = Path(__file__).resolve().parents[2]
 CRASH_EXIT_CODE: Final = 137
@@ -185,17 +186,7 @@ class _Proxy:
 def load_app(repo: str | Path = REPO, env: Mapping[str, str] | None = None) -> Any:
     """What the shim runs at import: the repo's `app`, with the crash-point service."""
     env = os.environ if env is None else env
-    repo_path = Path(repo)
-    if str(repo_path) not in sys.path:
-        sys.path.insert(0, str(repo_path))
-    spec = importlib.util.spec_from_file_location(
-        "user_onboarding_function_app", repo_path / "function_app.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = import_function_app(repo)
 
     from shared import bootstrap
 

@@ -13,14 +13,14 @@ Nothing in `shared/` is changed or wrapped.
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import inspect
 import os
 import shutil
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
+
+from local_stack.function_app_module import import_function_app
 
 REPO: Final = Path(__file__).resolve().parents[3]
 
@@ -49,17 +49,7 @@ def scaled_policy(policy: Any, factor: float) -> Any:
 def load_app(repo: str | Path = REPO, env: Mapping[str, str] | None = None) -> Any:
     """What the shim runs at import: the repo's `app`, with the scaled service installed."""
     env = os.environ if env is None else env
-    repo_path = Path(repo)
-    if str(repo_path) not in sys.path:
-        sys.path.insert(0, str(repo_path))
-    spec = importlib.util.spec_from_file_location(
-        "user_onboarding_function_app", repo_path / "function_app.py"
-    )
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = import_function_app(repo)
 
     from shared import bootstrap
     from shared.adapters.graph.sender import GraphSender
